@@ -25,24 +25,19 @@ FORCE:
 tools: $(TOOLS)
 
 $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/kube-scheduler:
-	@mkdir -p $(BIN)
-	cd $(TOOLS_DIR) && $(GO) build -o $@ k8s.io/kubernetes/cmd/$(notdir $@)
+	@$(TOOLS_DIR)/build.sh $@ k8s.io/kubernetes/cmd/$(notdir $@) $(TOOLS_DIR)
 
 $(BIN)/kwok:
-	@mkdir -p $(BIN)
-	cd $(TOOLS_DIR) && $(GO) build -o $@ sigs.k8s.io/kwok/cmd/kwok
+	@$(TOOLS_DIR)/build.sh $@ sigs.k8s.io/kwok/cmd/kwok $(TOOLS_DIR)
 
 $(BIN)/etcd:
-	@mkdir -p $(BIN)
-	cd $(TOOLS_DIR) && $(GO) build -o $@ go.etcd.io/etcd/server/v3
+	@$(TOOLS_DIR)/build.sh $@ go.etcd.io/etcd/server/v3 $(TOOLS_DIR)
 
 $(BIN)/benchmark:
-	@mkdir -p $(BIN)
-	cd $(TOOLS_DIR) && $(GO) build -o $@ go.etcd.io/etcd/v3/tools/benchmark
+	@$(TOOLS_DIR)/build.sh $@ go.etcd.io/etcd/v3/tools/benchmark $(TOOLS_DIR)
 
 $(BIN)/kine:
-	@mkdir -p $(BIN)
-	cd $(TOOLS_DIR)/kine && $(GO) build -o $@ github.com/k3s-io/kine
+	@$(TOOLS_DIR)/build.sh $@ github.com/k3s-io/kine $(TOOLS_DIR)/kine
 
 demo: build tools
 	$(BIN)/keelson up
