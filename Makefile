@@ -7,7 +7,9 @@ TOOLS_DIR  := $(CURDIR)/hack/tools
 GO         ?= go
 
 K8S_TOOLS  := kube-apiserver kube-controller-manager kube-scheduler
-TOOLS      := $(addprefix $(BIN)/,$(K8S_TOOLS) kwok etcd benchmark kine)
+# The Kubernetes binaries report the pinned version (go build alone leaves it unset).
+K8S_VERSION := v1.36.3
+K8S_LDFLAGS := -ldflags=-X=k8s.io/component-base/version.gitVersion=$(K8S_VERSION)
 
 .PHONY: all build tools demo test test-short fuzz bench clean
 
@@ -22,22 +24,14 @@ $(BIN)/keelson: FORCE
 FORCE:
 
 # Each tool is built once; an existing binary is reused.
-tools: $(TOOLS)
-
-$(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/kube-scheduler:
-	@$(TOOLS_DIR)/build.sh $@ k8s.io/kubernetes/cmd/$(notdir $@) $(TOOLS_DIR)
-
-$(BIN)/kwok:
-	@$(TOOLS_DIR)/build.sh $@ sigs.k8s.io/kwok/cmd/kwok $(TOOLS_DIR)
-
-$(BIN)/etcd:
-	@$(TOOLS_DIR)/build.sh $@ go.etcd.io/etcd/server/v3 $(TOOLS_DIR)
-
-$(BIN)/benchmark:
-	@$(TOOLS_DIR)/build.sh $@ go.etcd.io/etcd/v3/tools/benchmark $(TOOLS_DIR)
-
-$(BIN)/kine:
-	@$(TOOLS_DIR)/build.sh $@ github.com/k3s-io/kine $(TOOLS_DIR)/kine
+tools:
+	@for t in $(K8S_TOOLS); do \
+		GOFLAGS="$$GOFLAGS $(K8S_LDFLAGS)" $(TOOLS_DIR)/build.sh $(BIN)/$$t k8s.io/kubernetes/cmd/$$t $(TOOLS_DIR) || exit 1; \
+	done
+	@$(TOOLS_DIR)/build.sh $(BIN)/kwok sigs.k8s.io/kwok/cmd/kwok $(TOOLS_DIR)
+	@$(TOOLS_DIR)/build.sh $(BIN)/etcd go.etcd.io/etcd/server/v3 $(TOOLS_DIR)
+	@$(TOOLS_DIR)/build.sh $(BIN)/benchmark go.etcd.io/etcd/v3/tools/benchmark $(TOOLS_DIR)
+	@$(TOOLS_DIR)/build.sh $(BIN)/kine github.com/k3s-io/kine $(TOOLS_DIR)/kine
 
 demo: build tools
 	$(BIN)/keelson up

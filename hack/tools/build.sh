@@ -9,7 +9,7 @@
 # then is the tool built with `go build` and cached.
 set -euo pipefail
 out=$1 pkg=$2 moddir=$3
-sum=$(cat "$moddir/go.mod" "$moddir/go.sum" | sha256sum | cut -c1-16)
+sum=$( (cat "$moddir/go.mod" "$moddir/go.sum"; echo "${GOFLAGS:-}") | sha256sum | cut -c1-16)
 cache=${KEELSON_TOOLS_CACHE:-$HOME/.cache/keelson/tools}/$sum
 name=$(basename "$out")
 if [[ -x $out ]]; then
