@@ -25,6 +25,7 @@ func commands() []command {
 	return []command{
 		{"store", "serve the etcd v3 API on an embedded engine or a SQL database", runStore},
 		{"up", "run a local cluster: store, kube-apiserver, controllers, scheduler, kwok nodes", runUp},
+		{"plugins", "list the plugins compiled into this binary", runPlugins},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -364,7 +366,10 @@ func (h harness) setup(t *testing.T, opts ...setupOption) (context.Context, *tes
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	pathPrefix := (&url.URL{Path: "/" + o.prefix}).JoinPath("/").Path // path.Join + trailing slash, as etcd3.New
+	pathPrefix := path.Join("/", o.prefix) // as etcd3.New
+	if !strings.HasSuffix(pathPrefix, "/") {
+		pathPrefix += "/"
+	}
 	return t.Context(), &testStore{
 		etcd3Store:        s,
 		client:            client,
