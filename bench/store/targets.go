@@ -65,6 +65,9 @@ const (
 	kineSQLiteDefault = "_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate&_stmt_cache_size=20&cache=shared"
 )
 
+// kineMaxOpenConns bounds each kine instance's SQL pool on a shared server.
+const kineMaxOpenConns = 30
+
 // server is one running process.
 type server struct {
 	name      string
@@ -123,7 +126,7 @@ func (b *bencher) startTarget(ctx context.Context, spec targetSpec, dir, dbURL s
 				break
 			}
 			lastErr = err
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, errNoStart) {
 				break
 			}
 			slog.Warn("server did not start, retrying on other ports", "target", spec.Name, "instance", i, "err", err)
@@ -184,11 +187,16 @@ func (b *bencher) startInstance(ctx context.Context, spec targetSpec, dir, dbURL
 			endpoint = "sqlite://" + filepath.Join(dataDir, "state.db") + "?" + params
 		}
 		args = []string{"--listen-address", listen, "--endpoint", endpoint, "--metrics-bind-address", metrics}
+		if spec.DB == "postgres" || spec.DB == "mysql" {
+			// kine's pool is unbounded by default; two instances at 100
+			// clients exhaust PostgreSQL's max_connections (100 here).
+			args = append(args, "--datastore-max-open-connections", strconv.Itoa(kineMaxOpenConns))
+		}
 	default:
 		return nil, fmt.Errorf("unknown kind %q", spec.Kind)
 	}
 
-	logPath := filepath.Join(b.logDir, fmt.Sprintf("%s.try%d.log", name, attempt))
+	logPath := filepath.Join(b.logDir, fmt.Sprintf("%s-%d.try%d.log", filepath.Base(dir), idx, attempt))
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("creating server log: %w", err)
@@ -200,7 +208,7 @@ func (b *bencher) startInstance(ctx context.Context, spec targetSpec, dir, dbURL
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		return nil, fmt.Errorf("starting %s: %w", spec.Kind, err)
+		return nil, fmt.Errorf("%w: %s: %w", errNoStart, spec.Kind, err)
 	}
 	srv := &server{name: name, cmd: cmd, endpoint: listen, metrics: metrics, logPath: logPath, exited: make(chan struct{})}
 	go func() {
@@ -333,10 +341,17 @@ func tail(path string, n int) string {
 	if err != nil {
 		return ""
 	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return strings.Join(strings.Fields(string(b)), " ")
+	return lastBytes(string(b), n)
 }
 
-var errSkipped = errors.New("skipped")
+// lastBytes returns the last n bytes of s with whitespace squeezed.
+func lastBytes(s string, n int) string {
+	if len(s) > n {
+		s = s[len(s)-n:]
+	}
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// errNoStart is a server that could not be executed at all (retrying on
+// other ports would not help).
+var errNoStart = errors.New("cannot start")

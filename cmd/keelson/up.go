@@ -2,11 +2,49 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"log/slog"
+	"os"
+
+	"github.com/keelson-dev/keelson/internal/up"
 )
 
-// runUp is written by the `keelson up` work (issue 2).
+// runUp parses the flags of `keelson up` into up.Config and runs it.
 func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not built yet")
+	cfg := up.Default()
+	cfg.BinDir = os.Getenv("KEELSON_BIN")
+	fs := flag.NewFlagSet("keelson up", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir,
+		"`directory` for certificates, kubeconfig, store data and component logs, reused by the next run\n(the default falls back to $TMPDIR/keelson-up if it cannot be created)")
+	fs.BoolVar(&cfg.Reset, "reset", cfg.Reset, "delete the state directory first (a fresh cluster)")
+	fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "number of simulated (kwok) nodes")
+	fs.StringVar(&cfg.Store, "store", cfg.Store, "store under kube-apiserver: keelson, or etcd for debugging and comparison")
+	fs.StringVar(&cfg.BinDir, "bin", cfg.BinDir,
+		"`directory` holding kube-apiserver, kube-controller-manager, kube-scheduler, kwok, etcd\n(default $KEELSON_BIN, else next to the keelson binary; 'make tools' builds them)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: keelson up [flags]
+
+Runs a local Kubernetes cluster until Ctrl-C: keelson store, kube-apiserver,
+kube-controller-manager, kube-scheduler and kwok with simulated nodes. It
+writes an admin kubeconfig into the state directory and prints how to use it:
+
+  export KUBECONFIG=<state-dir>/kubeconfig
+  kubectl get nodes
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "keelson up: %v\n", err)
+		return errUsage
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	return up.Run(ctx, cfg, stdout, log)
 }

@@ -121,7 +121,7 @@ func (p *process) waitFor(ctx context.Context, what string, interval time.Durati
 	defer tick.Stop()
 	var last error
 	for {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		last = check(cctx)
 		cancel()
 		if last == nil {

@@ -5,4 +5,16 @@ package all
 
 import (
 	_ "github.com/keelson-dev/keelson/internal/plugin" // registry itself; plugin packages follow
+
+	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/defaultbinder"
+	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/interpodaffinity"
+	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/nodeaffinity"
+	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/nodename"
+	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/nodeports"
+	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/noderesources"
+	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/nodeunschedulable"
+	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/podtopologyspread"
+	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/prioritysort"
+	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/schedulinggates"
+	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/tainttoleration"
 )

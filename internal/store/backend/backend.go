@@ -106,6 +106,9 @@ type WriteTx interface {
 
 // Backend is a storage engine.
 //
+// Revisions: an empty engine is at revision 1, as etcd is (kube-apiserver
+// treats resource version 0 as "unset"), so the first write gets revision 2.
+//
 // Writes: Update runs fn with exclusive write access (one writer at a time
 // across every store instance sharing the engine). If fn returns nil the
 // changes are durable when Update returns; if fn returns an error nothing is

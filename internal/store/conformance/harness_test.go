@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/kubernetes"
 	"go.etcd.io/etcd/server/v3/embed"
@@ -65,8 +66,7 @@ func init() {
 func TestMain(m *testing.M) {
 	// The etcd3 store logs every watch start/stop and decode problem through
 	// klog; the suite provokes many of those on purpose.
-	klog.LogToStderr(false)
-	klog.SetOutput(io.Discard)
+	klog.SetLogger(logr.Discard())
 	os.Exit(m.Run())
 }
 
@@ -260,7 +260,9 @@ func (f *failingReads) TransformFromStorage(context.Context, []byte, value.Conte
 
 // switchTransformer forwards to a transformer that tests may replace while
 // the store runs.
-type switchTransformer struct{ cur atomic.Pointer[transformerBox] }
+type switchTransformer struct {
+	cur atomic.Pointer[transformerBox]
+}
 
 type transformerBox struct{ value.Transformer }
 

@@ -1,0 +1,253 @@
+package framework
+
+import (
+	"sync/atomic"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+var generation atomic.Int64
+
+// nextGeneration returns a process-wide increasing number; a NodeInfo's
+// Generation changes on every mutation so snapshots know what to copy.
+func nextGeneration() int64 { return generation.Add(1) }
+
+// NodeInfo is one node and the pods assigned (or assumed) to it, with
+// running totals. The scheduler cache owns mutable NodeInfos; plugins only
+// ever see clones held by a Snapshot, which they must not change.
+type NodeInfo struct {
+	node *v1.Node
+
+	// Pods on the node, in no particular order.
+	Pods []*PodInfo
+	// PodsWithAffinity have any pod (anti-)affinity term.
+	PodsWithAffinity []*PodInfo
+	// PodsWithRequiredAntiAffinity have a required anti-affinity term.
+	PodsWithRequiredAntiAffinity []*PodInfo
+
+	// Requested sums the pods' requests.
+	Requested Resource
+	// NonZeroRequested sums the pods' requests with scoring defaults.
+	NonZeroRequested Resource
+	// Allocatable is the node's allocatable resources.
+	Allocatable Resource
+	// UsedPorts are the host ports bound by the pods.
+	UsedPorts []HostPort
+
+	// Generation changes on every mutation.
+	Generation int64
+}
+
+// NewNodeInfo returns a NodeInfo holding pods (node set later).
+func NewNodeInfo(pods ...*PodInfo) *NodeInfo {
+	ni := &NodeInfo{Generation: nextGeneration()}
+	for _, p := range pods {
+		ni.AddPodInfo(p)
+	}
+	return ni
+}
+
+// Node returns the node, nil while only pods are known.
+func (n *NodeInfo) Node() *v1.Node { return n.node }
+
+// Name is the node's name ("" while unknown).
+func (n *NodeInfo) Name() string {
+	if n.node == nil {
+		return ""
+	}
+	return n.node.Name
+}
+
+// SetNode sets or replaces the node.
+func (n *NodeInfo) SetNode(node *v1.Node) {
+	n.node = node
+	n.Allocatable = NewResource(node.Status.Allocatable)
+	n.Generation = nextGeneration()
+}
+
+// RemoveNode forgets the node but keeps its pods.
+func (n *NodeInfo) RemoveNode() {
+	n.node = nil
+	n.Allocatable = Resource{}
+	n.Generation = nextGeneration()
+}
+
+// AddPodInfo accounts a pod on the node.
+func (n *NodeInfo) AddPodInfo(pi *PodInfo) {
+	n.Pods = append(n.Pods, pi)
+	if pi.HasAffinity() {
+		n.PodsWithAffinity = append(n.PodsWithAffinity, pi)
+	}
+	if len(pi.RequiredAntiAffinityTerms) > 0 {
+		n.PodsWithRequiredAntiAffinity = append(n.PodsWithRequiredAntiAffinity, pi)
+	}
+	n.Requested.AddResource(&pi.Requests)
+	n.NonZeroRequested.MilliCPU += pi.NonZeroCPU
+	n.NonZeroRequested.Memory += pi.NonZeroMemory
+	n.UsedPorts = append(n.UsedPorts, pi.HostPorts...)
+	n.Generation = nextGeneration()
+}
+
+func removeFrom(s []*PodInfo, uid types.UID) ([]*PodInfo, bool) {
+	for i, p := range s {
+		if p.Pod.UID == uid {
+			last := len(s) - 1
+			s[i] = s[last]
+			s[last] = nil
+			return s[:last], true
+		}
+	}
+	return s, false
+}
+
+// RemovePod removes the pod with uid and reports whether it was there.
+func (n *NodeInfo) RemovePod(uid types.UID) bool {
+	var pi *PodInfo
+	for _, p := range n.Pods {
+		if p.Pod.UID == uid {
+			pi = p
+			break
+		}
+	}
+	if pi == nil {
+		return false
+	}
+	n.Pods, _ = removeFrom(n.Pods, uid)
+	n.PodsWithAffinity, _ = removeFrom(n.PodsWithAffinity, uid)
+	n.PodsWithRequiredAntiAffinity, _ = removeFrom(n.PodsWithRequiredAntiAffinity, uid)
+	n.Requested.SubResource(&pi.Requests)
+	n.NonZeroRequested.MilliCPU -= pi.NonZeroCPU
+	n.NonZeroRequested.Memory -= pi.NonZeroMemory
+	if len(pi.HostPorts) > 0 {
+		n.UsedPorts = n.UsedPorts[:0]
+		for _, p := range n.Pods {
+			n.UsedPorts = append(n.UsedPorts, p.HostPorts...)
+		}
+	}
+	n.Generation = nextGeneration()
+	return true
+}
+
+// Clone returns a copy whose slices and maps may be changed without
+// affecting n; the PodInfos themselves are shared (they are immutable).
+func (n *NodeInfo) Clone() *NodeInfo {
+	return &NodeInfo{
+		node:                         n.node,
+		Pods:                         append([]*PodInfo(nil), n.Pods...),
+		PodsWithAffinity:             append([]*PodInfo(nil), n.PodsWithAffinity...),
+		PodsWithRequiredAntiAffinity: append([]*PodInfo(nil), n.PodsWithRequiredAntiAffinity...),
+		Requested:                    n.Requested.Clone(),
+		NonZeroRequested:             n.NonZeroRequested.Clone(),
+		Allocatable:                  n.Allocatable.Clone(),
+		UsedPorts:                    append([]HostPort(nil), n.UsedPorts...),
+		Generation:                   n.Generation,
+	}
+}
+
+// Snapshot is the cluster as one scheduling cycle sees it: immutable
+// NodeInfos, the nodes with affinity pods listed apart (so affinity
+// plugins need not scan every pod), and namespace labels for
+// namespaceSelector.
+type Snapshot struct {
+	// NodeInfos lists nodes that exist, in a stable order.
+	NodeInfos []*NodeInfo
+	index     map[string]int
+	// HavePodsWithAffinity are the nodes with at least one pod that has a
+	// pod (anti-)affinity term.
+	HavePodsWithAffinity []*NodeInfo
+	// HavePodsWithRequiredAntiAffinity are the nodes with at least one pod
+	// that has a required anti-affinity term.
+	HavePodsWithRequiredAntiAffinity []*NodeInfo
+	// NamespaceLabels maps a namespace to its labels.
+	NamespaceLabels map[string]labels.Set
+	// Generation is the highest NodeInfo generation included.
+	Generation int64
+}
+
+// NewSnapshot builds a snapshot from NodeInfos (taken as they are, not
+// cloned) and namespace labels; for tests and simulations.
+func NewSnapshot(nodes []*NodeInfo, namespaces map[string]labels.Set) *Snapshot {
+	s := &Snapshot{NamespaceLabels: namespaces}
+	s.Reset(nodes)
+	return s
+}
+
+// Reset replaces the node list and rebuilds the indexes.
+func (s *Snapshot) Reset(nodes []*NodeInfo) {
+	s.NodeInfos = s.NodeInfos[:0]
+	s.HavePodsWithAffinity = s.HavePodsWithAffinity[:0]
+	s.HavePodsWithRequiredAntiAffinity = s.HavePodsWithRequiredAntiAffinity[:0]
+	if s.index == nil {
+		s.index = make(map[string]int, len(nodes))
+	} else {
+		clear(s.index)
+	}
+	for _, n := range nodes {
+		if n.Node() == nil {
+			continue
+		}
+		s.index[n.Name()] = len(s.NodeInfos)
+		s.NodeInfos = append(s.NodeInfos, n)
+		s.Generation = max(s.Generation, n.Generation)
+	}
+	s.reindexAffinity()
+}
+
+func (s *Snapshot) reindexAffinity() {
+	s.HavePodsWithAffinity = s.HavePodsWithAffinity[:0]
+	s.HavePodsWithRequiredAntiAffinity = s.HavePodsWithRequiredAntiAffinity[:0]
+	for _, n := range s.NodeInfos {
+		if len(n.PodsWithAffinity) > 0 {
+			s.HavePodsWithAffinity = append(s.HavePodsWithAffinity, n)
+		}
+		if len(n.PodsWithRequiredAntiAffinity) > 0 {
+			s.HavePodsWithRequiredAntiAffinity = append(s.HavePodsWithRequiredAntiAffinity, n)
+		}
+	}
+}
+
+// Replace swaps in new versions of nodes already in the snapshot (same
+// names), in place, and reports false if some node is not there (the
+// caller then uses Reset). The snapshot is owned by the scheduling loop:
+// it changes between cycles, so binding-cycle plugins must not keep it.
+func (s *Snapshot) Replace(nodes []*NodeInfo) bool {
+	affinityChanged := false
+	for _, n := range nodes {
+		i, ok := s.index[n.Name()]
+		if !ok || n.Node() == nil {
+			return false
+		}
+		old := s.NodeInfos[i]
+		if len(old.PodsWithAffinity) > 0 || len(n.PodsWithAffinity) > 0 {
+			affinityChanged = true
+		}
+		s.NodeInfos[i] = n
+		s.Generation = max(s.Generation, n.Generation)
+	}
+	if affinityChanged {
+		s.reindexAffinity()
+	}
+	return true
+}
+
+// Get returns the node named name.
+func (s *Snapshot) Get(name string) (*NodeInfo, bool) {
+	i, ok := s.index[name]
+	if !ok {
+		return nil, false
+	}
+	return s.NodeInfos[i], true
+}
+
+// NumNodes is len(NodeInfos).
+func (s *Snapshot) NumNodes() int { return len(s.NodeInfos) }
+
+// NamespaceLabelsOf returns the labels of namespace ns (nil if unknown).
+func (s *Snapshot) NamespaceLabelsOf(ns string) labels.Set {
+	if s == nil {
+		return nil
+	}
+	return s.NamespaceLabels[ns]
+}

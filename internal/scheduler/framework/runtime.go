@@ -1,0 +1,424 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Options are what a Framework needs besides its profile.
+type Options struct {
+	// Client is handed to plugins (Bind needs it); may be nil in tests.
+	Client kubernetes.Interface
+	// Parallelism is the number of workers for Filter and Score.
+	Parallelism int
+}
+
+// Framework runs one profile's plugins at each extension point. It is the
+// Handle its plugins receive.
+type Framework struct {
+	profile  ProfileConfig
+	client   kubernetes.Interface
+	par      Parallelizer
+	snapshot atomic.Pointer[Snapshot]
+	waiting  *waitingPods
+
+	plugins    []Plugin
+	preEnqueue []PreEnqueuePlugin
+	queueSort  QueueSortPlugin
+	preFilter  []PreFilterPlugin
+	filter     []FilterPlugin
+	postFilter []PostFilterPlugin
+	preScore   []PreScorePlugin
+	score      []ScorePlugin
+	weights    []int64
+	reserve    []ReservePlugin
+	permit     []PermitPlugin
+	preBind    []PreBindPlugin
+	bind       []BindPlugin
+	postBind   []PostBindPlugin
+	events     map[string][]ClusterEvent
+}
+
+var _ Handle = (*Framework)(nil)
+
+// New builds every plugin of profile and sorts them into extension points.
+func New(profile ProfileConfig, opts Options) (*Framework, error) {
+	if err := profile.Validate(); err != nil {
+		return nil, err
+	}
+	f := &Framework{
+		profile: profile,
+		client:  opts.Client,
+		par:     Parallelizer{Workers: max(1, opts.Parallelism)},
+		waiting: newWaitingPods(),
+		events:  map[string][]ClusterEvent{},
+	}
+	f.snapshot.Store(NewSnapshot(nil, nil))
+	for _, pc := range profile.Plugins {
+		factory, err := LookupFactory(pc.Name)
+		if err != nil {
+			return nil, err
+		}
+		p, err := factory(pc.Args, f)
+		if err != nil {
+			return nil, fmt.Errorf("profile %q: plugin %s: %w", profile.SchedulerName, pc.Name, err)
+		}
+		if p.Name() != pc.Name {
+			return nil, fmt.Errorf("profile %q: plugin %s reports name %q", profile.SchedulerName, pc.Name, p.Name())
+		}
+		f.plugins = append(f.plugins, p)
+		if x, ok := p.(PreEnqueuePlugin); ok && pc.enabledAt("PreEnqueue") {
+			f.preEnqueue = append(f.preEnqueue, x)
+		}
+		if x, ok := p.(QueueSortPlugin); ok && pc.enabledAt("QueueSort") {
+			if f.queueSort != nil {
+				return nil, fmt.Errorf("profile %q: two queue sort plugins, %s and %s", profile.SchedulerName, f.queueSort.Name(), x.Name())
+			}
+			f.queueSort = x
+		}
+		if x, ok := p.(PreFilterPlugin); ok && pc.enabledAt("PreFilter") {
+			f.preFilter = append(f.preFilter, x)
+		}
+		if x, ok := p.(FilterPlugin); ok && pc.enabledAt("Filter") {
+			f.filter = append(f.filter, x)
+		}
+		if x, ok := p.(PostFilterPlugin); ok && pc.enabledAt("PostFilter") {
+			f.postFilter = append(f.postFilter, x)
+		}
+		if x, ok := p.(PreScorePlugin); ok && pc.enabledAt("PreScore") {
+			f.preScore = append(f.preScore, x)
+		}
+		if x, ok := p.(ScorePlugin); ok && pc.enabledAt("Score") {
+			f.score = append(f.score, x)
+			w := int64(pc.Weight)
+			if w == 0 {
+				w = 1
+			}
+			f.weights = append(f.weights, w)
+		}
+		if x, ok := p.(ReservePlugin); ok && pc.enabledAt("Reserve") {
+			f.reserve = append(f.reserve, x)
+		}
+		if x, ok := p.(PermitPlugin); ok && pc.enabledAt("Permit") {
+			f.permit = append(f.permit, x)
+		}
+		if x, ok := p.(PreBindPlugin); ok && pc.enabledAt("PreBind") {
+			f.preBind = append(f.preBind, x)
+		}
+		if x, ok := p.(BindPlugin); ok && pc.enabledAt("Bind") {
+			f.bind = append(f.bind, x)
+		}
+		if x, ok := p.(PostBindPlugin); ok && pc.enabledAt("PostBind") {
+			f.postBind = append(f.postBind, x)
+		}
+		if x, ok := p.(EnqueueExtensions); ok {
+			f.events[p.Name()] = x.EventsToRegister()
+		} else {
+			f.events[p.Name()] = nil
+		}
+	}
+	if f.queueSort == nil {
+		return nil, fmt.Errorf("profile %q: no queue sort plugin enabled", profile.SchedulerName)
+	}
+	if len(f.bind) == 0 {
+		return nil, fmt.Errorf("profile %q: no bind plugin enabled", profile.SchedulerName)
+	}
+	return f, nil
+}
+
+// ProfileName is the profile's schedulerName.
+func (f *Framework) ProfileName() string { return f.profile.SchedulerName }
+
+// QueueSort returns the profile's queue sort plugin.
+func (f *Framework) QueueSort() QueueSortPlugin { return f.queueSort }
+
+// PluginEvents maps each plugin to the cluster events that may help pods
+// it rejected; a nil list means any event.
+func (f *Framework) PluginEvents() map[string][]ClusterEvent { return f.events }
+
+// Plugins lists the plugin instances, in profile order.
+func (f *Framework) Plugins() []Plugin { return f.plugins }
+
+// SetSnapshot installs the snapshot plugins see through Snapshot().
+func (f *Framework) SetSnapshot(s *Snapshot) { f.snapshot.Store(s) }
+
+// Snapshot implements Handle.
+func (f *Framework) Snapshot() *Snapshot { return f.snapshot.Load() }
+
+// ClientSet implements Handle.
+func (f *Framework) ClientSet() kubernetes.Interface { return f.client }
+
+// Parallelizer implements Handle.
+func (f *Framework) Parallelizer() Parallelizer { return f.par }
+
+// GetWaitingPod implements Handle.
+func (f *Framework) GetWaitingPod(uid types.UID) WaitingPod {
+	if w := f.waiting.get(uid); w != nil {
+		return w
+	}
+	return nil
+}
+
+// IterateOverWaitingPods implements Handle.
+func (f *Framework) IterateOverWaitingPods(fn func(WaitingPod)) { f.waiting.each(fn) }
+
+// RunPreEnqueuePlugins returns the first non-success status.
+func (f *Framework) RunPreEnqueuePlugins(ctx context.Context, pod *PodInfo) *Status {
+	for _, p := range f.preEnqueue {
+		if s := p.PreEnqueue(ctx, pod.Pod); !s.IsSuccess() {
+			return s.WithPlugin(p.Name())
+		}
+	}
+	return nil
+}
+
+// RunPreFilterPlugins runs every PreFilter plugin and intersects their
+// node sets. A rejection stops the cycle; Skip disables that plugin's
+// Filter for this pod.
+func (f *Framework) RunPreFilterPlugins(ctx context.Context, state *CycleState, pod *PodInfo) (*PreFilterResult, *Status) {
+	var result *PreFilterResult
+	for _, p := range f.preFilter {
+		r, s := p.PreFilter(ctx, state, pod)
+		switch {
+		case s.IsSkip():
+			if state.skipFilter == nil {
+				state.skipFilter = map[string]bool{}
+			}
+			state.skipFilter[p.Name()] = true
+			continue
+		case !s.IsSuccess():
+			return nil, s.WithPlugin(p.Name())
+		}
+		if r == nil || r.NodeNames == nil {
+			continue
+		}
+		if result == nil {
+			result = &PreFilterResult{NodeNames: r.NodeNames}
+			continue
+		}
+		merged := map[string]struct{}{}
+		for n := range result.NodeNames {
+			if _, ok := r.NodeNames[n]; ok {
+				merged[n] = struct{}{}
+			}
+		}
+		result.NodeNames = merged
+	}
+	return result, nil
+}
+
+// RunFilterPlugins returns the first rejection for node, tagged with its
+// plugin. Safe for concurrent use.
+func (f *Framework) RunFilterPlugins(ctx context.Context, state *CycleState, pod *PodInfo, node *NodeInfo) *Status {
+	for _, p := range f.filter {
+		if state.skipFilter[p.Name()] {
+			continue
+		}
+		if s := p.Filter(ctx, state, pod, node); !s.IsSuccess() {
+			if !s.IsRejected() {
+				return NewStatus(Error, fmt.Sprintf("running %s filter: %s", p.Name(), s.Message())).WithPlugin(p.Name())
+			}
+			return s.WithPlugin(p.Name())
+		}
+	}
+	return nil
+}
+
+// HasFilters reports whether any Filter plugin runs for this state.
+func (f *Framework) HasFilters(state *CycleState) bool {
+	for _, p := range f.filter {
+		if !state.skipFilter[p.Name()] {
+			return true
+		}
+	}
+	return false
+}
+
+// RunPostFilterPlugins runs PostFilter plugins until one succeeds.
+func (f *Framework) RunPostFilterPlugins(ctx context.Context, state *CycleState, pod *PodInfo, diag *Diagnosis) (*PostFilterResult, *Status) {
+	var msgs []string
+	for _, p := range f.postFilter {
+		r, s := p.PostFilter(ctx, state, pod, diag)
+		if s.IsSuccess() {
+			return r, nil
+		}
+		if !s.IsRejected() {
+			return nil, s.WithPlugin(p.Name())
+		}
+		msgs = append(msgs, s.Message())
+	}
+	if len(msgs) == 0 {
+		return nil, NewStatus(Unschedulable)
+	}
+	return nil, NewStatus(Unschedulable, msgs...)
+}
+
+// RunPreScorePlugins runs PreScore plugins; Skip disables that plugin's
+// Score for this pod.
+func (f *Framework) RunPreScorePlugins(ctx context.Context, state *CycleState, pod *PodInfo, nodes []*NodeInfo) *Status {
+	for _, p := range f.preScore {
+		s := p.PreScore(ctx, state, pod, nodes)
+		if s.IsSkip() {
+			if state.skipScore == nil {
+				state.skipScore = map[string]bool{}
+			}
+			state.skipScore[p.Name()] = true
+			continue
+		}
+		if !s.IsSuccess() {
+			return s.WithPlugin(p.Name())
+		}
+	}
+	return nil
+}
+
+// RunScorePlugins scores every node with every Score plugin (in parallel
+// over nodes), normalizes each plugin's scores, applies weights and
+// returns the totals, in the order of nodes.
+func (f *Framework) RunScorePlugins(ctx context.Context, state *CycleState, pod *PodInfo, nodes []*NodeInfo) ([]NodeScore, *Status) {
+	totals := make([]NodeScore, len(nodes))
+	for i, n := range nodes {
+		totals[i].Name = n.Name()
+	}
+	var active []int
+	for i, p := range f.score {
+		if !state.skipScore[p.Name()] {
+			active = append(active, i)
+		}
+	}
+	if len(active) == 0 || len(nodes) == 0 {
+		return totals, nil
+	}
+	scores := make([][]NodeScore, len(active))
+	for j := range active {
+		scores[j] = make([]NodeScore, len(nodes))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var failed atomic.Pointer[Status]
+	f.par.Until(ctx, len(nodes), func(i int) {
+		for j, pi := range active {
+			p := f.score[pi]
+			v, s := p.Score(ctx, state, pod, nodes[i])
+			if !s.IsSuccess() {
+				failed.CompareAndSwap(nil, NewStatus(Error, fmt.Sprintf("running %s score: %s", p.Name(), s.Message())).WithPlugin(p.Name()))
+				cancel()
+				return
+			}
+			scores[j][i] = NodeScore{Name: totals[i].Name, Score: v}
+		}
+	})
+	if s := failed.Load(); s != nil {
+		return nil, s
+	}
+	for j, pi := range active {
+		p := f.score[pi]
+		if n, ok := p.(ScoreNormalizer); ok {
+			if s := n.NormalizeScore(ctx, state, pod, scores[j]); !s.IsSuccess() {
+				return nil, NewStatus(Error, fmt.Sprintf("normalizing %s scores: %s", p.Name(), s.Message())).WithPlugin(p.Name())
+			}
+		}
+		w := f.weights[pi]
+		for i := range scores[j] {
+			v := scores[j][i].Score
+			if v < MinNodeScore || v > MaxNodeScore {
+				return nil, NewStatus(Error, fmt.Sprintf("plugin %s scored node %s %d, outside [%d, %d]", p.Name(), totals[i].Name, v, MinNodeScore, MaxNodeScore)).WithPlugin(p.Name())
+			}
+			totals[i].Score += v * w
+		}
+	}
+	return totals, nil
+}
+
+// RunReservePluginsReserve reserves in order; on failure the caller runs
+// RunReservePluginsUnreserve.
+func (f *Framework) RunReservePluginsReserve(ctx context.Context, state *CycleState, pod *PodInfo, nodeName string) *Status {
+	for _, p := range f.reserve {
+		if s := p.Reserve(ctx, state, pod, nodeName); !s.IsSuccess() {
+			return s.WithPlugin(p.Name())
+		}
+	}
+	return nil
+}
+
+// RunReservePluginsUnreserve undoes reservations in reverse order.
+func (f *Framework) RunReservePluginsUnreserve(ctx context.Context, state *CycleState, pod *PodInfo, nodeName string) {
+	for i := len(f.reserve) - 1; i >= 0; i-- {
+		f.reserve[i].Unreserve(ctx, state, pod, nodeName)
+	}
+}
+
+// RunPermitPlugins runs Permit plugins. When some ask to wait, the pod is
+// registered as waiting and Wait is returned; WaitOnPermit then blocks.
+func (f *Framework) RunPermitPlugins(ctx context.Context, state *CycleState, pod *PodInfo, nodeName string) *Status {
+	timeouts := map[string]time.Duration{}
+	for _, p := range f.permit {
+		s, timeout := p.Permit(ctx, state, pod, nodeName)
+		switch {
+		case s.IsSuccess():
+		case s.IsWait():
+			timeouts[p.Name()] = timeout
+		case s.IsRejected():
+			return s.WithPlugin(p.Name())
+		default:
+			return NewStatus(Error, fmt.Sprintf("running %s permit: %s", p.Name(), s.Message())).WithPlugin(p.Name())
+		}
+	}
+	if len(timeouts) > 0 {
+		f.waiting.add(newWaitingPod(pod.Pod, timeouts))
+		return NewStatus(Wait)
+	}
+	return nil
+}
+
+// WaitOnPermit blocks until a waiting pod is allowed by all its Permit
+// plugins, rejected, timed out, or ctx ends. Pods not waiting return nil.
+func (f *Framework) WaitOnPermit(ctx context.Context, pod *PodInfo) *Status {
+	w := f.waiting.get(pod.Pod.UID)
+	if w == nil {
+		return nil
+	}
+	defer f.waiting.remove(pod.Pod.UID)
+	select {
+	case s := <-w.done:
+		return s
+	case <-ctx.Done():
+		w.stop()
+		return AsStatus(fmt.Errorf("waiting on permit: %w", ctx.Err()))
+	}
+}
+
+// RunPreBindPlugins runs PreBind plugins in order.
+func (f *Framework) RunPreBindPlugins(ctx context.Context, state *CycleState, pod *PodInfo, nodeName string) *Status {
+	for _, p := range f.preBind {
+		if s := p.PreBind(ctx, state, pod, nodeName); !s.IsSuccess() {
+			return s.WithPlugin(p.Name())
+		}
+	}
+	return nil
+}
+
+// RunBindPlugins runs Bind plugins until one does not Skip.
+func (f *Framework) RunBindPlugins(ctx context.Context, state *CycleState, pod *PodInfo, nodeName string) *Status {
+	for _, p := range f.bind {
+		s := p.Bind(ctx, state, pod, nodeName)
+		if s.IsSkip() {
+			continue
+		}
+		return s.WithPlugin(p.Name())
+	}
+	return AsStatus(errors.New("every bind plugin skipped the pod"))
+}
+
+// RunPostBindPlugins informs PostBind plugins.
+func (f *Framework) RunPostBindPlugins(ctx context.Context, state *CycleState, pod *PodInfo, nodeName string) {
+	for _, p := range f.postBind {
+		p.PostBind(ctx, state, pod, nodeName)
+	}
+}

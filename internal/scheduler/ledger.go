@@ -1,0 +1,209 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+)
+
+// ErrClaimConflict is returned by Ledger.Claim when the node no longer has
+// room once every instance's claims are counted.
+var ErrClaimConflict = errors.New("node claimed by another placement")
+
+// ClaimEntry is one pod placed on a node by some scheduler instance.
+type ClaimEntry struct {
+	UID types.UID `json:"u"`
+	// Pod is namespace/name, for people reading the ledger.
+	Pod string `json:"p"`
+	// MilliCPU, Memory, EphemeralStorage and Scalar are the pod's requests.
+	MilliCPU         int64            `json:"c,omitempty"`
+	Memory           int64            `json:"m,omitempty"`
+	EphemeralStorage int64            `json:"e,omitempty"`
+	Scalar           map[string]int64 `json:"s,omitempty"`
+	// Ports are host ports as "TCP/0.0.0.0/80".
+	Ports []string `json:"h,omitempty"`
+	// At is when the claim was made (Unix seconds); By is the instance.
+	At int64  `json:"t"`
+	By string `json:"b,omitempty"`
+}
+
+// CheckFunc decides, from a node's current entries, whether the new claim
+// fits; it also returns the UIDs of entries that may be pruned.
+type CheckFunc func(entries []ClaimEntry) (prune []types.UID, err error)
+
+// Ledger is the per-node record that makes optimistic multi-instance
+// scheduling safe: Claim reads the node's entries, runs check on them and
+// appends the entry, atomically with respect to every other instance.
+type Ledger interface {
+	Claim(ctx context.Context, node string, e ClaimEntry, check CheckFunc) error
+	// Release removes the entry instance by made for uid on node.
+	Release(ctx context.Context, node string, uid types.UID, by string) error
+}
+
+// applyClaim replaces e's instance's own earlier entry for the same pod,
+// drops pruned entries and appends e. Entries of other instances for the
+// same pod stay: only one binding of a pod can succeed, and until the
+// losers release theirs, counting them is merely conservative.
+func applyClaim(entries []ClaimEntry, e ClaimEntry, check CheckFunc) ([]ClaimEntry, error) {
+	prune, err := check(entries)
+	if err != nil {
+		return nil, err
+	}
+	drop := map[types.UID]bool{}
+	for _, u := range prune {
+		drop[u] = true
+	}
+	out := make([]ClaimEntry, 0, len(entries)+1)
+	for _, x := range entries {
+		if !drop[x.UID] && !(x.UID == e.UID && x.By == e.By) {
+			out = append(out, x)
+		}
+	}
+	return append(out, e), nil
+}
+
+// releaseEntries removes the entry instance by made for uid.
+func releaseEntries(entries []ClaimEntry, uid types.UID, by string) []ClaimEntry {
+	out := make([]ClaimEntry, 0, len(entries))
+	for _, x := range entries {
+		if x.UID != uid || x.By != by {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// MemoryLedger is a Ledger in process memory: for a single instance, for
+// tests and for several schedulers in one process.
+type MemoryLedger struct {
+	mu    sync.Mutex
+	nodes map[string][]ClaimEntry
+}
+
+// NewMemoryLedger returns an empty ledger.
+func NewMemoryLedger() *MemoryLedger { return &MemoryLedger{nodes: map[string][]ClaimEntry{}} }
+
+// Claim implements Ledger.
+func (l *MemoryLedger) Claim(_ context.Context, node string, e ClaimEntry, check CheckFunc) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out, err := applyClaim(l.nodes[node], e, check)
+	if err != nil {
+		return err
+	}
+	l.nodes[node] = out
+	return nil
+}
+
+// Release implements Ledger.
+func (l *MemoryLedger) Release(_ context.Context, node string, uid types.UID, by string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.nodes[node] = releaseEntries(l.nodes[node], uid, by)
+	return nil
+}
+
+// Entries returns a copy of a node's entries.
+func (l *MemoryLedger) Entries(node string) []ClaimEntry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]ClaimEntry(nil), l.nodes[node]...)
+}
+
+// ClaimsAnnotation holds a node ledger's entries (JSON) on its Lease.
+const ClaimsAnnotation = "scheduler.keelson.dev/claims"
+
+// LeaseLedger keeps each node's entries on a coordination.k8s.io Lease
+// named after the node, in a namespace of its own, and updates it with
+// the Lease's resourceVersion as precondition: two instances that read
+// the same version cannot both write, so the loser re-reads (seeing the
+// winner's claim) and re-checks.
+type LeaseLedger struct {
+	Client    kubernetes.Interface
+	Namespace string
+	// MaxRetries bounds conflict retries for one claim (default 8).
+	MaxRetries int
+}
+
+func decodeEntries(l *coordinationv1.Lease) ([]ClaimEntry, error) {
+	raw := l.Annotations[ClaimsAnnotation]
+	if raw == "" {
+		return nil, nil
+	}
+	var out []ClaimEntry
+	if err := json.Unmarshal([]byte(raw), &out); err != nil {
+		return nil, fmt.Errorf("decoding ledger of %s: %w", l.Name, err)
+	}
+	return out, nil
+}
+
+func (l *LeaseLedger) update(ctx context.Context, node string, fn func([]ClaimEntry) ([]ClaimEntry, error)) error {
+	leases := l.Client.CoordinationV1().Leases(l.Namespace)
+	retries := l.MaxRetries
+	if retries <= 0 {
+		retries = 8
+	}
+	for range retries {
+		lease, err := leases.Get(ctx, node, metav1.GetOptions{})
+		create := apierrors.IsNotFound(err)
+		if err != nil && !create {
+			return fmt.Errorf("reading ledger of %s: %w", node, err)
+		}
+		if create {
+			lease = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: node, Namespace: l.Namespace}}
+		}
+		entries, err := decodeEntries(lease)
+		if err != nil {
+			return err
+		}
+		out, err := fn(entries)
+		if err != nil {
+			return err
+		}
+		raw, err := json.Marshal(out)
+		if err != nil {
+			return fmt.Errorf("encoding ledger of %s: %w", node, err)
+		}
+		if lease.Annotations == nil {
+			lease.Annotations = map[string]string{}
+		}
+		lease.Annotations[ClaimsAnnotation] = string(raw)
+		if create {
+			_, err = leases.Create(ctx, lease, metav1.CreateOptions{})
+		} else {
+			// resourceVersion from the Get is the precondition.
+			_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
+		}
+		switch {
+		case err == nil:
+			return nil
+		case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
+			continue
+		default:
+			return fmt.Errorf("writing ledger of %s: %w", node, err)
+		}
+	}
+	return fmt.Errorf("ledger of %s: %w after %d conflicting writes", node, ErrClaimConflict, retries)
+}
+
+// Claim implements Ledger.
+func (l *LeaseLedger) Claim(ctx context.Context, node string, e ClaimEntry, check CheckFunc) error {
+	return l.update(ctx, node, func(entries []ClaimEntry) ([]ClaimEntry, error) {
+		return applyClaim(entries, e, check)
+	})
+}
+
+// Release implements Ledger.
+func (l *LeaseLedger) Release(ctx context.Context, node string, uid types.UID, by string) error {
+	return l.update(ctx, node, func(entries []ClaimEntry) ([]ClaimEntry, error) {
+		return releaseEntries(entries, uid, by), nil
+	})
+}

@@ -1,0 +1,3 @@
+// Package nodename honours a pod's spec.nodeName when the pod still goes
+// through the scheduler: only that node passes.
+package nodename

@@ -1,0 +1,738 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
+
+	"github.com/keelson-dev/keelson/internal/scheduler/framework"
+	"github.com/keelson-dev/keelson/internal/scheduler/plugins/noderesources"
+)
+
+// Options are the scheduler's collaborators.
+type Options struct {
+	Client kubernetes.Interface
+	// Ledger overrides the ledger chosen from the config (a LeaseLedger
+	// when multiInstance is enabled, none otherwise).
+	Ledger Ledger
+	// Registerer receives the metrics (nil: not registered).
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	Clock      clock.WithTicker
+	// Recorder overrides the event recorder built on Client.
+	Recorder record.EventRecorder
+}
+
+// Scheduler schedules pods of its profiles.
+type Scheduler struct {
+	cfg         Config
+	client      kubernetes.Interface
+	ledger      Ledger
+	instanceID  string
+	log         *slog.Logger
+	clock       clock.WithTicker
+	metrics     *Metrics
+	recorder    record.EventRecorder
+	broadcaster record.EventBroadcaster
+
+	profiles map[string]*framework.Framework
+	cache    *Cache
+	queue    *Queue
+	snapshot *framework.Snapshot
+	par      framework.Parallelizer
+
+	mu sync.Mutex
+	// pending are the unbound pods of our profiles the informer knows; a
+	// failed pod is requeued only while it is still pending.
+	pending  map[types.UID]struct{}
+	bindings sync.WaitGroup
+}
+
+// New builds a scheduler; nothing runs until Start.
+func New(cfg Config, opts Options) (*Scheduler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Scheduler{
+		cfg:        cfg,
+		client:     opts.Client,
+		log:        opts.Logger,
+		clock:      opts.Clock,
+		metrics:    NewMetrics(opts.Registerer),
+		recorder:   opts.Recorder,
+		profiles:   map[string]*framework.Framework{},
+		cache:      NewCache(opts.Clock),
+		snapshot:   framework.NewSnapshot(nil, nil),
+		par:        framework.Parallelizer{Workers: cfg.Parallelism},
+		pending:    map[types.UID]struct{}{},
+		instanceID: cfg.MultiInstance.InstanceID,
+	}
+	if s.instanceID == "" {
+		host, _ := os.Hostname()
+		s.instanceID = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	for _, p := range cfg.Profiles {
+		fw, err := framework.New(p, framework.Options{Client: opts.Client, Parallelism: cfg.Parallelism})
+		if err != nil {
+			return nil, err
+		}
+		s.profiles[p.SchedulerName] = fw
+	}
+	s.ledger = opts.Ledger
+	if s.ledger == nil && cfg.MultiInstance.Enabled {
+		if opts.Client == nil {
+			return nil, errors.New("multi-instance scheduling needs a client for its ledger")
+		}
+		s.ledger = &LeaseLedger{Client: opts.Client, Namespace: cfg.MultiInstance.LedgerNamespace}
+	}
+	first := s.profiles[cfg.Profiles[0].SchedulerName]
+	s.queue = NewQueue(QueueOptions{
+		Clock:              opts.Clock,
+		InitialBackoff:     cfg.PodInitialBackoff.Duration,
+		MaxBackoff:         cfg.PodMaxBackoff.Duration,
+		MaxInUnschedulable: cfg.PodMaxInUnschedulable.Duration,
+		Less:               first.QueueSort().Less,
+		PreEnqueue: func(pi *framework.PodInfo) *framework.Status {
+			if fw := s.profiles[pi.Pod.Spec.SchedulerName]; fw != nil {
+				return fw.RunPreEnqueuePlugins(context.Background(), pi)
+			}
+			return nil
+		},
+		Events: func(pod *v1.Pod) map[string][]framework.ClusterEvent {
+			if fw := s.profiles[pod.Spec.SchedulerName]; fw != nil {
+				return fw.PluginEvents()
+			}
+			return nil
+		},
+	})
+	if s.recorder == nil && opts.Client != nil {
+		s.broadcaster = record.NewBroadcaster()
+		s.recorder = s.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "keelson-scheduler"})
+	}
+	if s.recorder == nil {
+		s.recorder = &record.FakeRecorder{}
+	}
+	return s, nil
+}
+
+// Cache exposes the cache (tests, simulations).
+func (s *Scheduler) Cache() *Cache { return s.cache }
+
+// Queue exposes the queue (tests, simulations).
+func (s *Scheduler) Queue() *Queue { return s.queue }
+
+// Start runs informers and the scheduling loop until ctx ends, then waits
+// for bindings in flight.
+func (s *Scheduler) Start(ctx context.Context) error {
+	if s.client == nil {
+		return errors.New("scheduler has no client")
+	}
+	if s.broadcaster != nil {
+		s.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.client.CoreV1().Events("")})
+		defer s.broadcaster.Shutdown()
+	}
+	factory := informers.NewSharedInformerFactory(s.client, 0)
+	if _, err := factory.Core().V1().Nodes().Informer().AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { s.OnNodeAdd(o.(*v1.Node)) },
+		UpdateFunc: func(_, n any) { s.OnNodeUpdate(n.(*v1.Node)) },
+		DeleteFunc: func(o any) {
+			if n, ok := tombstone[*v1.Node](o); ok {
+				s.OnNodeDelete(n)
+			}
+		},
+	}); err != nil {
+		return fmt.Errorf("watching nodes: %w", err)
+	}
+	if _, err := factory.Core().V1().Namespaces().Informer().AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { s.OnNamespace(o.(*v1.Namespace), false) },
+		UpdateFunc: func(_, n any) { s.OnNamespace(n.(*v1.Namespace), false) },
+		DeleteFunc: func(o any) {
+			if n, ok := tombstone[*v1.Namespace](o); ok {
+				s.OnNamespace(n, true)
+			}
+		},
+	}); err != nil {
+		return fmt.Errorf("watching namespaces: %w", err)
+	}
+	if _, err := factory.Core().V1().Pods().Informer().AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { s.OnPodAdd(o.(*v1.Pod)) },
+		UpdateFunc: func(_, n any) { s.OnPodUpdate(n.(*v1.Pod)) },
+		DeleteFunc: func(o any) {
+			if p, ok := tombstone[*v1.Pod](o); ok {
+				s.OnPodDelete(p)
+			}
+		},
+	}); err != nil {
+		return fmt.Errorf("watching pods: %w", err)
+	}
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("informer for %v did not sync: %w", typ, context.Cause(ctx))
+		}
+	}
+	nodes, pods := s.cache.Counts()
+	s.log.Info("scheduler started", "instance", s.instanceID, "nodes", nodes, "pods", pods, "profiles", len(s.profiles))
+	go s.queue.Run(ctx)
+	go s.reportQueue(ctx)
+	for ctx.Err() == nil {
+		if err := s.ScheduleOne(ctx); err != nil && !errors.Is(err, ErrQueueClosed) && ctx.Err() == nil {
+			s.log.Error("scheduling", "err", err)
+		}
+	}
+	s.bindings.Wait()
+	return nil
+}
+
+func tombstone[T any](o any) (T, bool) {
+	if t, ok := o.(T); ok {
+		return t, true
+	}
+	if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+		t, ok := d.Obj.(T)
+		return t, ok
+	}
+	var zero T
+	return zero, false
+}
+
+func (s *Scheduler) reportQueue(ctx context.Context) {
+	t := s.clock.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+			a, b, u, g := s.queue.Lengths()
+			s.metrics.PendingPods.WithLabelValues("active").Set(float64(a))
+			s.metrics.PendingPods.WithLabelValues("backoff").Set(float64(b))
+			s.metrics.PendingPods.WithLabelValues("unschedulable").Set(float64(u))
+			s.metrics.PendingPods.WithLabelValues("gated").Set(float64(g))
+		}
+	}
+}
+
+// WaitForBindings blocks until every binding cycle started has ended.
+func (s *Scheduler) WaitForBindings() { s.bindings.Wait() }
+
+func terminal(p *v1.Pod) bool {
+	return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed
+}
+
+// OnNodeAdd handles a node informer add.
+func (s *Scheduler) OnNodeAdd(n *v1.Node) {
+	s.cache.AddNode(n)
+	s.queue.OnEvent(framework.ClusterEvent{Resource: framework.EventNode, Action: framework.Add})
+}
+
+// OnNodeUpdate handles a node informer update. Status-only heartbeats
+// (kubelet, kwok) do not wake unschedulable pods.
+func (s *Scheduler) OnNodeUpdate(n *v1.Node) {
+	old, had := s.cache.NodeInfo(n.Name)
+	s.cache.AddNode(n)
+	if had && old.Node() != nil && !schedulingRelevantChange(old.Node(), n) {
+		return
+	}
+	s.queue.OnEvent(framework.ClusterEvent{Resource: framework.EventNode, Action: framework.Update})
+}
+
+func schedulingRelevantChange(a, b *v1.Node) bool {
+	if a.Spec.Unschedulable != b.Spec.Unschedulable || len(a.Spec.Taints) != len(b.Spec.Taints) || len(a.Labels) != len(b.Labels) {
+		return true
+	}
+	for i := range a.Spec.Taints {
+		if !a.Spec.Taints[i].MatchTaint(&b.Spec.Taints[i]) || a.Spec.Taints[i].Value != b.Spec.Taints[i].Value {
+			return true
+		}
+	}
+	for k, v := range a.Labels {
+		if b.Labels[k] != v {
+			return true
+		}
+	}
+	for k, q := range a.Status.Allocatable {
+		if bq, ok := b.Status.Allocatable[k]; !ok || !bq.Equal(q) {
+			return true
+		}
+	}
+	return len(a.Status.Allocatable) != len(b.Status.Allocatable)
+}
+
+// OnNodeDelete handles a node informer delete.
+func (s *Scheduler) OnNodeDelete(n *v1.Node) {
+	s.cache.RemoveNode(n.Name)
+	s.queue.OnEvent(framework.ClusterEvent{Resource: framework.EventNode, Action: framework.Delete})
+}
+
+// OnNamespace handles namespace adds, updates and deletes.
+func (s *Scheduler) OnNamespace(ns *v1.Namespace, deleted bool) {
+	action := framework.Update
+	if deleted {
+		s.cache.RemoveNamespace(ns.Name)
+		action = framework.Delete
+	} else {
+		s.cache.AddNamespace(ns)
+	}
+	s.queue.OnEvent(framework.ClusterEvent{Resource: framework.EventNamespace, Action: action})
+}
+
+func (s *Scheduler) ours(p *v1.Pod) bool {
+	_, ok := s.profiles[p.Spec.SchedulerName]
+	return ok
+}
+
+// OnPodAdd handles a pod informer add.
+func (s *Scheduler) OnPodAdd(p *v1.Pod) { s.onPod(p, framework.Add) }
+
+// OnPodUpdate handles a pod informer update.
+func (s *Scheduler) OnPodUpdate(p *v1.Pod) { s.onPod(p, framework.Update) }
+
+func (s *Scheduler) onPod(p *v1.Pod, action framework.ActionType) {
+	switch {
+	case terminal(p):
+		s.OnPodDelete(p)
+	case p.Spec.NodeName != "":
+		s.mu.Lock()
+		delete(s.pending, p.UID)
+		s.mu.Unlock()
+		s.queue.Delete(p.UID)
+		if action == framework.Add {
+			s.cache.AddPod(p)
+		} else {
+			s.cache.UpdatePod(p)
+		}
+		s.queue.OnEvent(framework.ClusterEvent{Resource: framework.EventAssignedPod, Action: action})
+	case s.ours(p):
+		if s.cache.IsAssumed(p.UID) {
+			return
+		}
+		s.mu.Lock()
+		_, known := s.pending[p.UID]
+		s.pending[p.UID] = struct{}{}
+		s.mu.Unlock()
+		if known && s.queue.Has(p.UID) {
+			s.queue.Update(p)
+		} else if !known {
+			s.queue.Add(p)
+		}
+	}
+}
+
+// OnPodDelete handles a pod informer delete (and terminal pods).
+func (s *Scheduler) OnPodDelete(p *v1.Pod) {
+	s.mu.Lock()
+	delete(s.pending, p.UID)
+	s.mu.Unlock()
+	s.queue.Delete(p.UID)
+	if fw := s.profiles[p.Spec.SchedulerName]; fw != nil {
+		if w := fw.GetWaitingPod(p.UID); w != nil {
+			w.Reject("", "pod deleted")
+		}
+	}
+	if p.Spec.NodeName != "" || s.cache.IsAssumed(p.UID) {
+		s.cache.RemovePod(p)
+		s.queue.OnEvent(framework.ClusterEvent{Resource: framework.EventAssignedPod, Action: framework.Delete})
+		return
+	}
+	s.cache.RemovePod(p)
+}
+
+// ScheduleOne pops one pod and runs its scheduling cycle; the binding
+// cycle continues in a goroutine.
+func (s *Scheduler) ScheduleOne(ctx context.Context) error {
+	qpi, cycle, err := s.queue.Pop(ctx)
+	if err != nil {
+		return err
+	}
+	pod := qpi.Pod
+	fw := s.profiles[pod.Spec.SchedulerName]
+	if fw == nil || pod.DeletionTimestamp != nil || s.cache.IsAssumed(pod.UID) {
+		return nil
+	}
+	log := s.log.With("pod", pod.Namespace+"/"+pod.Name)
+	start := s.clock.Now()
+	s.cache.UpdateSnapshot(s.snapshot)
+	fw.SetSnapshot(s.snapshot)
+	state := framework.NewCycleState()
+
+	host, err := s.schedulePod(ctx, fw, state, qpi.PodInfo)
+	if err != nil {
+		result := "error"
+		var fe *framework.FitError
+		if errors.As(err, &fe) {
+			result = "unschedulable"
+		}
+		s.observeAttempt(fw, result, start)
+		s.fail(ctx, fw, qpi, cycle, err)
+		log.Debug("pod unschedulable", "err", err)
+		return nil
+	}
+
+	assumed := pod.DeepCopy()
+	assumed.Spec.NodeName = host
+	api := *qpi.PodInfo
+	api.Pod = assumed
+	if err := s.cache.AssumePod(&api, host); err != nil {
+		s.observeAttempt(fw, "error", start)
+		s.fail(ctx, fw, qpi, cycle, err)
+		return nil
+	}
+	if st := fw.RunReservePluginsReserve(ctx, state, &api, host); !st.IsSuccess() {
+		fw.RunReservePluginsUnreserve(ctx, state, &api, host)
+		s.cache.ForgetPod(pod.UID)
+		s.observeAttempt(fw, "error", start)
+		s.fail(ctx, fw, qpi, cycle, st.Err())
+		return nil
+	}
+	if st := fw.RunPermitPlugins(ctx, state, &api, host); !st.IsSuccess() && !st.IsWait() {
+		fw.RunReservePluginsUnreserve(ctx, state, &api, host)
+		s.cache.ForgetPod(pod.UID)
+		s.observeAttempt(fw, "unschedulable", start)
+		s.fail(ctx, fw, qpi, cycle, st.Err())
+		return nil
+	}
+	s.observeAttempt(fw, "scheduled", start)
+	s.bindings.Add(1)
+	go s.bindingCycle(ctx, fw, state, qpi, &api, host, cycle)
+	return nil
+}
+
+func (s *Scheduler) observeAttempt(fw *framework.Framework, result string, start time.Time) {
+	s.metrics.Attempts.WithLabelValues(result, fw.ProfileName()).Inc()
+	s.metrics.AttemptDuration.WithLabelValues(result, fw.ProfileName()).Observe(s.clock.Since(start).Seconds())
+}
+
+// schedulePod filters all nodes, scores the feasible ones and picks one.
+func (s *Scheduler) schedulePod(ctx context.Context, fw *framework.Framework, state *framework.CycleState, pod *framework.PodInfo) (string, error) {
+	all := s.snapshot.NodeInfos
+	fitErr := &framework.FitError{Pod: pod.Pod, NumAllNodes: len(all), Diagnosis: framework.Diagnosis{NodeToStatus: map[string]*framework.Status{}}}
+	if len(all) == 0 {
+		fitErr.Diagnosis.PreFilterMsg = "no nodes available to schedule pods"
+		return "", fitErr
+	}
+	pf, st := fw.RunPreFilterPlugins(ctx, state, pod)
+	if !st.IsSuccess() {
+		if !st.IsRejected() {
+			return "", fmt.Errorf("prefilter %s: %w", st.Plugin(), st.Err())
+		}
+		fitErr.Diagnosis.PreFilterMsg = st.Message()
+		fitErr.Diagnosis.AddPlugin(st.Plugin())
+		return "", fitErr
+	}
+	candidates := all
+	if pf != nil && pf.NodeNames != nil {
+		candidates = make([]*framework.NodeInfo, 0, len(pf.NodeNames))
+		for _, n := range all {
+			if _, ok := pf.NodeNames[n.Name()]; ok {
+				candidates = append(candidates, n)
+			}
+		}
+		if len(candidates) == 0 {
+			fitErr.Diagnosis.PreFilterMsg = "node(s) didn't satisfy plugin(s) prefilter result"
+			return "", fitErr
+		}
+	}
+	statuses := make([]*framework.Status, len(candidates))
+	if fw.HasFilters(state) {
+		s.par.Until(ctx, len(candidates), func(i int) {
+			statuses[i] = fw.RunFilterPlugins(ctx, state, pod, candidates[i])
+		})
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	feasible := make([]*framework.NodeInfo, 0, len(candidates))
+	for i, st := range statuses {
+		switch {
+		case st.IsSuccess():
+			feasible = append(feasible, candidates[i])
+		case st.IsRejected():
+			fitErr.Diagnosis.NodeToStatus[candidates[i].Name()] = st
+			fitErr.Diagnosis.AddPlugin(st.Plugin())
+		default:
+			return "", fmt.Errorf("filter %s on node %s: %w", st.Plugin(), candidates[i].Name(), st.Err())
+		}
+	}
+	if len(feasible) == 0 {
+		_, pst := fw.RunPostFilterPlugins(ctx, state, pod, &fitErr.Diagnosis)
+		if pst.IsRejected() && pst.Message() != "" {
+			fitErr.Diagnosis.PostFilterMsg = pst.Message()
+		}
+		return "", fitErr
+	}
+	if len(feasible) == 1 {
+		return feasible[0].Name(), nil
+	}
+	if st := fw.RunPreScorePlugins(ctx, state, pod, feasible); !st.IsSuccess() {
+		return "", fmt.Errorf("prescore %s: %w", st.Plugin(), st.Err())
+	}
+	scores, st := fw.RunScorePlugins(ctx, state, pod, feasible)
+	if !st.IsSuccess() {
+		return "", fmt.Errorf("score %s: %w", st.Plugin(), st.Err())
+	}
+	return selectHost(scores), nil
+}
+
+// selectHost returns a highest-scoring node, ties broken uniformly at
+// random so that equal nodes share the load.
+func selectHost(scores []framework.NodeScore) string {
+	best, ties := 0, 1
+	for i := 1; i < len(scores); i++ {
+		switch {
+		case scores[i].Score > scores[best].Score:
+			best, ties = i, 1
+		case scores[i].Score == scores[best].Score:
+			ties++
+			if rand.IntN(ties) == 0 {
+				best = i
+			}
+		}
+	}
+	return scores[best].Name
+}
+
+func (s *Scheduler) bindingCycle(ctx context.Context, fw *framework.Framework, state *framework.CycleState, qpi *framework.QueuedPodInfo, pod *framework.PodInfo, host string, cycle int64) {
+	defer s.bindings.Done()
+	start := s.clock.Now()
+	claimed := false
+	abort := func(err error, requeueNow bool) {
+		if claimed {
+			if rerr := s.ledger.Release(context.WithoutCancel(ctx), host, pod.UID(), s.instanceID); rerr != nil {
+				s.log.Warn("releasing claim", "pod", pod.Pod.Namespace+"/"+pod.Pod.Name, "node", host, "err", rerr)
+			}
+		}
+		fw.RunReservePluginsUnreserve(ctx, state, pod, host)
+		s.cache.ForgetPod(pod.UID())
+		if requeueNow {
+			// Lost a race to another instance: back off quietly (no
+			// event, no condition) and retry on fresher state.
+			s.mu.Lock()
+			_, pending := s.pending[pod.UID()]
+			s.mu.Unlock()
+			if pending {
+				qpi.UnschedulablePlugins = nil
+				s.queue.AddUnschedulable(qpi, cycle, false)
+			}
+			return
+		}
+		s.fail(ctx, fw, qpi, cycle, err)
+	}
+	if st := fw.WaitOnPermit(ctx, pod); !st.IsSuccess() {
+		abort(st.Err(), false)
+		return
+	}
+	if s.ledger != nil {
+		if err := s.claim(ctx, pod, host); err != nil {
+			if errors.Is(err, ErrClaimConflict) {
+				s.metrics.ClaimConflicts.Inc()
+				s.log.Debug("claim lost, retrying pod", "pod", pod.Pod.Namespace+"/"+pod.Pod.Name, "node", host, "err", err)
+				abort(err, true)
+				return
+			}
+			abort(err, false)
+			return
+		}
+		claimed = true
+	}
+	if st := fw.RunPreBindPlugins(ctx, state, pod, host); !st.IsSuccess() {
+		abort(st.Err(), false)
+		return
+	}
+	if st := fw.RunBindPlugins(ctx, state, pod, host); !st.IsSuccess() {
+		abort(st.Err(), false)
+		return
+	}
+	s.cache.FinishBinding(pod.UID())
+	fw.RunPostBindPlugins(ctx, state, pod, host)
+	s.metrics.BindDuration.Observe(s.clock.Since(start).Seconds())
+	s.metrics.E2EDuration.WithLabelValues(attemptsLabel(qpi.Attempts)).Observe(s.clock.Since(qpi.InitialAttemptTimestamp).Seconds())
+	s.recorder.Eventf(qpi.Pod, v1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s", pod.Pod.Namespace, pod.Pod.Name, host)
+}
+
+func attemptsLabel(n int) string {
+	if n >= 16 {
+		return "16+"
+	}
+	return strconv.Itoa(n)
+}
+
+// claim records pod on host in the ledger after checking, against the
+// ledger's entries plus everything this instance's cache holds for the
+// node, that the pod still fits there.
+func (s *Scheduler) claim(ctx context.Context, pod *framework.PodInfo, host string) error {
+	r := pod.Requests
+	entry := ClaimEntry{
+		UID: pod.UID(), Pod: pod.Pod.Namespace + "/" + pod.Pod.Name,
+		MilliCPU: r.MilliCPU, Memory: r.Memory, EphemeralStorage: r.EphemeralStorage,
+		At: s.clock.Now().Unix(), By: s.instanceID,
+	}
+	for k, v := range r.Scalar {
+		if entry.Scalar == nil {
+			entry.Scalar = map[string]int64{}
+		}
+		entry.Scalar[string(k)] = v
+	}
+	for _, p := range pod.HostPorts {
+		entry.Ports = append(entry.Ports, p.String())
+	}
+	return s.ledger.Claim(ctx, host, entry, func(entries []ClaimEntry) ([]types.UID, error) {
+		return s.checkClaim(pod, host, entries)
+	})
+}
+
+func (s *Scheduler) checkClaim(pod *framework.PodInfo, host string, entries []ClaimEntry) ([]types.UID, error) {
+	ni, ok := s.cache.NodeInfo(host)
+	if !ok {
+		return nil, fmt.Errorf("node %s is gone: %w", host, ErrClaimConflict)
+	}
+	// The cache already holds this pod (assumed); take it out, then add
+	// every claim the cache does not know about.
+	ni.RemovePod(pod.UID())
+	used := ni.Requested.Clone()
+	count := len(ni.Pods)
+	ports := append([]framework.HostPort(nil), ni.UsedPorts...)
+	inCache := make(map[types.UID]bool, len(ni.Pods))
+	for _, p := range ni.Pods {
+		inCache[p.UID()] = true
+	}
+	var prune []types.UID
+	for _, e := range entries {
+		if (e.UID == pod.UID() && e.By == s.instanceID) || inCache[e.UID] {
+			continue
+		}
+		if s.cache.recentlyDeleted(e.UID) {
+			prune = append(prune, e.UID)
+			continue
+		}
+		if n, ok := s.cache.BoundNode(e.UID); ok && n != host {
+			prune = append(prune, e.UID)
+			continue
+		}
+		used.MilliCPU += e.MilliCPU
+		used.Memory += e.Memory
+		used.EphemeralStorage += e.EphemeralStorage
+		for k, v := range e.Scalar {
+			used.AddScalar(v1.ResourceName(k), v)
+		}
+		count++
+		for _, p := range e.Ports {
+			if hp, ok := parseHostPort(p); ok {
+				ports = append(ports, hp)
+			}
+		}
+	}
+	if bad := noderesources.Fits(pod, &ni.Allocatable, &used, count, nil); len(bad) > 0 {
+		reasons := make([]string, len(bad))
+		for i, b := range bad {
+			reasons[i] = b.Reason()
+		}
+		return nil, fmt.Errorf("%s on %s: %w", strings.Join(reasons, ", "), host, ErrClaimConflict)
+	}
+	for _, w := range pod.HostPorts {
+		for _, u := range ports {
+			if w.Conflicts(u) {
+				return nil, fmt.Errorf("host port %s taken on %s: %w", w, host, ErrClaimConflict)
+			}
+		}
+	}
+	return prune, nil
+}
+
+func parseHostPort(s string) (framework.HostPort, bool) {
+	parts := strings.Split(s, "/")
+	if len(parts) != 3 {
+		return framework.HostPort{}, false
+	}
+	port, err := strconv.ParseInt(parts[2], 10, 32)
+	if err != nil {
+		return framework.HostPort{}, false
+	}
+	return framework.HostPort{Protocol: v1.Protocol(parts[0]), IP: parts[1], Port: int32(port)}, true
+}
+
+// fail records a failed attempt: requeue, event, PodScheduled condition.
+func (s *Scheduler) fail(ctx context.Context, fw *framework.Framework, qpi *framework.QueuedPodInfo, cycle int64, err error) {
+	pod := qpi.Pod
+	reason := "SchedulerError"
+	rejected := false
+	var fe *framework.FitError
+	if errors.As(err, &fe) {
+		reason = v1.PodReasonUnschedulable
+		rejected = true
+		qpi.UnschedulablePlugins = fe.Diagnosis.UnschedulablePlugins
+	} else {
+		qpi.UnschedulablePlugins = nil
+	}
+	s.mu.Lock()
+	_, pending := s.pending[pod.UID]
+	s.mu.Unlock()
+	if !pending {
+		return
+	}
+	s.queue.AddUnschedulable(qpi, cycle, rejected)
+	msg := err.Error()
+	s.recorder.Eventf(pod, v1.EventTypeWarning, "FailedScheduling", "%s", msg)
+	if s.client == nil {
+		return
+	}
+	if c := podScheduledCondition(pod); c != nil && c.Status == v1.ConditionFalse && c.Reason == reason && c.Message == msg {
+		return
+	}
+	if perr := s.patchCondition(ctx, pod, reason, msg); perr != nil {
+		s.log.Warn("updating PodScheduled condition", "pod", pod.Namespace+"/"+pod.Name, "err", perr)
+	}
+}
+
+func podScheduledCondition(p *v1.Pod) *v1.PodCondition {
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == v1.PodScheduled {
+			return &p.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func (s *Scheduler) patchCondition(ctx context.Context, pod *v1.Pod, reason, msg string) error {
+	patch := map[string]any{"status": map[string]any{"conditions": []map[string]any{{
+		"type": string(v1.PodScheduled), "status": string(v1.ConditionFalse),
+		"reason": reason, "message": msg,
+		"lastTransitionTime": metav1.NewTime(s.clock.Now()).Rfc3339Copy(),
+	}}}}
+	data, err := json.Marshal(patch)
+	if err != nil {
+		return fmt.Errorf("encoding condition patch: %w", err)
+	}
+	_, err = s.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, data, metav1.PatchOptions{}, "status")
+	if err != nil {
+		return fmt.Errorf("patching pod status: %w", err)
+	}
+	return nil
+}

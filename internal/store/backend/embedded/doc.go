@@ -1,0 +1,69 @@
+// Package embedded is keelson store's default storage engine: a write-ahead
+// log in segment files under a data directory plus an in-memory MVCC index.
+//
+// # Layout
+//
+// The data directory holds a LOCK file (flock'ed while an Engine has it
+// open, so two processes cannot share a directory) and segment files
+// 0000000000000001.wal, 0000000000000002.wal, … Each segment starts with an
+// 8-byte magic and holds frames; a frame is what one group commit writes
+// (length, CRC32C, body) and its body is a run of records (type, length,
+// payload): one record per revision with that revision's events, lease
+// puts, lease deletes and compactions. See record.go for the byte layout.
+//
+// # Index
+//
+// A B-tree maps every key to its retained revisions (mod/create revision,
+// version, lease, tombstone flag and where the value sits in the log).
+// Values are not kept on the heap: reads fetch them with pread from the log
+// (the page cache holds hot ones), so memory grows with the number of keys
+// and revisions, not with value bytes. A second table maps every revision
+// since the compaction point to its record in the log; Events and Watch
+// replay decode those records and take PrevKV from the index.
+//
+// # Writes
+//
+// A single committer goroutine takes every queued Update and runs the
+// functions one after the other against the live index. Entries a function
+// adds carry revisions above the published (committed) revision, so readers
+// cannot see them; if the function fails, its entries, lease changes and
+// encoded records are rolled back, leaving the rest of the batch alone. The
+// batch is then written as one frame with one write and fdatasync'ed.
+// A publisher goroutine takes batches in order and, once a batch's sync is
+// done, publishes its revision to View readers and the Watch feed and
+// releases its callers. The committer does not wait for the sync: it builds
+// and writes the next batch (on top of the unpublished one) while up to
+// maxInflight batches wait, so fdatasyncs overlap and share journal
+// commits. A batch is never published before the batches before it. If a
+// write or sync fails, that batch and every later one fail and the engine
+// refuses further writes (the state of the file is unknown), like etcd;
+// reads keep serving the last published revision.
+//
+// # Recovery
+//
+// Open replays the log. A damaged frame at the very end of the last
+// segment is a commit whose write was torn by a crash before it was
+// acknowledged: it is truncated away with a warning. Damage anywhere else
+// fails Open with an error wrapping backend.ErrCorrupt.
+//
+// # Revisions
+//
+// An empty engine is at revision 0; the first Apply is revision 1. Events
+// from a revision at or below the compaction point are ErrCompacted (their
+// PrevKVs may be gone); Range at exactly the compaction point works.
+//
+// # Known limits
+//
+//   - Disk space is not reclaimed: compaction drops history from the index
+//     and from the revision table, but segment files are kept. Reclaiming
+//     needs the live values of old segments rewritten into new ones.
+//   - Compaction walks the whole index under the write lock (a few ms per
+//     100k keys); readers wait for it.
+//   - Replay reads every segment in full to check checksums, so start-up
+//     time grows with the log size (not with memory).
+//   - An exact Count walks every key of the range (as etcd does), so a
+//     paged list over 100k keys costs ~30 ms however small the page.
+//   - A Watch subscriber more than 1M events behind is dropped with an
+//     error and must re-subscribe; events handed to Watch callbacks are
+//     shared between subscribers and must not be modified.
+package embedded

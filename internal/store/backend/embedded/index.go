@@ -1,0 +1,81 @@
+package embedded
+
+import (
+	"sort"
+
+	"github.com/google/btree"
+)
+
+// revision is one version of a key in the index. The value itself stays in
+// the log: seg/off/vlen say where.
+type revision struct {
+	mod, create, version, lease int64
+	off                         int64
+	seg                         uint32
+	vlen                        uint32
+	tomb                        bool
+}
+
+// keyIndex holds every retained revision of one key, oldest first.
+type keyIndex struct {
+	key  string
+	revs []revision
+}
+
+func lessKey(a, b *keyIndex) bool { return a.key < b.key }
+
+func newTree() *btree.BTreeG[*keyIndex] { return btree.NewG(32, lessKey) }
+
+// at returns the position of the newest revision with mod <= rev, or -1.
+func (k *keyIndex) at(rev int64) int {
+	n := len(k.revs)
+	if n == 0 {
+		return -1
+	}
+	if k.revs[n-1].mod <= rev { // the common case: reading the latest
+		return n - 1
+	}
+	return sort.Search(n, func(i int) bool { return k.revs[i].mod > rev }) - 1
+}
+
+// before returns the position of the newest revision with mod < rev, or -1.
+func (k *keyIndex) before(rev int64) int { return k.at(rev - 1) }
+
+// live returns the revision visible at rev, if the key exists then.
+func (k *keyIndex) live(rev int64) (revision, bool) {
+	i := k.at(rev)
+	if i < 0 || k.revs[i].tomb {
+		return revision{}, false
+	}
+	return k.revs[i], true
+}
+
+// compact drops the revisions that rev makes unreachable: everything older
+// than the newest revision <= rev, and that one too if it is a delete. It
+// reports whether the key has no revisions left.
+func (k *keyIndex) compact(rev int64) (empty bool) {
+	i := k.at(rev)
+	if i < 0 {
+		return len(k.revs) == 0
+	}
+	drop := i
+	if k.revs[i].tomb {
+		drop = i + 1
+	}
+	if drop == 0 {
+		return false
+	}
+	rest := len(k.revs) - drop
+	if rest == 0 {
+		k.revs = nil
+		return true
+	}
+	if cap(k.revs) > 8 && cap(k.revs) > 4*rest {
+		k.revs = append(make([]revision, 0, rest), k.revs[drop:]...)
+		return false
+	}
+	copy(k.revs, k.revs[drop:])
+	clear(k.revs[rest:])
+	k.revs = k.revs[:rest]
+	return false
+}

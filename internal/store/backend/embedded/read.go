@@ -1,0 +1,315 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/keelson-dev/keelson/internal/store/backend"
+)
+
+// View implements backend.Backend. The view reads at the committed
+// revision as of the call; later commits stay invisible to it.
+func (e *Engine) View(ctx context.Context, fn func(backend.ReadTx) error) error {
+	if e.isClosed.Load() {
+		return backend.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return fn(&readTx{e: e, rev: e.committed.Load()})
+}
+
+type readTx struct {
+	e   *Engine
+	rev int64
+}
+
+func (t *readTx) Revision() int64 { return t.rev }
+
+func (t *readTx) CompactRevision() int64 {
+	t.e.mu.RLock()
+	defer t.e.mu.RUnlock()
+	return t.e.compactRev
+}
+
+func (t *readTx) Range(ctx context.Context, opts backend.RangeOptions) (backend.RangeResult, error) {
+	return t.e.rangeAt(ctx, opts, t.rev, false)
+}
+
+func (t *readTx) Lease(ctx context.Context, id int64) (backend.Lease, error) {
+	t.e.mu.RLock()
+	l, ok := t.e.leases[id]
+	t.e.mu.RUnlock()
+	if !ok {
+		return backend.Lease{}, fmt.Errorf("lease %d: %w", id, backend.ErrLeaseNotFound)
+	}
+	return l, nil
+}
+
+func (t *readTx) Leases(ctx context.Context) ([]backend.Lease, error) {
+	t.e.mu.RLock()
+	out := make([]backend.Lease, 0, len(t.e.leases))
+	for _, l := range t.e.leases {
+		out = append(out, l)
+	}
+	t.e.mu.RUnlock()
+	slices.SortFunc(out, func(a, b backend.Lease) int { return cmpInt(a.ID, b.ID) })
+	return out, nil
+}
+
+func (t *readTx) LeaseKeys(ctx context.Context, id int64) ([][]byte, error) {
+	t.e.mu.RLock()
+	keys := make([]string, 0, len(t.e.leaseKeys[id]))
+	for k := range t.e.leaseKeys[id] {
+		keys = append(keys, k)
+	}
+	t.e.mu.RUnlock()
+	slices.Sort(keys)
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = []byte(k)
+	}
+	return out, nil
+}
+
+type hit struct {
+	key string
+	r   revision
+}
+
+var allKeys = []byte{0}
+
+// rangeAt serves Range for read views and for write transactions
+// (committer=true: runs on the committer, which may read values still in
+// the unwritten buffer of the batch it builds).
+func (e *Engine) rangeAt(ctx context.Context, opts backend.RangeOptions, txRev int64, committer bool) (backend.RangeResult, error) {
+	if err := ctx.Err(); err != nil {
+		return backend.RangeResult{}, err
+	}
+	rev := opts.Revision
+	if rev <= 0 {
+		rev = txRev
+	}
+	if rev > txRev {
+		return backend.RangeResult{}, fmt.Errorf("range at revision %d (current %d): %w", rev, txRev, backend.ErrFutureRevision)
+	}
+	e.mu.RLock()
+	if rev < e.compactRev {
+		compact := e.compactRev
+		e.mu.RUnlock()
+		return backend.RangeResult{}, fmt.Errorf("range at revision %d (compacted at %d): %w", rev, compact, backend.ErrCompacted)
+	}
+	res := backend.RangeResult{Revision: rev}
+	var hits []hit
+	visit := func(ki *keyIndex) bool {
+		r, ok := ki.live(rev)
+		if !ok {
+			return true
+		}
+		res.Count++
+		if !opts.CountOnly && (opts.Limit <= 0 || int64(len(hits)) < opts.Limit) {
+			hits = append(hits, hit{key: ki.key, r: r})
+		}
+		return true
+	}
+	switch {
+	case len(opts.End) == 0:
+		if ki, ok := e.tree.Get(&keyIndex{key: string(opts.Key)}); ok {
+			visit(ki)
+		}
+	case bytes.Equal(opts.End, allKeys):
+		e.tree.AscendGreaterOrEqual(&keyIndex{key: string(opts.Key)}, visit)
+	case bytes.Compare(opts.End, opts.Key) > 0:
+		e.tree.AscendRange(&keyIndex{key: string(opts.Key)}, &keyIndex{key: string(opts.End)}, visit)
+	}
+	var files map[uint32]*os.File
+	if !opts.KeysOnly && len(hits) > 0 {
+		files = e.filesFor(hits)
+	}
+	e.mu.RUnlock()
+	res.More = opts.Limit > 0 && !opts.CountOnly && res.Count > int64(len(hits))
+	if len(hits) == 0 {
+		return res, nil
+	}
+	res.KVs = make([]backend.KeyValue, len(hits))
+	var slab []byte
+	if !opts.KeysOnly {
+		n := 0
+		for i := range hits {
+			n += int(hits[i].r.vlen)
+		}
+		slab = make([]byte, n)
+	}
+	for i := range hits {
+		h := &hits[i]
+		kv := &res.KVs[i]
+		kv.Key = []byte(h.key)
+		kv.CreateRevision, kv.ModRevision = h.r.create, h.r.mod
+		kv.Version, kv.Lease = h.r.version, h.r.lease
+		if opts.KeysOnly {
+			continue
+		}
+		v := slab[:h.r.vlen:h.r.vlen]
+		slab = slab[h.r.vlen:]
+		if err := e.readValue(files, h.r, v, committer); err != nil {
+			return backend.RangeResult{}, err
+		}
+		kv.Value = v
+	}
+	return res, nil
+}
+
+// filesFor returns the segment files hits live in. e.mu must be held.
+func (e *Engine) filesFor(hits []hit) map[uint32]*os.File {
+	files := make(map[uint32]*os.File, 1)
+	for i := range hits {
+		id := hits[i].r.seg
+		if _, ok := files[id]; !ok {
+			if s := e.segs[id]; s != nil {
+				files[id] = s.f
+			}
+		}
+	}
+	return files
+}
+
+// readValue reads r's value into v.
+func (e *Engine) readValue(files map[uint32]*os.File, r revision, v []byte, committer bool) error {
+	if len(v) == 0 {
+		return nil
+	}
+	if committer && r.seg == e.cur.id && r.off >= e.cur.size {
+		copy(v, e.cb.buf[r.off-e.cur.size:])
+		return nil
+	}
+	f := files[r.seg]
+	if f == nil {
+		return fmt.Errorf("%w: value in missing segment %d", backend.ErrCorrupt, r.seg)
+	}
+	return readAt(f, v, r.off)
+}
+
+func readAt(f *os.File, p []byte, off int64) error {
+	if _, err := f.ReadAt(p, off); err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			return backend.ErrClosed
+		}
+		return fmt.Errorf("reading log: %w", err)
+	}
+	return nil
+}
+
+// Events implements backend.Backend. Events with fromRev at or below the
+// compaction point are ErrCompacted: their PrevKVs may be gone.
+func (e *Engine) Events(ctx context.Context, fromRev, toRev int64) ([]backend.Event, error) {
+	if e.isClosed.Load() {
+		return nil, backend.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	fromRev = max(fromRev, 1)
+	e.mu.RLock()
+	toRev = min(toRev, e.committed.Load())
+	if e.compactRev > 0 && fromRev <= e.compactRev {
+		c := e.compactRev
+		e.mu.RUnlock()
+		return nil, fmt.Errorf("events from revision %d (compacted at %d): %w", fromRev, c, backend.ErrCompacted)
+	}
+	fromRev = max(fromRev, e.revBase)
+	if fromRev > toRev {
+		e.mu.RUnlock()
+		return nil, nil
+	}
+	locs := slices.Clone(e.revLocs[fromRev-e.revBase : toRev-e.revBase+1])
+	files := make(map[uint32]*os.File, 1)
+	for _, l := range locs {
+		if s := e.segs[l.seg]; s != nil {
+			files[l.seg] = s.f
+		}
+	}
+	e.mu.RUnlock()
+
+	// Read the records, coalescing neighbours in the same segment.
+	var events []backend.Event
+	for i := 0; i < len(locs); {
+		j := i + 1
+		for j < len(locs) && locs[j].seg == locs[i].seg && locs[j].off >= locs[j-1].off &&
+			locs[j].off-(locs[j-1].off+int64(locs[j-1].n)) <= 64 && locs[j].off+int64(locs[j].n)-locs[i].off <= 4<<20 {
+			j++
+		}
+		f := files[locs[i].seg]
+		if f == nil {
+			return nil, fmt.Errorf("%w: revision record in missing segment %d", backend.ErrCorrupt, locs[i].seg)
+		}
+		start := locs[i].off
+		span := make([]byte, locs[j-1].off+int64(locs[j-1].n)-start)
+		if err := readAt(f, span, start); err != nil {
+			return nil, err
+		}
+		for k := i; k < j; k++ {
+			p := span[locs[k].off-start : locs[k].off-start+int64(locs[k].n)]
+			want := fromRev + int64(k)
+			rev, err := decodeRevision(p, func(ev recEvent) error {
+				out := backend.Event{KV: backend.KeyValue{Key: ev.Key, ModRevision: want}}
+				if ev.Delete {
+					out.Type = backend.EventDelete
+				} else {
+					out.Type = backend.EventPut
+					out.KV.Value = ev.Value
+					out.KV.CreateRevision, out.KV.Version, out.KV.Lease = ev.Create, ev.Version, ev.Lease
+				}
+				events = append(events, out)
+				return nil
+			})
+			if err != nil || rev != want {
+				return nil, fmt.Errorf("%w: revision record %d: rev %d, %v", backend.ErrCorrupt, want, rev, err)
+			}
+		}
+		i = j
+	}
+
+	// PrevKV: the key's newest revision before the event's, from the index.
+	prevs := make([]hit, len(events))
+	has := make([]bool, len(events))
+	e.mu.RLock()
+	if e.compactRev > 0 && fromRev <= e.compactRev {
+		c := e.compactRev
+		e.mu.RUnlock()
+		return nil, fmt.Errorf("events from revision %d (compacted at %d): %w", fromRev, c, backend.ErrCompacted)
+	}
+	for i := range events {
+		ki, ok := e.tree.Get(&keyIndex{key: string(events[i].KV.Key)})
+		if !ok {
+			continue
+		}
+		// Several events of one revision on the same key: the previous one
+		// is the earlier event of that revision.
+		rev := events[i].KV.ModRevision
+		if p := ki.before(rev); p >= 0 && !ki.revs[p].tomb {
+			prevs[i] = hit{key: ki.key, r: ki.revs[p]}
+			has[i] = true
+		}
+	}
+	files = e.filesFor(prevs)
+	e.mu.RUnlock()
+	for i := range events {
+		if !has[i] {
+			continue
+		}
+		r := prevs[i].r
+		v := make([]byte, r.vlen)
+		if err := e.readValue(files, r, v, false); err != nil {
+			return nil, err
+		}
+		events[i].PrevKV = &backend.KeyValue{
+			Key: events[i].KV.Key, Value: v, CreateRevision: r.create,
+			ModRevision: r.mod, Version: r.version, Lease: r.lease,
+		}
+	}
+	return events, nil
+}

@@ -1,0 +1,427 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/keelson-dev/keelson/internal/store/backend"
+	"github.com/keelson-dev/keelson/internal/store/backend/sqlcommon"
+)
+
+// MaxKeySize is the longest key this engine stores.
+const MaxKeySize = 3064
+
+// Options tune the engine.
+type Options struct {
+	// Logger receives the engine's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// MaxBatch caps the Update functions per transaction (0: default).
+	MaxBatch int
+	// NoWriteCache disables the write path's cache of current versions.
+	NoWriteCache bool
+}
+
+// Poll intervals of the change feed.
+const (
+	pollMin = 2 * time.Millisecond
+	pollMax = 10 * time.Millisecond
+)
+
+// maxQueuedBytes bounds one multi-statement packet (max_allowed_packet is
+// 16 MiB by default on MariaDB, 64 MiB on MySQL 8).
+const maxQueuedBytes = 8 << 20
+
+// ParseURL parses a mysql:// URL (see the package documentation) into a
+// driver configuration. Errors never contain the password.
+func ParseURL(u string) (*gomysql.Config, error) {
+	rest, ok := strings.CutPrefix(u, "mysql://")
+	if !ok {
+		return nil, fmt.Errorf("mysql url %s: scheme must be mysql://", sqlcommon.RedactURL(u))
+	}
+	bad := func(err error) error {
+		return fmt.Errorf("mysql url %s: %w", sqlcommon.RedactURL(u), sqlcommon.Scrub(err, sqlcommon.Secrets(u)))
+	}
+	var cfg *gomysql.Config
+	if hostPart := afterAt(rest); strings.HasPrefix(hostPart, "tcp(") || strings.HasPrefix(hostPart, "unix(") {
+		c, err := gomysql.ParseDSN(rest)
+		if err != nil {
+			return nil, bad(err)
+		}
+		cfg = c
+	} else {
+		pu, err := url.Parse(u)
+		if err != nil {
+			return nil, bad(fmt.Errorf("not a url: %w", unwrapURLError(err)))
+		}
+		if pu.Host == "" {
+			return nil, bad(fmt.Errorf("missing host"))
+		}
+		c, err := gomysql.ParseDSN("/x?" + pu.RawQuery)
+		if err != nil {
+			return nil, bad(err)
+		}
+		cfg = c
+		cfg.Net = "tcp"
+		host, port := pu.Hostname(), pu.Port()
+		if port == "" {
+			port = "3306"
+		}
+		cfg.Addr = net.JoinHostPort(host, port)
+		cfg.DBName = strings.TrimPrefix(pu.Path, "/")
+		if pu.User != nil {
+			cfg.User = pu.User.Username()
+			cfg.Passwd, _ = pu.User.Password()
+		}
+	}
+	if cfg.DBName == "" || strings.Contains(cfg.DBName, "/") {
+		return nil, bad(fmt.Errorf("the url must name a database"))
+	}
+	cfg.InterpolateParams = true
+	cfg.MultiStatements = true
+	return cfg, nil
+}
+
+// afterAt returns what follows the userinfo of a DSN.
+func afterAt(s string) string {
+	slash := strings.Index(s, "/")
+	if slash < 0 {
+		slash = len(s)
+	}
+	// A DSN's address may contain '/' (unix socket) so look for the '@'
+	// before "tcp(" or "unix(".
+	for _, p := range []string{"@tcp(", "@unix("} {
+		if i := strings.Index(s, p); i >= 0 {
+			return s[i+1:]
+		}
+	}
+	if strings.HasPrefix(s, "tcp(") || strings.HasPrefix(s, "unix(") {
+		return s
+	}
+	if at := strings.LastIndex(s[:slash], "@"); at >= 0 {
+		return s[at+1:]
+	}
+	return s
+}
+
+// unwrapURLError drops net/url's quoting of the whole input.
+func unwrapURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+// Open connects to the database at url, creates or migrates the schema,
+// and returns the engine.
+func Open(ctx context.Context, url string, opts Options) (backend.Backend, error) {
+	cfg, err := ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	secrets := sqlcommon.Secrets(url)
+	if cfg.Passwd != "" {
+		secrets = append(secrets, cfg.Passwd)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	conn, err := gomysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("opening mysql %s: %w", sqlcommon.RedactURL(url), sqlcommon.Scrub(err, secrets))
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connecting to mysql %s: %w", sqlcommon.RedactURL(url), sqlcommon.Scrub(err, secrets))
+	}
+	d := &dialect{db: db, secrets: secrets, log: log}
+	e, err := sqlcommon.New(ctx, d, sqlcommon.Options{Logger: log, MaxBatch: opts.MaxBatch, NoWriteCache: opts.NoWriteCache})
+	if err != nil {
+		return nil, fmt.Errorf("opening mysql %s: %w", sqlcommon.RedactURL(url), sqlcommon.Scrub(err, secrets))
+	}
+	return e, nil
+}
+
+type dialect struct {
+	db      *sql.DB
+	secrets []string
+	log     *slog.Logger
+}
+
+func (d *dialect) Name() string    { return "mysql" }
+func (d *dialect) MaxKeySize() int { return MaxKeySize }
+func (d *dialect) Close()          { _ = d.db.Close() }
+
+func (d *dialect) Acquire(ctx context.Context) (sqlcommon.Conn, error) {
+	c, err := d.db.Conn(ctx)
+	if err != nil {
+		return nil, sqlcommon.Scrub(err, d.secrets)
+	}
+	return &conn{c: c}, nil
+}
+
+func (d *dialect) BeginWrite() []sqlcommon.Stmt {
+	return []sqlcommon.Stmt{{SQL: "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"}, {SQL: "START TRANSACTION"}}
+}
+
+func (d *dialect) BeginRead() []sqlcommon.Stmt {
+	return []sqlcommon.Stmt{{SQL: "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"}, {SQL: "START TRANSACTION WITH CONSISTENT SNAPSHOT"}}
+}
+
+func (d *dialect) LockSchema() sqlcommon.Stmt {
+	return sqlcommon.Stmt{SQL: "SELECT GET_LOCK(CONCAT('keelson_schema.', DATABASE()), 60)"}
+}
+
+func (d *dialect) UnlockSchema() sqlcommon.Stmt {
+	return sqlcommon.Stmt{SQL: "SELECT RELEASE_LOCK(CONCAT('keelson_schema.', DATABASE()))"}
+}
+
+func (d *dialect) Migrations() [][]string {
+	return [][]string{{
+		`CREATE TABLE IF NOT EXISTS meta (id INT NOT NULL PRIMARY KEY, rev BIGINT NOT NULL, compact_rev BIGINT NOT NULL) ENGINE=InnoDB`,
+		`INSERT IGNORE INTO meta (id, rev, compact_rev) VALUES (1, 1, 0)`,
+		`CREATE TABLE IF NOT EXISTS kv_current (k VARBINARY(3064) NOT NULL PRIMARY KEY, create_rev BIGINT NOT NULL,
+			mod_rev BIGINT NOT NULL, version BIGINT NOT NULL, lease BIGINT NOT NULL, value LONGBLOB NOT NULL,
+			KEY kv_current_lease (lease, k)) ENGINE=InnoDB`,
+		`CREATE TABLE IF NOT EXISTS kv_history (rev BIGINT NOT NULL, sub INT NOT NULL, k VARBINARY(3064) NOT NULL,
+			del SMALLINT NOT NULL, create_rev BIGINT NOT NULL, version BIGINT NOT NULL, lease BIGINT NOT NULL,
+			value LONGBLOB NOT NULL, prev_rev BIGINT NOT NULL, PRIMARY KEY (rev, sub),
+			UNIQUE KEY kv_history_k_rev (k, rev)) ENGINE=InnoDB`,
+		`CREATE TABLE IF NOT EXISTS leases (id BIGINT NOT NULL PRIMARY KEY, ttl BIGINT NOT NULL, expiry_ns BIGINT NOT NULL) ENGINE=InnoDB`,
+	}}
+}
+
+func placeholders(b *strings.Builder, rows, cols int) {
+	for i := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for j := range cols {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('?')
+		}
+		b.WriteByte(')')
+	}
+}
+
+func (d *dialect) Apply(hist []sqlcommon.HistoryRow, dels [][]byte, puts []backend.KeyValue) []sqlcommon.Stmt {
+	var b strings.Builder
+	b.WriteString("INSERT INTO kv_history (rev, sub, k, del, create_rev, version, lease, value, prev_rev) VALUES ")
+	placeholders(&b, len(hist), 9)
+	args := make([]any, 0, 9*len(hist))
+	for _, h := range hist {
+		del := 0
+		if h.Del {
+			del = 1
+		}
+		args = append(args, h.Rev, h.Sub, h.Key, del, h.CreateRev, h.Version, h.Lease, h.Value, h.PrevRev)
+	}
+	out := []sqlcommon.Stmt{{SQL: b.String(), Args: args}}
+	if len(dels) > 0 {
+		b.Reset()
+		b.WriteString("DELETE FROM kv_current WHERE k IN (")
+		args := make([]any, len(dels))
+		for i, k := range dels {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('?')
+			args[i] = k
+		}
+		b.WriteByte(')')
+		out = append(out, sqlcommon.Stmt{SQL: b.String(), Args: args})
+	}
+	if len(puts) > 0 {
+		b.Reset()
+		b.WriteString("INSERT INTO kv_current (k, create_rev, mod_rev, version, lease, value) VALUES ")
+		placeholders(&b, len(puts), 6)
+		b.WriteString(" ON DUPLICATE KEY UPDATE create_rev = VALUES(create_rev), mod_rev = VALUES(mod_rev)," +
+			" version = VALUES(version), lease = VALUES(lease), value = VALUES(value)")
+		args := make([]any, 0, 6*len(puts))
+		for _, kv := range puts {
+			args = append(args, kv.Key, kv.CreateRevision, kv.ModRevision, kv.Version, kv.Lease, kv.Value)
+		}
+		out = append(out, sqlcommon.Stmt{SQL: b.String(), Args: args})
+	}
+	return out
+}
+
+func (d *dialect) PutLease(l backend.Lease) sqlcommon.Stmt {
+	return sqlcommon.Stmt{
+		SQL: "INSERT INTO leases (id, ttl, expiry_ns) VALUES (?, ?, ?)" +
+			" ON DUPLICATE KEY UPDATE ttl = VALUES(ttl), expiry_ns = VALUES(expiry_ns)",
+		Args: []any{l.ID, l.TTL, sqlcommon.ExpiryNanos(l.Expiry)},
+	}
+}
+
+func (d *dialect) Committed(int64) []sqlcommon.Stmt { return nil }
+
+func (d *dialect) DBSize(ctx context.Context) (int64, error) {
+	var n int64
+	err := d.db.QueryRowContext(ctx, `SELECT CAST(COALESCE(SUM(data_length + index_length), 0) AS SIGNED)
+		FROM information_schema.tables WHERE table_schema = DATABASE()`).Scan(&n)
+	return n, sqlcommon.Scrub(err, d.secrets)
+}
+
+// RunFeed polls the meta revision while watchers are active.
+func (d *dialect) RunFeed(ctx context.Context, h sqlcommon.FeedHooks) {
+	interval := pollMin
+	var last int64
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		active, wait := h.WatchersActive()
+		if !active {
+			select {
+			case <-wait:
+				interval = pollMin
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		rev, err := h.PollRevision(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			d.log.Warn("mysql change feed poll failed", "err", sqlcommon.Scrub(err, d.secrets))
+			interval = 500 * time.Millisecond
+		case rev > last:
+			h.Observe(rev)
+			last = rev
+			interval = pollMin
+		default:
+			interval = min(2*interval, pollMax)
+		}
+		t.Reset(interval)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// conn queues statements and sends them with the next query as one
+// multi-statement packet.
+type conn struct {
+	c      *sql.Conn
+	q      []sqlcommon.Stmt
+	qBytes int
+}
+
+func (c *conn) Queue(s sqlcommon.Stmt) {
+	c.q = append(c.q, s)
+	c.qBytes += len(s.SQL)
+	for _, a := range s.Args {
+		if b, ok := a.([]byte); ok {
+			c.qBytes += 2 * len(b)
+		}
+	}
+}
+
+func (c *conn) Pending() int { return len(c.q) }
+
+func (c *conn) Truncate(n int) {
+	clear(c.q[n:])
+	c.q = c.q[:n]
+	if n == 0 {
+		c.qBytes = 0
+	}
+}
+
+func (c *conn) InsertAt(i int, s ...sqlcommon.Stmt) {
+	c.q = append(c.q[:i], append(append([]sqlcommon.Stmt{}, s...), c.q[i:]...)...)
+}
+
+// joined returns the queued statements (and extra) as one string.
+func (c *conn) joined(extra *sqlcommon.Stmt) (string, []any) {
+	var b strings.Builder
+	var args []any
+	for i, s := range c.q {
+		if i > 0 {
+			b.WriteString(";\n")
+		}
+		b.WriteString(s.SQL)
+		args = append(args, s.Args...)
+	}
+	if extra != nil {
+		if len(c.q) > 0 {
+			b.WriteString(";\n")
+		}
+		b.WriteString(extra.SQL)
+		args = append(args, extra.Args...)
+	}
+	c.Truncate(0)
+	return b.String(), args
+}
+
+func (c *conn) Query(ctx context.Context, q string, args ...any) (sqlcommon.Rows, error) {
+	if c.qBytes > maxQueuedBytes {
+		if err := c.Flush(ctx); err != nil {
+			return nil, err
+		}
+	}
+	full, all := c.joined(&sqlcommon.Stmt{SQL: q, Args: args})
+	rows, err := c.c.QueryContext(ctx, full, all...)
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+func (c *conn) Flush(ctx context.Context) error {
+	for len(c.q) > 0 {
+		// Send at most maxQueuedBytes per packet (at least one statement).
+		rest := c.q
+		size, n := 0, 0
+		for n < len(rest) {
+			s := len(rest[n].SQL)
+			for _, a := range rest[n].Args {
+				if b, ok := a.([]byte); ok {
+					s += 2 * len(b)
+				}
+			}
+			if n > 0 && size+s > maxQueuedBytes {
+				break
+			}
+			size += s
+			n++
+		}
+		later := append([]sqlcommon.Stmt(nil), rest[n:]...)
+		c.q = rest[:n]
+		full, all := c.joined(nil)
+		if _, err := c.c.ExecContext(ctx, full, all...); err != nil {
+			return err
+		}
+		for _, s := range later {
+			c.Queue(s)
+		}
+	}
+	return nil
+}
+
+func (c *conn) Release(broken bool) {
+	c.q = nil
+	if broken {
+		_ = c.c.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	_ = c.c.Close()
+}

@@ -1,0 +1,91 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keelson-dev/keelson/internal/store/backend"
+	"github.com/keelson-dev/keelson/internal/store/backend/backendtest"
+	"github.com/keelson-dev/keelson/internal/store/backend/sqlcommon/sqltest"
+)
+
+// baseURL is the server tests use; KEELSON_TEST_POSTGRES overrides it.
+func baseURL() string {
+	if u := os.Getenv("KEELSON_TEST_POSTGRES"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/test"
+}
+
+const startHint = "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+
+func adminExec(t testing.TB, u, sql string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatalf("postgresql at %s is not reachable (%v); %s", redactedBase(), err, startHint)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func redactedBase() string {
+	u, err := url.Parse(baseURL())
+	if err != nil {
+		return "(unparsable KEELSON_TEST_POSTGRES)"
+	}
+	return u.Redacted()
+}
+
+// newURL creates a fresh schema, dropped when the test ends, and returns
+// a URL whose search_path selects it.
+func newURL(t testing.TB) string {
+	t.Helper()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "keelson_test_" + hex.EncodeToString(b[:])
+	adminExec(t, baseURL(), "CREATE SCHEMA "+schema)
+	t.Cleanup(func() { adminExec(t, baseURL(), "DROP SCHEMA "+schema+" CASCADE") })
+	u, err := url.Parse(baseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func openURL(ctx context.Context, u string) (backend.Backend, error) { return Open(ctx, u, Options{}) }
+
+var db = sqltest.DB{
+	NewURL: newURL,
+	Open:   openURL,
+	Exec:   adminExec,
+}
+
+func TestContract(t *testing.T) { backendtest.RunPersistent(t, sqltest.PersistentOpener(db)) }
+
+func TestSQL(t *testing.T) { sqltest.Run(t, db) }
+
+func TestSQLNoWriteCache(t *testing.T) {
+	nc := db
+	nc.Open = func(ctx context.Context, u string) (backend.Backend, error) {
+		return Open(ctx, u, Options{NoWriteCache: true})
+	}
+	sqltest.Run(t, nc)
+}
+
+func BenchmarkUpdate1(b *testing.B)   { sqltest.BenchmarkUpdate(b, db, 1) }
+func BenchmarkUpdate100(b *testing.B) { sqltest.BenchmarkUpdate(b, db, 100) }

@@ -1,0 +1,584 @@
+package sqlcommon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/keelson-dev/keelson/internal/store/backend"
+)
+
+// Options tune an Engine.
+type Options struct {
+	// Logger receives the engine's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// MaxBatch caps the Update functions run in one database transaction
+	// (default 256).
+	MaxBatch int
+	// CompactChunk is how many revisions one compaction delete covers
+	// (default 1000).
+	CompactChunk int64
+	// FeedChunk caps the revisions one Watch batch reads (default 1000).
+	FeedChunk int64
+	// NoWriteCache disables the write path's cache of current versions
+	// (every read of an Update function then goes to the database).
+	NoWriteCache bool
+}
+
+// Engine implements backend.Backend on a Dialect.
+type Engine struct {
+	d    Dialect
+	log  *slog.Logger
+	opts Options
+
+	reqs   chan *request
+	stop   chan struct{} // closed by Close: committer drains and exits
+	exited chan struct{} // closed when the committer has exited
+	closed atomic.Bool
+	once   sync.Once
+
+	// dbCtx is used for statements of batches, never a caller's context
+	// (a caller giving up must not break the batch it shares).
+	dbCtx    context.Context
+	dbCancel context.CancelFunc
+	feedWG   sync.WaitGroup
+
+	head headNotifier
+	// cache is the write path's cache of current versions (committer only).
+	cache writeCache
+
+	watchMu  sync.Mutex
+	watchers int
+	watchOn  chan struct{} // closed while watchers > 0
+}
+
+type request struct {
+	ctx  context.Context
+	fn   func(backend.WriteTx) error
+	done chan error
+}
+
+// New migrates the schema and starts the engine. It takes ownership of d
+// (Close closes it, also when New fails).
+func New(ctx context.Context, d Dialect, opts Options) (*Engine, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.CompactChunk <= 0 {
+		opts.CompactChunk = 1000
+	}
+	if opts.FeedChunk <= 0 {
+		opts.FeedChunk = 1000
+	}
+	e := &Engine{
+		d:       d,
+		log:     opts.Logger.With("engine", d.Name()),
+		opts:    opts,
+		reqs:    make(chan *request, 4096),
+		stop:    make(chan struct{}),
+		exited:  make(chan struct{}),
+		watchOn: make(chan struct{}),
+	}
+	e.head.init()
+	if err := e.migrate(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	rev, err := e.PollRevision(ctx)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("reading revision: %w", err)
+	}
+	e.head.observe(rev)
+	e.dbCtx, e.dbCancel = context.WithCancel(context.WithoutCancel(ctx))
+	go e.committer()
+	e.feedWG.Add(1)
+	go func() {
+		defer e.feedWG.Done()
+		d.RunFeed(e.dbCtx, e)
+	}()
+	return e, nil
+}
+
+// Close stops the engine: queued Updates fail with backend.ErrClosed, a
+// batch being committed finishes, Watch calls return.
+func (e *Engine) Close() error {
+	e.once.Do(func() {
+		e.closed.Store(true)
+		close(e.stop)
+		<-e.exited
+		e.dbCancel()
+		e.head.close()
+		e.feedWG.Wait()
+		e.d.Close()
+	})
+	return nil
+}
+
+// Update runs fn in a write transaction shared with concurrent callers.
+func (e *Engine) Update(ctx context.Context, fn func(backend.WriteTx) error) error {
+	if e.closed.Load() {
+		return backend.ErrClosed
+	}
+	r := &request{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case e.reqs <- r:
+	case <-e.stop:
+		return backend.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-e.exited:
+		select {
+		case err := <-r.done:
+			return err
+		default:
+			return backend.ErrClosed
+		}
+	case <-ctx.Done():
+		// The outcome is unknown: the batch may still commit.
+		return ctx.Err()
+	}
+}
+
+func (e *Engine) committer() {
+	defer close(e.exited)
+	batch := make([]*request, 0, e.opts.MaxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-e.reqs:
+			batch = append(batch, r)
+		case <-e.stop:
+			e.failQueued()
+			return
+		}
+	fill:
+		for len(batch) < e.opts.MaxBatch {
+			select {
+			case r := <-e.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		e.runBatch(batch)
+	}
+}
+
+func (e *Engine) failQueued() {
+	for {
+		select {
+		case r := <-e.reqs:
+			r.done <- backend.ErrClosed
+		default:
+			return
+		}
+	}
+}
+
+// Savepoint statements used to make each function of a batch atomic.
+var (
+	stmtSavepoint  = Stmt{SQL: "SAVEPOINT fn"}
+	stmtRelease    = Stmt{SQL: "RELEASE SAVEPOINT fn"}
+	stmtRollbackTo = Stmt{SQL: "ROLLBACK TO SAVEPOINT fn"}
+	stmtCommit     = Stmt{SQL: "COMMIT"}
+	stmtRollback   = Stmt{SQL: "ROLLBACK"}
+)
+
+// batch is the state of one write transaction running several functions.
+//
+// Rows written by Apply are buffered (hist, curLog) and turned into
+// multi-row statements only when something must reach the database: a
+// read that the write cache cannot answer, or the commit. Statements that
+// return nothing (leases) go to the connection's queue directly.
+type batch struct {
+	e     *Engine
+	conn  Conn
+	err   error       // first database error; the whole batch fails
+	cache *writeCache // nil when disabled
+
+	hist   []HistoryRow
+	curLog []curOp
+
+	// Bookkeeping for the function running now: mark, histMark and
+	// logMark are where its statements and rows start; placed says its
+	// savepoint was sent (its writes reached the database).
+	inFn, placed, haveSP    bool
+	mark, histMark, logMark int
+}
+
+// curOp is one change to kv_current, in order.
+type curOp struct {
+	key []byte
+	kv  backend.KeyValue
+	del bool
+}
+
+// applyStmts turns buffered rows into statements: history rows in order,
+// and the final state of each key in kv_current. Statements are split so
+// that none carries much more than maxStmtBytes of keys and values.
+func (b *batch) applyStmts(hist []HistoryRow, log []curOp) []Stmt {
+	if len(hist) == 0 && len(log) == 0 {
+		return nil
+	}
+	final := make(map[string]int, len(log))
+	var order []int
+	for i, op := range log {
+		if j, ok := final[string(op.key)]; ok {
+			order[j] = i
+			continue
+		}
+		final[string(op.key)] = len(order)
+		order = append(order, i)
+	}
+	var dels [][]byte
+	var puts []backend.KeyValue
+	for _, i := range order {
+		if log[i].del {
+			dels = append(dels, log[i].key)
+		} else {
+			puts = append(puts, log[i].kv)
+		}
+	}
+	var out []Stmt
+	for len(hist) > 0 || len(dels) > 0 || len(puts) > 0 {
+		var h []HistoryRow
+		var d [][]byte
+		var p []backend.KeyValue
+		size := 0
+		for len(hist) > 0 && (len(h) == 0 || size < maxStmtBytes) {
+			size += len(hist[0].Key) + len(hist[0].Value)
+			h, hist = append(h, hist[0]), hist[1:]
+		}
+		for len(dels) > 0 && size < maxStmtBytes {
+			size += len(dels[0])
+			d, dels = append(d, dels[0]), dels[1:]
+		}
+		for len(puts) > 0 && (size < maxStmtBytes || len(h)+len(d)+len(p) == 0) {
+			size += len(puts[0].Key) + len(puts[0].Value)
+			p, puts = append(p, puts[0]), puts[1:]
+		}
+		out = append(out, b.e.d.Apply(h, d, p)...)
+	}
+	return out
+}
+
+// maxStmtBytes bounds the keys and values one statement carries.
+const maxStmtBytes = 4 << 20
+
+// beforeSend is called before anything goes to the database: buffered rows
+// become statements, and the running function's writes get a savepoint in
+// front of them.
+//
+// Only writes need the savepoint: a function that reads and then writes
+// (the usual shape) never sends its own writes before it returns, so it
+// needs none, and if it fails its buffered writes are simply dropped.
+func (b *batch) beforeSend() {
+	if !b.inFn {
+		b.queue(b.applyStmts(b.hist, b.curLog)...)
+		b.hist, b.curLog = b.hist[:0], b.curLog[:0]
+		return
+	}
+	prev := b.applyStmts(b.hist[:b.histMark], b.curLog[:b.logMark])
+	b.conn.InsertAt(b.mark, prev...)
+	b.mark += len(prev)
+	own := b.applyStmts(b.hist[b.histMark:], b.curLog[b.logMark:])
+	b.hist, b.curLog = b.hist[:0], b.curLog[:0]
+	b.histMark, b.logMark = 0, 0
+	if !b.placed && (b.conn.Pending() > b.mark || len(own) > 0) {
+		if b.haveSP {
+			b.conn.InsertAt(b.mark, stmtRelease, stmtSavepoint)
+		} else {
+			b.conn.InsertAt(b.mark, stmtSavepoint)
+		}
+		b.placed, b.haveSP = true, true
+	}
+	b.queue(own...)
+}
+
+func (b *batch) query(sql string, args ...any) (Rows, error) {
+	if b.err != nil {
+		return nil, b.err
+	}
+	b.beforeSend()
+	rows, err := b.conn.Query(b.e.dbCtx, sql, args...)
+	// Everything queued was sent: the running function's statements now
+	// start at the head of the (empty) queue.
+	b.mark = 0
+	if err != nil {
+		b.err = err
+		return nil, err
+	}
+	return rows, nil
+}
+
+// queryUnflushed sends a read without turning buffered rows into
+// statements. Only reads of keys the write cache has no entry for may use
+// it: every key written in this batch has an entry, so the buffered rows
+// cannot change such a read's answer.
+func (b *batch) queryUnflushed(sql string, args ...any) (Rows, error) {
+	if b.inFn && b.conn.Pending() > b.mark {
+		return b.query(sql, args...) // this function's lease statements need a savepoint
+	}
+	if b.err != nil {
+		return nil, b.err
+	}
+	rows, err := b.conn.Query(b.e.dbCtx, sql, args...)
+	b.mark = 0
+	if err != nil {
+		b.err = err
+		return nil, err
+	}
+	return rows, nil
+}
+
+func (b *batch) queue(s ...Stmt) {
+	for _, st := range s {
+		b.conn.Queue(st)
+	}
+}
+
+func (e *Engine) runBatch(reqs []*request) {
+	start := time.Now()
+	finish := func(err error) {
+		for _, r := range reqs {
+			if r != nil {
+				r.done <- err
+			}
+		}
+	}
+	conn, err := e.d.Acquire(e.dbCtx)
+	if err != nil {
+		finish(fmt.Errorf("acquiring connection: %w", err))
+		return
+	}
+	b := &batch{e: e, conn: conn}
+	b.queue(e.d.BeginWrite()...)
+	base, compact, err := readMeta(b.query, true)
+	if err != nil {
+		conn.Release(true)
+		e.cache.reset(0)
+		finish(fmt.Errorf("locking revision: %w", err))
+		return
+	}
+	if !e.opts.NoWriteCache {
+		e.cache.begin(base)
+		b.cache = &e.cache
+	}
+	tx := &writeTx{readTx: readTx{run: b.query, d: e.d, rev: base, compact: compact}, b: b}
+	results := make([]error, len(reqs))
+	for i, r := range reqs {
+		if err := r.ctx.Err(); err != nil {
+			results[i] = err
+			continue
+		}
+		b.inFn, b.placed = true, false
+		b.mark, b.histMark, b.logMark = conn.Pending(), len(b.hist), len(b.curLog)
+		revBefore, compactBefore := tx.rev, tx.compact
+		e.cache.undo = e.cache.undo[:0]
+		ferr := callFn(r.fn, tx)
+		b.inFn = false
+		if b.err != nil {
+			break
+		}
+		if ferr == nil {
+			continue
+		}
+		results[i] = ferr
+		tx.rev, tx.compact = revBefore, compactBefore
+		e.cache.rollbackFn()
+		// Drop what is still buffered or queued of this function; if some
+		// of it was sent, roll back to its savepoint.
+		conn.Truncate(b.mark)
+		b.hist, b.curLog = b.hist[:b.histMark], b.curLog[:b.logMark]
+		if b.placed {
+			b.queue(stmtRollbackTo)
+		}
+	}
+	if b.err == nil {
+		b.beforeSend()
+		if tx.rev != base {
+			b.queue(Stmt{SQL: "UPDATE meta SET rev = ? WHERE id = 1", Args: []any{tx.rev}})
+			b.queue(e.d.Committed(tx.rev)...)
+		}
+		b.queue(stmtCommit)
+		b.err = conn.Flush(e.dbCtx)
+	}
+	if b.err != nil {
+		conn.Truncate(0)
+		conn.Queue(stmtRollback)
+		rerr := conn.Flush(e.dbCtx)
+		conn.Release(rerr != nil)
+		e.cache.reset(0)
+		e.log.Warn("write batch failed", "functions", len(reqs), "err", b.err)
+		finish(fmt.Errorf("write transaction: %w", b.err))
+		return
+	}
+	conn.Release(false)
+	e.cache.rev = tx.rev
+	if tx.rev != base {
+		e.head.observe(tx.rev)
+	}
+	for i, r := range reqs {
+		r.done <- results[i]
+	}
+	if d := time.Since(start); d > time.Second {
+		e.log.Warn("slow write batch", "functions", len(reqs), "duration", d)
+	}
+}
+
+// callFn runs fn, turning a panic into an error so one bad function cannot
+// take the committer down.
+func callFn(fn func(backend.WriteTx) error, tx backend.WriteTx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("update function panicked: %v", p)
+		}
+	}()
+	return fn(tx)
+}
+
+type queryFunc func(sql string, args ...any) (Rows, error)
+
+func readMeta(q queryFunc, forUpdate bool) (rev, compact int64, err error) {
+	sql := "SELECT rev, compact_rev FROM meta WHERE id = 1"
+	if forUpdate {
+		sql += " FOR UPDATE"
+	}
+	rows, err := q(sql)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return 0, 0, err
+		}
+		return 0, 0, fmt.Errorf("meta row missing: %w", backend.ErrCorrupt)
+	}
+	if err := rows.Scan(&rev, &compact); err != nil {
+		return 0, 0, err
+	}
+	return rev, compact, rows.Close()
+}
+
+// View runs fn on a snapshot.
+func (e *Engine) View(ctx context.Context, fn func(backend.ReadTx) error) error {
+	if e.closed.Load() {
+		return backend.ErrClosed
+	}
+	conn, err := e.d.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquiring connection: %w", err)
+	}
+	var dbErr error
+	q := func(sql string, args ...any) (Rows, error) {
+		if dbErr != nil {
+			return nil, dbErr
+		}
+		rows, err := conn.Query(ctx, sql, args...)
+		if err != nil {
+			dbErr = err
+		}
+		return rows, err
+	}
+	for _, s := range e.d.BeginRead() {
+		conn.Queue(s)
+	}
+	rev, compact, err := readMeta(q, false)
+	if err != nil {
+		conn.Release(true)
+		return fmt.Errorf("reading revision: %w", err)
+	}
+	ferr := fn(&readTx{run: q, d: e.d, rev: rev, compact: compact})
+	conn.Truncate(0)
+	conn.Queue(stmtRollback)
+	cerr := conn.Flush(ctx)
+	conn.Release(cerr != nil || dbErr != nil)
+	return ferr
+}
+
+// Status reports revisions and size.
+func (e *Engine) Status(ctx context.Context) (backend.Status, error) {
+	if e.closed.Load() {
+		return backend.Status{}, backend.ErrClosed
+	}
+	var st backend.Status
+	err := e.View(ctx, func(tx backend.ReadTx) error {
+		st.Revision, st.CompactRevision = tx.Revision(), tx.CompactRevision()
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	size, err := e.d.DBSize(ctx)
+	if err != nil {
+		return st, fmt.Errorf("database size: %w", err)
+	}
+	st.DBSize, st.DBSizeInUse, st.Engine = size, size, e.d.Name()
+	return st, nil
+}
+
+// PollRevision reads the committed revision (FeedHooks).
+func (e *Engine) PollRevision(ctx context.Context) (int64, error) {
+	conn, err := e.d.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	rows, err := conn.Query(ctx, "SELECT rev FROM meta WHERE id = 1")
+	if err != nil {
+		conn.Release(true)
+		return 0, err
+	}
+	var rev int64
+	if rows.Next() {
+		err = rows.Scan(&rev)
+	} else if err = rows.Err(); err == nil {
+		err = fmt.Errorf("meta row missing: %w", backend.ErrCorrupt)
+	}
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	conn.Release(err != nil)
+	return rev, err
+}
+
+// Observe records a revision committed elsewhere (FeedHooks).
+func (e *Engine) Observe(rev int64) { e.head.observe(rev) }
+
+// WatchersActive implements FeedHooks.
+func (e *Engine) WatchersActive() (bool, <-chan struct{}) {
+	e.watchMu.Lock()
+	defer e.watchMu.Unlock()
+	return e.watchers > 0, e.watchOn
+}
+
+func (e *Engine) addWatcher(delta int) {
+	e.watchMu.Lock()
+	defer e.watchMu.Unlock()
+	e.watchers += delta
+	switch {
+	case e.watchers == 1 && delta > 0:
+		close(e.watchOn)
+	case e.watchers == 0:
+		e.watchOn = make(chan struct{})
+	}
+}
+
+// errClosedOr maps errors seen after Close to backend.ErrClosed.
+func (e *Engine) errClosedOr(err error) error {
+	if e.closed.Load() {
+		return fmt.Errorf("%w (%v)", backend.ErrClosed, err)
+	}
+	return err
+}

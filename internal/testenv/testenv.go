@@ -1,0 +1,349 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Options says what to start. The zero value starts keelson store and one
+// kube-apiserver.
+type Options struct {
+	// Store is the store implementation; default StoreKeelson.
+	Store StoreKind
+	// APIServers is the number of kube-apiservers on the store; default 1.
+	APIServers int
+	// ControllerManager starts kube-controller-manager (all default
+	// controllers, leader election off) against the first apiserver.
+	ControllerManager bool
+	// Scheduler starts kube-scheduler against the first apiserver.
+	Scheduler bool
+	// KwokNodes, if > 0, starts kwok and creates that many simulated nodes
+	// (named by KwokNodeName), then waits until they are Ready.
+	KwokNodes int
+
+	// BinDir holds the binaries; default BinDir().
+	BinDir string
+	// KeelsonBinary is the binary run as `keelson store`; default
+	// BinDir/keelson.
+	KeelsonBinary string
+	// Dir holds certificates, kubeconfigs, store data and logs. Default: a
+	// new temporary directory. Certificates and store data found in it are
+	// reused.
+	Dir string
+	// Logger receives progress; default slog.Default() (New) or the test's
+	// output (Start).
+	Logger *slog.Logger
+
+	// Extra command-line flags, appended to the ones testenv sets.
+	APIServerArgs         []string
+	ControllerManagerArgs []string
+	SchedulerArgs         []string
+}
+
+// Env is a running control plane.
+type Env struct {
+	// Dir is the environment's directory (see Options.Dir).
+	Dir string
+	// LogDir holds one log file per component.
+	LogDir string
+	// Store is the running store.
+	Store *Store
+	// APIServers are the running kube-apiservers.
+	APIServers []*APIServer
+	// Config is an admin client configuration for APIServers[0].
+	Config *rest.Config
+	// Kubeconfig is an admin kubeconfig file for APIServers[0].
+	Kubeconfig string
+
+	opts   Options
+	binDir string
+	logDir string
+	pki    *pki
+	log    *slog.Logger
+	exitCh chan error
+
+	mu    sync.Mutex
+	procs []*process // everything but the store, in start order
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New starts the environment described by opts and waits until every part
+// is ready. On error, whatever was started is stopped again. The caller
+// stops the environment with Close; Dir is left in place.
+func New(ctx context.Context, opts Options) (_ *Env, err error) {
+	if opts.Store == "" {
+		opts.Store = StoreKeelson
+	}
+	if _, err := ParseStoreKind(string(opts.Store)); err != nil {
+		return nil, err
+	}
+	if opts.APIServers <= 0 {
+		opts.APIServers = 1
+	}
+	if opts.KwokNodes < 0 {
+		return nil, fmt.Errorf("KwokNodes must not be negative, got %d", opts.KwokNodes)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	binDir := opts.BinDir
+	if binDir == "" {
+		if binDir, err = BinDir(); err != nil {
+			return nil, err
+		}
+	}
+	storeBin, err := checkBinaries(binDir, opts)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Dir == "" {
+		if opts.Dir, err = os.MkdirTemp("", "keelson-testenv-"); err != nil {
+			return nil, fmt.Errorf("creating environment directory: %w", err)
+		}
+	}
+	if opts.Dir, err = filepath.Abs(opts.Dir); err != nil {
+		return nil, fmt.Errorf("resolving environment directory: %w", err)
+	}
+	e := &Env{
+		Dir:    opts.Dir,
+		LogDir: filepath.Join(opts.Dir, "logs"),
+		opts:   opts,
+		binDir: binDir,
+		log:    opts.Logger,
+		exitCh: make(chan error, 1),
+	}
+	e.logDir = e.LogDir
+	if err := os.MkdirAll(e.logDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating log directory: %w", err)
+	}
+	if e.pki, err = ensurePKI(filepath.Join(e.Dir, "pki")); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = e.Close()
+		}
+	}()
+
+	e.Store = &Store{
+		Kind:    opts.Store,
+		DataDir: filepath.Join(e.Dir, "store-"+string(opts.Store)),
+		LogPath: filepath.Join(e.logDir, "store-"+string(opts.Store)+".log"),
+		bin:     storeBin,
+		log:     e.log,
+		onExit:  e.onExit,
+	}
+	if err := e.Store.startFirst(ctx); err != nil {
+		return nil, err
+	}
+	for i := range opts.APIServers {
+		a, err := e.startAPIServer(ctx, i)
+		if err != nil {
+			return nil, err
+		}
+		e.APIServers = append(e.APIServers, a)
+		e.addProc(a.proc)
+	}
+	e.Config = rest.CopyConfig(e.APIServers[0].Config)
+	e.Kubeconfig = e.APIServers[0].Kubeconfig
+	if opts.ControllerManager {
+		p, err := e.startControllerManager(ctx)
+		if err != nil {
+			return nil, err
+		}
+		e.addProc(p)
+	}
+	if opts.Scheduler {
+		p, err := e.startScheduler(ctx)
+		if err != nil {
+			return nil, err
+		}
+		e.addProc(p)
+	}
+	if opts.KwokNodes > 0 {
+		p, err := e.startKwok(ctx)
+		if p != nil {
+			e.addProc(p)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// checkBinaries looks up every binary opts needs, so that a missing one is
+// reported before anything starts. It returns the store's binary.
+func checkBinaries(binDir string, opts Options) (string, error) {
+	var storeBin string
+	var errs []error
+	switch opts.Store {
+	case StoreEtcd:
+		p, err := LookBinary(binDir, BinEtcd)
+		storeBin = p
+		errs = append(errs, err)
+	default:
+		if opts.KeelsonBinary != "" {
+			storeBin = opts.KeelsonBinary
+		} else {
+			p, err := LookBinary(binDir, BinKeelson)
+			storeBin = p
+			errs = append(errs, err)
+		}
+	}
+	need := []string{BinKubeAPIServer}
+	if opts.ControllerManager {
+		need = append(need, BinKubeControllerManager)
+	}
+	if opts.Scheduler {
+		need = append(need, BinKubeScheduler)
+	}
+	if opts.KwokNodes > 0 {
+		need = append(need, BinKwok)
+	}
+	for _, n := range need {
+		_, err := LookBinary(binDir, n)
+		errs = append(errs, err)
+	}
+	return storeBin, errors.Join(errs...)
+}
+
+func (e *Env) addProc(p *process) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.procs = append(e.procs, p)
+}
+
+// onExit reports a component that exited without being stopped.
+func (e *Env) onExit(p *process) {
+	select {
+	case e.exitCh <- p.exitError():
+	default:
+	}
+}
+
+// Wait blocks until ctx ends (returning nil) or a component exits without
+// having been stopped (returning an error naming it and its log).
+func (e *Env) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-e.exitCh:
+		return err
+	}
+}
+
+// WaitAPIServersReady polls every apiserver's /readyz until all answer 200,
+// for example after the store was restarted.
+func (e *Env) WaitAPIServersReady(ctx context.Context) error {
+	for _, a := range e.APIServers {
+		if err := a.WaitReady(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Clientset returns a clientset for Config.
+func (e *Env) Clientset() (*kubernetes.Clientset, error) {
+	c, err := kubernetes.NewForConfig(e.Config)
+	if err != nil {
+		return nil, fmt.Errorf("creating clientset: %w", err)
+	}
+	return c, nil
+}
+
+// LogFiles returns the log file of every component, sorted.
+func (e *Env) LogFiles() []string {
+	files, _ := filepath.Glob(filepath.Join(e.logDir, "*.log"))
+	sort.Strings(files)
+	return files
+}
+
+// Close stops every component, newest first (kwok, scheduler, controller
+// manager, apiservers, store): SIGTERM to its process group, SIGKILL after
+// a grace period. It does not remove Dir. Close is idempotent.
+func (e *Env) Close() error {
+	e.closeOnce.Do(func() {
+		e.mu.Lock()
+		procs := slices.Clone(e.procs)
+		e.mu.Unlock()
+		var errs []error
+		for _, p := range slices.Backward(procs) {
+			errs = append(errs, p.stop(stopTimeout))
+		}
+		if e.Store != nil {
+			errs = append(errs, e.Store.Stop())
+		}
+		e.closeErr = errors.Join(errs...)
+		e.log.Info("environment stopped", "dir", e.Dir)
+	})
+	return e.closeErr
+}
+
+// Start is New for tests: it fails the test (with the reason, e.g. to run
+// `make tools`) if the environment cannot start, and registers teardown with
+// t.Cleanup. The directory is removed after a passing test; after a failing
+// one the tail of every log is printed and the directory is kept.
+func Start(t testing.TB, opts Options) *Env {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	}
+	ownDir := opts.Dir == ""
+	if ownDir {
+		dir, err := os.MkdirTemp("", "keelson-testenv-")
+		if err != nil {
+			t.Fatalf("testenv: creating directory: %v", err)
+		}
+		opts.Dir = dir
+	}
+	env, err := New(t.Context(), opts)
+	if err != nil {
+		if logs, _ := filepath.Glob(filepath.Join(opts.Dir, "logs", "*.log")); len(logs) > 0 {
+			dumpLogs(t, filepath.Join(opts.Dir, "logs"))
+			t.Logf("testenv: logs and data kept in %s", opts.Dir)
+		} else if ownDir {
+			_ = os.RemoveAll(opts.Dir)
+		}
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() {
+		failed := t.Failed()
+		if failed {
+			dumpLogs(t, env.LogDir)
+		}
+		if err := env.Close(); err != nil {
+			t.Logf("testenv: stopping: %v", err)
+		}
+		if failed {
+			t.Logf("testenv: logs and data kept in %s", env.Dir)
+		} else if ownDir {
+			_ = os.RemoveAll(env.Dir)
+		}
+	})
+	return env
+}
+
+// dumpLogs prints the tail of every log file in dir.
+func dumpLogs(t testing.TB, dir string) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	sort.Strings(files)
+	for _, f := range files {
+		t.Logf("testenv: ---- last lines of %s ----\n%s", f, tailFile(f, 40))
+	}
+}

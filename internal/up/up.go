@@ -1,0 +1,192 @@
+package up
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/keelson-dev/keelson/internal/testenv"
+)
+
+// DefaultStateDir is where state goes unless Config.StateDir says
+// otherwise; if it cannot be created, $TMPDIR/keelson-up is used.
+const DefaultStateDir = ".keelson-up"
+
+// Config is the configuration of `keelson up`.
+type Config struct {
+	// StateDir holds certificates, kubeconfig, store data and component
+	// logs. Data in it is reused by the next run.
+	StateDir string
+	// Reset removes StateDir before starting.
+	Reset bool
+	// Nodes is the number of simulated (kwok) nodes.
+	Nodes int
+	// Store is "keelson" or "etcd" (etcd for debugging and comparison).
+	Store string
+	// BinDir holds kube-apiserver, kube-controller-manager, kube-scheduler,
+	// kwok and etcd. Empty: the directory of the keelson executable, its
+	// bin/ subdirectory, or bin/ in the repository around the working
+	// directory, whichever has kube-apiserver.
+	BinDir string
+	// Executable is the keelson binary run as `keelson store`; empty: this
+	// process's executable.
+	Executable string
+}
+
+// Default returns the default configuration.
+func Default() Config {
+	return Config{StateDir: DefaultStateDir, Nodes: 10, Store: string(testenv.StoreKeelson)}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if c.StateDir == "" {
+		return errors.New("state directory must not be empty")
+	}
+	if c.Nodes < 0 {
+		return fmt.Errorf("nodes must not be negative, got %d", c.Nodes)
+	}
+	if _, err := testenv.ParseStoreKind(c.Store); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Run starts the cluster, prints how to use it to out, and blocks until ctx
+// is cancelled (then stops everything and returns nil) or a component exits
+// on its own (then stops the rest and returns the error).
+func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	exe := cfg.Executable
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return fmt.Errorf("finding the keelson executable: %w", err)
+		}
+	}
+	binDir, err := findBinDir(cfg.BinDir, exe)
+	if err != nil {
+		return err
+	}
+	stateDir, err := prepareStateDir(cfg, log)
+	if err != nil {
+		return err
+	}
+	store := testenv.StoreKind(cfg.Store)
+	log.Info("starting cluster", "store", store, "nodes", cfg.Nodes, "state_dir", stateDir, "bin", binDir,
+		"logs", filepath.Join(stateDir, "logs"))
+
+	env, err := testenv.New(ctx, testenv.Options{
+		Store:             store,
+		ControllerManager: true,
+		Scheduler:         true,
+		KwokNodes:         cfg.Nodes,
+		BinDir:            binDir,
+		KeelsonBinary:     exe,
+		Dir:               stateDir,
+		Logger:            log,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("interrupted while starting; stopped")
+			return nil
+		}
+		return fmt.Errorf("starting cluster (component logs in %s): %w", filepath.Join(stateDir, "logs"), err)
+	}
+
+	fmt.Fprintf(out, `
+Keelson cluster is up: %s store, kube-apiserver, kube-controller-manager, kube-scheduler, %d kwok nodes.
+
+  export KUBECONFIG=%s
+  kubectl get nodes
+  kubectl create deployment web --image=nginx --replicas=3
+
+kube-apiserver: %s   store: %s
+Component logs: %s
+Press Ctrl-C to stop.
+`, store, cfg.Nodes, env.Kubeconfig, env.APIServers[0].URL, env.Store.Endpoint, env.LogDir)
+
+	waitErr := env.Wait(ctx)
+	if waitErr != nil {
+		log.Error("component failed; stopping the cluster", "err", waitErr)
+	} else {
+		log.Info("stopping the cluster")
+	}
+	if err := env.Close(); err != nil {
+		log.Warn("stopping", "err", err)
+	}
+	if waitErr != nil {
+		return waitErr
+	}
+	log.Info("stopped; state kept", "state_dir", stateDir)
+	return nil
+}
+
+// findBinDir returns dir if set, else the first candidate directory that
+// holds kube-apiserver.
+func findBinDir(dir, exe string) (string, error) {
+	if dir != "" {
+		if _, err := testenv.LookBinary(dir, testenv.BinKubeAPIServer); err != nil {
+			return "", err
+		}
+		return filepath.Abs(dir)
+	}
+	var candidates []string
+	if exe != "" {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		exeDir := filepath.Dir(exe)
+		candidates = append(candidates, exeDir, filepath.Join(exeDir, "bin"))
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if root, err := testenv.RepoRoot(wd); err == nil {
+			candidates = append(candidates, filepath.Join(root, "bin"))
+		}
+	}
+	for _, c := range candidates {
+		if _, err := testenv.LookBinary(c, testenv.BinKubeAPIServer); err == nil {
+			return c, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found in %s: run `make tools` in the keelson repository (or set %s or --bin to the directory holding it)",
+		testenv.BinKubeAPIServer, strings.Join(candidates, ", "), testenv.EnvBinDir)
+}
+
+// prepareStateDir creates (after Reset, empties) the state directory. The
+// default directory falls back to $TMPDIR/keelson-up if it cannot be
+// created.
+func prepareStateDir(cfg Config, log *slog.Logger) (string, error) {
+	dirs := []string{cfg.StateDir}
+	if cfg.StateDir == DefaultStateDir {
+		dirs = append(dirs, filepath.Join(os.TempDir(), "keelson-up"))
+	}
+	var errs []error
+	for _, d := range dirs {
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if cfg.Reset {
+			if err := os.RemoveAll(abs); err != nil {
+				errs = append(errs, fmt.Errorf("resetting %s: %w", abs, err))
+				continue
+			}
+		}
+		if err := os.MkdirAll(abs, 0o700); err != nil {
+			errs = append(errs, fmt.Errorf("creating state directory: %w", err))
+			log.Warn("cannot use state directory", "dir", abs, "err", err)
+			continue
+		}
+		return abs, nil
+	}
+	return "", errors.Join(errs...)
+}
