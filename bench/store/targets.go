@@ -66,7 +66,7 @@ const (
 )
 
 // kineMaxOpenConns bounds each kine instance's SQL pool on a shared server.
-const kineMaxOpenConns = 30
+const kineMaxOpenConns = 45
 
 // server is one running process.
 type server struct {

@@ -18,6 +18,7 @@ import (
 	_ "github.com/keelson-dev/keelson/internal/plugin/all"
 	"github.com/keelson-dev/keelson/internal/scheduler/framework"
 	st "github.com/keelson-dev/keelson/internal/scheduler/schedtest"
+	"github.com/keelson-dev/keelson/internal/scheduler/validate"
 )
 
 var podsGVR = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
@@ -187,12 +188,16 @@ func TestInstancesNeverOvercommit(t *testing.T) {
 	ledger := NewMemoryLedger()
 	cfg := testConfig()
 	cfg.MultiInstance.Enabled = true
+	var nodeList []*v1.Node
+	for n := range nodes {
+		nodeList = append(nodeList, st.Node(fmt.Sprintf("n%d", n)).Cap("cpu", fmt.Sprint(podsPerNodeFit), "memory", "64Gi", "pods", "110").Obj())
+	}
 	var scheds []*Scheduler
 	for i := range 3 {
 		cfg.MultiInstance.InstanceID = fmt.Sprintf("s%d", i)
 		s := newTestScheduler(t, cfg, Options{Client: client, Ledger: ledger})
-		for n := range nodes {
-			s.OnNodeAdd(st.Node(fmt.Sprintf("n%d", n)).Cap("cpu", fmt.Sprint(podsPerNodeFit), "memory", "64Gi", "pods", "110").Obj())
+		for _, n := range nodeList {
+			s.OnNodeAdd(n)
 		}
 		for _, p := range podList {
 			s.OnPodAdd(p)
@@ -217,6 +222,17 @@ func TestInstancesNeverOvercommit(t *testing.T) {
 	}
 	if total == 0 {
 		t.Fatal("nothing was bound")
+	}
+	final, err := client.CoreV1().Pods("default").List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var placed []*v1.Pod
+	for i := range final.Items {
+		placed = append(placed, &final.Items[i])
+	}
+	if v := validate.Check(nodeList, placed, nil); len(v) > 0 {
+		t.Errorf("placement validator: %v", v)
 	}
 	t.Logf("bound %d pods: %v", total, perNode)
 }

@@ -31,6 +31,9 @@
 //     endpoint serving /metrics, /health, /readyz and /debug/pprof.
 //   - errors.go: mapping of backend errors to etcd's rpctypes errors.
 //
+// An empty store starts at revision 1 (Start applies an empty revision 1
+// if the engine is at 0), so the first write gets revision 2, as in etcd.
+//
 // Unsupported requests (Auth, lease checkpoints, snapshots, membership
 // changes) get codes.Unimplemented, never a silent wrong answer.
 package store

@@ -144,6 +144,7 @@ func (k *kvServer) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.Co
 	if err != nil {
 		return nil, toGRPCError(err)
 	}
+	k.s.noteCompaction(compacted)
 	switch {
 	case r.Revision <= compacted:
 		return nil, rpctypes.ErrGRPCCompacted
@@ -154,6 +155,7 @@ func (k *kvServer) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.Co
 	if err := k.s.be.Compact(ctx, r.Revision); err != nil {
 		return nil, toGRPCError(err)
 	}
+	k.s.noteCompaction(r.Revision)
 	k.s.log.Debug("compacted", "revision", r.Revision)
 	resp := &pb.CompactionResponse{Header: &pb.ResponseHeader{}}
 	k.s.fillHeader(resp.Header)

@@ -16,6 +16,11 @@ func TestKVPutGetRevisions(t *testing.T) {
 	c := newClient(t, s)
 	ctx := ctxT(t)
 
+	// An empty store is at revision 1 and the first write gets 2, as etcd
+	// (kube-apiserver rejects resource version 0).
+	if g, err := c.Get(ctx, "a"); err != nil || g.Header.Revision != 1 {
+		t.Fatalf("empty store: %+v %v", g, err)
+	}
 	r1, err := c.Put(ctx, "a", "1")
 	if err != nil {
 		t.Fatal(err)

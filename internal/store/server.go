@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -46,9 +47,13 @@ type Server struct {
 	mlis    net.Listener
 	tls     bool
 
-	hub     *watchHub
-	lessor  *lessor
-	metrics *metrics
+	hub    *watchHub
+	lessor *lessor
+	// compactRev is the newest compaction this instance has seen (its own
+	// Compact calls and the reads that report one); watch events at or
+	// below it go out without PrevKV, as etcd sends them.
+	compactRev atomic.Int64
+	metrics    *metrics
 
 	ctx    context.Context // cancelled by Close; ends streams and loops
 	cancel context.CancelFunc
@@ -231,25 +236,23 @@ func (s *Server) serveHTTP(l net.Listener) {
 	}()
 }
 
-// bootstrapRevision makes an empty store start at revision 1, as etcd
-// does: kube-apiserver rejects resource version 0 from storage, and an etcd
-// cluster's first write is revision 2. Revision 1 holds no events. The
-// check runs inside the Update, so concurrent instances on one database
-// bootstrap once.
+// bootstrapRevision checks the engine's starting point: every engine
+// starts an empty store at revision 1, as etcd does (kube-apiserver rejects
+// resource version 0 from storage). It also records the compaction point
+// so that watch events below it go out as etcd sends them.
 func (s *Server) bootstrapRevision(ctx context.Context) error {
-	var rev int64
+	var rev, compacted int64
 	if err := s.be.View(ctx, func(tx backend.ReadTx) error {
-		rev = tx.Revision()
+		rev, compacted = tx.Revision(), tx.CompactRevision()
 		return nil
-	}); err != nil || rev > 0 {
+	}); err != nil {
 		return err
 	}
-	return s.be.Update(ctx, func(tx backend.WriteTx) error {
-		if tx.Revision() != 0 {
-			return nil
-		}
-		return tx.Apply(ctx, 1, nil)
-	})
+	if rev < 1 {
+		return fmt.Errorf("engine %s reports revision %d; an empty store must be at revision 1", s.engine, rev)
+	}
+	s.noteCompaction(compacted)
+	return nil
 }
 
 // Serve starts the server and blocks until ctx ends, then closes it.

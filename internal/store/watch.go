@@ -454,6 +454,7 @@ func (st *watchStream) create(ctx context.Context, c *pb.WatchCreateRequest) err
 	var cur, compacted int64
 	if err := st.s.be.View(ctx, func(tx backend.ReadTx) error {
 		cur, compacted = tx.Revision(), tx.CompactRevision()
+		st.s.noteCompaction(compacted)
 		return nil
 	}); err != nil {
 		return toGRPCError(err)
@@ -545,7 +546,10 @@ func (st *watchStream) catchUp(ctx context.Context, hubRev int64) error {
 				if ev.KV.ModRevision < w.nextRev || ev.KV.ModRevision > upto || !w.matches(ev) {
 					continue
 				}
-				out = append(out, toPBEvent(ev, w.prevKV))
+				// etcd reads PrevKV at revision-1; at or below the
+				// compaction point that read fails and the event goes
+				// out without it.
+				out = append(out, toPBEvent(ev, w.prevKV && ev.KV.ModRevision > st.s.compactRev.Load()))
 			}
 			w.nextRev = upto + 1
 			if len(out) == 0 {
@@ -570,6 +574,7 @@ func (st *watchStream) cancelCompacted(ctx context.Context, w *watcher) error {
 	}); err != nil {
 		return toGRPCError(err)
 	}
+	st.s.noteCompaction(compacted)
 	delete(st.watchers, w.id)
 	st.hub.watchers.Add(-1)
 	st.s.log.Debug("watcher fell behind compaction; cancelled", "watch_id", w.id, "next_revision", w.nextRev, "compact_revision", compacted)
@@ -585,4 +590,14 @@ func toPBEvent(ev *backend.Event, prevKV bool) *mvccpb.Event {
 		out.PrevKv = toPB(*ev.PrevKV)
 	}
 	return out
+}
+
+// noteCompaction records that history is compacted at least to rev.
+func (s *Server) noteCompaction(rev int64) {
+	for {
+		cur := s.compactRev.Load()
+		if rev <= cur || s.compactRev.CompareAndSwap(cur, rev) {
+			return
+		}
+	}
 }

@@ -379,8 +379,9 @@ func testPagination(t *testing.T, client kubernetes.Interface) {
 			t.Errorf("%s is not part of the listed snapshot", name)
 		}
 	}
-	if want := n / pageSize; pages != want {
-		t.Errorf("%d pages, want %d", pages, want)
+	// A page may hold fewer items than the limit, never more.
+	if want := n / pageSize; pages < want {
+		t.Errorf("%d pages, want at least %d", pages, want)
 	}
 
 	// A fresh unpaginated list sees the late objects too.

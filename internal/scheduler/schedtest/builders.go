@@ -85,7 +85,10 @@ func (p *PodWrapper) Init(sidecar bool, kv ...string) *PodWrapper {
 }
 
 // Overhead sets spec.overhead.
-func (p *PodWrapper) Overhead(kv ...string) *PodWrapper { p.Spec.Overhead = ResourceList(kv...); return p }
+func (p *PodWrapper) Overhead(kv ...string) *PodWrapper {
+	p.Spec.Overhead = ResourceList(kv...)
+	return p
+}
 
 // HostPort adds a host port to the first container.
 func (p *PodWrapper) HostPort(proto v1.Protocol, ip string, port int32) *PodWrapper {

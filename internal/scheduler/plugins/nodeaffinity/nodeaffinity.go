@@ -68,11 +68,15 @@ const (
 	scoreKey  framework.StateKey = Name + "/prescore"
 )
 
-type filterState struct{ required nodeaffinity.RequiredNodeAffinity }
+type filterState struct {
+	required nodeaffinity.RequiredNodeAffinity
+}
 
 func (s *filterState) Clone() framework.StateData { return s }
 
-type scoreState struct{ preferred *nodeaffinity.PreferredSchedulingTerms }
+type scoreState struct {
+	preferred *nodeaffinity.PreferredSchedulingTerms
+}
 
 func (s *scoreState) Clone() framework.StateData { return s }
 

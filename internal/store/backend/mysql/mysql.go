@@ -135,6 +135,7 @@ func Open(ctx context.Context, url string, opts Options) (backend.Backend, error
 	if log == nil {
 		log = slog.Default()
 	}
+	cfg.Logger = driverLogger{log: log, secrets: secrets}
 	conn, err := gomysql.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("opening mysql %s: %w", sqlcommon.RedactURL(url), sqlcommon.Scrub(err, secrets))
@@ -424,4 +425,15 @@ func (c *conn) Release(broken bool) {
 		_ = c.c.Raw(func(any) error { return driver.ErrBadConn })
 	}
 	_ = c.c.Close()
+}
+
+// driverLogger sends the driver's messages (lost connections, mostly) to
+// slog at debug level: the engine reports what matters itself.
+type driverLogger struct {
+	log     *slog.Logger
+	secrets []string
+}
+
+func (l driverLogger) Print(v ...any) {
+	l.log.Debug("mysql driver", "msg", sqlcommon.Scrub(fmt.Errorf("%s", fmt.Sprint(v...)), l.secrets).Error())
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -71,10 +72,64 @@ func newURL(t testing.TB) string {
 
 func openURL(ctx context.Context, u string) (backend.Backend, error) { return Open(ctx, u, Options{}) }
 
+// killConns kills every server thread connected to the test's database.
+func killConns(t testing.TB, u string) {
+	t.Helper()
+	cfg, err := ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := gomysql.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rows, err := db.QueryContext(ctx, "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()", cfg.DBName)
+	if err != nil {
+		t.Fatalf("mysql at %s is not reachable (%v); %s", cfg.Addr, err, startHint)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		_, _ = db.ExecContext(ctx, fmt.Sprintf("KILL %d", id)) // it may have gone already
+	}
+}
+
+func queryInt(t testing.TB, u, stmt string) int64 {
+	t.Helper()
+	cfg, err := ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := gomysql.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	var n int64
+	if err := db.QueryRowContext(t.Context(), stmt).Scan(&n); err != nil {
+		t.Fatalf("%s: %v (is mysql running? %s)", stmt, err, startHint)
+	}
+	return n
+}
+
 var db = sqltest.DB{
-	NewURL: newURL,
-	Open:   openURL,
-	Exec:   adminExec,
+	QueryInt:  queryInt,
+	NewURL:    newURL,
+	Open:      openURL,
+	Exec:      adminExec,
+	KillConns: killConns,
 }
 
 func TestContract(t *testing.T) { backendtest.RunPersistent(t, sqltest.PersistentOpener(db)) }

@@ -101,7 +101,7 @@ func (d *dialect) Acquire(ctx context.Context) (sqlcommon.Conn, error) {
 	if err != nil {
 		return nil, sqlcommon.Scrub(err, d.secrets)
 	}
-	return &conn{c: c}, nil
+	return &conn{c: c, pool: d.pool}, nil
 }
 
 func (d *dialect) BeginWrite() []sqlcommon.Stmt {
@@ -200,11 +200,15 @@ func (d *dialect) DBSize(ctx context.Context) (int64, error) {
 // committed revision. The revision is also re-read on every (re)connect
 // and after a second without notifications.
 func (d *dialect) RunFeed(ctx context.Context, h sqlcommon.FeedHooks) {
-	backoff := 50 * time.Millisecond
+	const minBackoff = 50 * time.Millisecond
+	backoff := minBackoff
 	for ctx.Err() == nil {
-		err := d.listen(ctx, h)
+		connected, err := d.listen(ctx, h)
 		if ctx.Err() != nil {
 			return
+		}
+		if connected {
+			backoff = minBackoff
 		}
 		d.log.Warn("postgres change feed disconnected; reconnecting", "err", sqlcommon.Scrub(err, d.secrets), "backoff", backoff)
 		t := time.NewTimer(backoff)
@@ -218,21 +222,23 @@ func (d *dialect) RunFeed(ctx context.Context, h sqlcommon.FeedHooks) {
 	}
 }
 
-func (d *dialect) listen(ctx context.Context, h sqlcommon.FeedHooks) error {
+// listen runs one LISTEN connection until it fails; connected says it
+// got as far as listening.
+func (d *dialect) listen(ctx context.Context, h sqlcommon.FeedHooks) (connected bool, err error) {
 	c, err := pgx.ConnectConfig(ctx, d.cfg.ConnConfig.Copy())
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer c.Close(context.WithoutCancel(ctx))
 	if _, err := c.Exec(ctx, "LISTEN "+pgx.Identifier{d.channel}.Sanitize()); err != nil {
-		return err
+		return false, err
 	}
 	for {
 		// Covers notifications missed while disconnected, and is the
 		// once-a-second safety net.
 		var rev int64
 		if err := c.QueryRow(ctx, "SELECT rev FROM meta WHERE id = 1").Scan(&rev); err != nil {
-			return err
+			return true, err
 		}
 		h.Observe(rev)
 		for {
@@ -241,12 +247,12 @@ func (d *dialect) listen(ctx context.Context, h sqlcommon.FeedHooks) error {
 			cancel()
 			if err != nil {
 				if ctx.Err() != nil {
-					return ctx.Err()
+					return true, ctx.Err()
 				}
 				if errors.Is(err, context.DeadlineExceeded) && !c.IsClosed() {
 					break
 				}
-				return err
+				return true, err
 			}
 			if r, perr := strconv.ParseInt(n.Payload, 10, 64); perr == nil {
 				h.Observe(r)
@@ -257,8 +263,9 @@ func (d *dialect) listen(ctx context.Context, h sqlcommon.FeedHooks) error {
 
 // conn queues statements and sends them in one pipeline with the next query.
 type conn struct {
-	c *pgxpool.Conn
-	q []sqlcommon.Stmt
+	c    *pgxpool.Conn
+	pool *pgxpool.Pool
+	q    []sqlcommon.Stmt
 }
 
 var rewritten sync.Map // ? SQL -> $n SQL
@@ -354,8 +361,13 @@ func (c *conn) Flush(ctx context.Context) error {
 func (c *conn) Release(broken bool) {
 	c.q = nil
 	if broken {
-		// Closing the connection also ends any transaction it holds.
+		// Closing the connection also ends any transaction it holds. A
+		// broken connection usually means the others are too (server
+		// restart, failover): drop them all rather than fail on each.
 		_ = c.c.Conn().Close(context.Background())
+		c.c.Release()
+		c.pool.Reset()
+		return
 	}
 	c.c.Release()
 }

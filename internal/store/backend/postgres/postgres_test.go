@@ -63,16 +63,47 @@ func newURL(t testing.TB) string {
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
+	q.Set("application_name", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
 }
 
 func openURL(ctx context.Context, u string) (backend.Backend, error) { return Open(ctx, u, Options{}) }
 
+// killConns terminates the server processes of the test's connections
+// (found by the application_name newURL set to the schema's name).
+func killConns(t testing.TB, u string) {
+	t.Helper()
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := pu.Query().Get("application_name")
+	adminExec(t, baseURL(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '"+app+"'")
+}
+
+func queryInt(t testing.TB, u, sql string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatalf("postgresql at %s is not reachable (%v); %s", redactedBase(), err, startHint)
+	}
+	defer c.Close(ctx)
+	var n int64
+	if err := c.QueryRow(ctx, sql).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
 var db = sqltest.DB{
-	NewURL: newURL,
-	Open:   openURL,
-	Exec:   adminExec,
+	QueryInt:  queryInt,
+	NewURL:    newURL,
+	Open:      openURL,
+	Exec:      adminExec,
+	KillConns: killConns,
 }
 
 func TestContract(t *testing.T) { backendtest.RunPersistent(t, sqltest.PersistentOpener(db)) }

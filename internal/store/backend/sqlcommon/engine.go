@@ -348,19 +348,52 @@ func (b *batch) queue(s ...Stmt) {
 	}
 }
 
+// runBatch commits reqs in one transaction. A batch that failed before
+// COMMIT was sent did not commit, so its functions are run again (the
+// store's functions may be re-run): once as a batch, then one by one so
+// that a function whose writes the database rejects fails alone. A failure
+// at COMMIT leaves the outcome unknown and is reported.
 func (e *Engine) runBatch(reqs []*request) {
-	start := time.Now()
-	finish := func(err error) {
+	results, err, inDoubt := e.tryBatch(reqs)
+	for attempt := 1; err != nil && !inDoubt && !e.closed.Load() && attempt <= 2; attempt++ {
+		e.log.Warn("write batch failed before commit; retrying", "functions", len(reqs), "err", err)
+		// Back off a little: connections are often lost together.
+		t := time.NewTimer(time.Duration(attempt*attempt) * 20 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-e.stop:
+			t.Stop()
+		}
+		results, err, inDoubt = e.tryBatch(reqs)
+	}
+	if err != nil && !inDoubt && len(reqs) > 1 && !e.closed.Load() {
+		e.log.Warn("write batch failed again; committing its functions one by one", "functions", len(reqs), "err", err)
 		for _, r := range reqs {
-			if r != nil {
-				r.done <- err
+			res, err, _ := e.tryBatch([]*request{r})
+			if err != nil {
+				r.done <- fmt.Errorf("write transaction: %w", err)
+			} else {
+				r.done <- res[0]
 			}
 		}
+		return
 	}
+	for i, r := range reqs {
+		if err != nil {
+			r.done <- fmt.Errorf("write transaction: %w", err)
+		} else {
+			r.done <- results[i]
+		}
+	}
+}
+
+// tryBatch runs one write transaction; results holds each function's
+// outcome when err is nil. inDoubt says COMMIT was sent and failed.
+func (e *Engine) tryBatch(reqs []*request) (results []error, err error, inDoubt bool) {
+	start := time.Now()
 	conn, err := e.d.Acquire(e.dbCtx)
 	if err != nil {
-		finish(fmt.Errorf("acquiring connection: %w", err))
-		return
+		return nil, fmt.Errorf("acquiring connection: %w", err), false
 	}
 	b := &batch{e: e, conn: conn}
 	b.queue(e.d.BeginWrite()...)
@@ -368,16 +401,23 @@ func (e *Engine) runBatch(reqs []*request) {
 	if err != nil {
 		conn.Release(true)
 		e.cache.reset(0)
-		finish(fmt.Errorf("locking revision: %w", err))
-		return
+		return nil, fmt.Errorf("locking revision: %w", err), false
 	}
 	if !e.opts.NoWriteCache {
 		e.cache.begin(base)
 		b.cache = &e.cache
+		if len(reqs) > 1 {
+			if err := b.prefetch(reqs, base, compact); err != nil {
+				b.err = err
+			}
+		}
 	}
 	tx := &writeTx{readTx: readTx{run: b.query, d: e.d, rev: base, compact: compact}, b: b}
-	results := make([]error, len(reqs))
+	results = make([]error, len(reqs))
 	for i, r := range reqs {
+		if b.err != nil {
+			break
+		}
 		if err := r.ctx.Err(); err != nil {
 			results[i] = err
 			continue
@@ -411,8 +451,14 @@ func (e *Engine) runBatch(reqs []*request) {
 			b.queue(Stmt{SQL: "UPDATE meta SET rev = ? WHERE id = 1", Args: []any{tx.rev}})
 			b.queue(e.d.Committed(tx.rev)...)
 		}
-		b.queue(stmtCommit)
-		b.err = conn.Flush(e.dbCtx)
+		// Writes first, COMMIT alone: a failure before COMMIT is then
+		// known not to have committed.
+		if b.err = conn.Flush(e.dbCtx); b.err == nil {
+			b.queue(stmtCommit)
+			if b.err = conn.Flush(e.dbCtx); b.err != nil {
+				inDoubt = true
+			}
+		}
 	}
 	if b.err != nil {
 		conn.Truncate(0)
@@ -420,21 +466,17 @@ func (e *Engine) runBatch(reqs []*request) {
 		rerr := conn.Flush(e.dbCtx)
 		conn.Release(rerr != nil)
 		e.cache.reset(0)
-		e.log.Warn("write batch failed", "functions", len(reqs), "err", b.err)
-		finish(fmt.Errorf("write transaction: %w", b.err))
-		return
+		return nil, b.err, inDoubt
 	}
 	conn.Release(false)
 	e.cache.rev = tx.rev
 	if tx.rev != base {
 		e.head.observe(tx.rev)
 	}
-	for i, r := range reqs {
-		r.done <- results[i]
-	}
 	if d := time.Since(start); d > time.Second {
 		e.log.Warn("slow write batch", "functions", len(reqs), "duration", d)
 	}
+	return results, nil, false
 }
 
 // callFn runs fn, turning a panic into an error so one bad function cannot
@@ -573,12 +615,4 @@ func (e *Engine) addWatcher(delta int) {
 	case e.watchers == 0:
 		e.watchOn = make(chan struct{})
 	}
-}
-
-// errClosedOr maps errors seen after Close to backend.ErrClosed.
-func (e *Engine) errClosedOr(err error) error {
-	if e.closed.Load() {
-		return fmt.Errorf("%w (%v)", backend.ErrClosed, err)
-	}
-	return err
 }

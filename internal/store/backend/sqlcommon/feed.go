@@ -2,8 +2,10 @@ package sqlcommon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/keelson-dev/keelson/internal/store/backend"
 )
@@ -128,6 +130,7 @@ func (e *Engine) Watch(ctx context.Context, afterRev int64, fn func([]backend.Ev
 	e.addWatcher(1)
 	defer e.addWatcher(-1)
 	last := afterRev
+	backoff := 10 * time.Millisecond
 	for {
 		head, changed, closed := e.head.get()
 		if closed {
@@ -137,11 +140,28 @@ func (e *Engine) Watch(ctx context.Context, afterRev int64, fn func([]backend.Ev
 			to := min(head, last+e.opts.FeedChunk)
 			evs, snap, err := e.events(ctx, last+1, to)
 			if err != nil {
-				if ctx.Err() != nil {
+				switch {
+				case ctx.Err() != nil:
+					return nil
+				case e.closed.Load():
+					return backend.ErrClosed
+				case errors.Is(err, backend.ErrCompacted), errors.Is(err, backend.ErrCorrupt):
+					return fmt.Errorf("watch after revision %d: %w", last, err)
+				}
+				// A database error (connection lost, restart): retry from
+				// the same revision, so nothing is lost or repeated.
+				e.log.Warn("change feed read failed; retrying", "after", last, "err", err, "backoff", backoff)
+				t := time.NewTimer(backoff)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
 					return nil
 				}
-				return e.errClosedOr(fmt.Errorf("watch after revision %d: %w", last, err))
+				backoff = min(2*backoff, time.Second)
+				continue
 			}
+			backoff = 10 * time.Millisecond
 			if len(evs) > 0 {
 				fn(evs)
 			}

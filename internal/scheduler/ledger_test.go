@@ -1,0 +1,117 @@
+package scheduler
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
+)
+
+// casLeases makes a fake clientset enforce resourceVersion preconditions
+// on Leases, as the API server does (the fake tracker does not).
+func casLeases(client *fake.Clientset) {
+	var mu sync.Mutex
+	store := map[string]*coordinationv1.Lease{}
+	gr := schema.GroupResource{Group: "coordination.k8s.io", Resource: "leases"}
+	client.PrependReactor("*", "leases", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch a.GetVerb() {
+		case "get":
+			act := a.(clienttesting.GetAction)
+			l, ok := store[act.GetName()]
+			if !ok {
+				return true, nil, apierrors.NewNotFound(gr, act.GetName())
+			}
+			return true, l.DeepCopy(), nil
+		case "create":
+			l := a.(clienttesting.CreateAction).GetObject().(*coordinationv1.Lease).DeepCopy()
+			if _, ok := store[l.Name]; ok {
+				return true, nil, apierrors.NewAlreadyExists(gr, l.Name)
+			}
+			l.ResourceVersion = "1"
+			store[l.Name] = l
+			return true, l.DeepCopy(), nil
+		case "update":
+			l := a.(clienttesting.UpdateAction).GetObject().(*coordinationv1.Lease).DeepCopy()
+			cur, ok := store[l.Name]
+			if !ok {
+				return true, nil, apierrors.NewNotFound(gr, l.Name)
+			}
+			if l.ResourceVersion != cur.ResourceVersion {
+				return true, nil, apierrors.NewConflict(gr, l.Name, errors.New("resourceVersion changed"))
+			}
+			rv, _ := strconv.Atoi(cur.ResourceVersion)
+			l.ResourceVersion = strconv.Itoa(rv + 1)
+			store[l.Name] = l
+			return true, l.DeepCopy(), nil
+		}
+		return false, nil, nil
+	})
+}
+
+func TestLeaseLedgerSerializesClaims(t *testing.T) {
+	client := fake.NewClientset()
+	casLeases(client)
+	const capacity = 3
+	check := func(entries []ClaimEntry) ([]types.UID, error) {
+		if len(entries) >= capacity {
+			return nil, ErrClaimConflict
+		}
+		return nil, nil
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won := 0
+	for i := range 12 {
+		l := &LeaseLedger{Client: client, Namespace: "kube-system", MaxRetries: 50}
+		wg.Go(func() {
+			err := l.Claim(t.Context(), "n1", ClaimEntry{UID: types.UID(fmt.Sprint("pod-", i)), By: fmt.Sprint("s", i%3)}, check)
+			switch {
+			case err == nil:
+				mu.Lock()
+				won++
+				mu.Unlock()
+			case !errors.Is(err, ErrClaimConflict):
+				t.Errorf("claim %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	lease, err := client.CoordinationV1().Leases("kube-system").Get(t.Context(), "n1", metav1GetOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := decodeEntries(lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if won != capacity || len(entries) != capacity {
+		t.Fatalf("%d claims won, %d entries; want %d of each", won, len(entries), capacity)
+	}
+	// Releasing only removes the releasing instance's own entry.
+	e := entries[0]
+	l := &LeaseLedger{Client: client, Namespace: "kube-system"}
+	if err := l.Release(t.Context(), "n1", e.UID, "someone-else"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(t.Context(), "n1", e.UID, e.By); err != nil {
+		t.Fatal(err)
+	}
+	lease, _ = client.CoordinationV1().Leases("kube-system").Get(t.Context(), "n1", metav1GetOptions())
+	if entries, _ := decodeEntries(lease); len(entries) != capacity-1 {
+		t.Fatalf("after release: %d entries, want %d", len(entries), capacity-1)
+	}
+}
+
+func metav1GetOptions() metav1.GetOptions { return metav1.GetOptions{} }
