@@ -76,7 +76,7 @@ func (e *Env) startAPIServer(ctx context.Context, idx int) (*APIServer, error) {
 		// not-ready taint this plugin puts on new nodes.
 		extra = append(extra, "--disable-admission-plugins=TaintNodesByCondition")
 	}
-	a := &APIServer{Index: idx, LogPath: filepath.Join(e.logDir, name+".log")}
+	a := &APIServer{Index: idx, LogPath: filepath.Join(e.LogDir, name+".log")}
 	err = startRetrying(e.log, name, func() error {
 		ports, err := freePorts(1)
 		if err != nil {

@@ -27,7 +27,7 @@ func (e *Env) startController(ctx context.Context, binName, user string, args fu
 		return nil, err
 	}
 	certDir := filepath.Join(e.Dir, binName)
-	logPath := filepath.Join(e.logDir, binName+".log")
+	logPath := filepath.Join(e.LogDir, binName+".log")
 	var proc *process
 	err = startRetrying(e.log, binName, func() error {
 		ports, err := freePorts(1)

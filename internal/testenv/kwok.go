@@ -51,7 +51,7 @@ func (e *Env) startKwok(ctx context.Context) (*process, error) {
 	if err := os.WriteFile(stages, kwokStages, 0o644); err != nil {
 		return nil, fmt.Errorf("writing kwok stages: %w", err)
 	}
-	logPath := filepath.Join(e.logDir, "kwok.log")
+	logPath := filepath.Join(e.LogDir, "kwok.log")
 	var proc *process
 	err = startRetrying(e.log, "kwok", func() error {
 		ports, err := freePorts(1)

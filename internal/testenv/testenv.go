@@ -68,7 +68,6 @@ type Env struct {
 
 	opts   Options
 	binDir string
-	logDir string
 	pki    *pki
 	log    *slog.Logger
 	exitCh chan error
@@ -125,8 +124,7 @@ func New(ctx context.Context, opts Options) (_ *Env, err error) {
 		log:    opts.Logger,
 		exitCh: make(chan error, 1),
 	}
-	e.logDir = e.LogDir
-	if err := os.MkdirAll(e.logDir, 0o755); err != nil {
+	if err := os.MkdirAll(e.LogDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating log directory: %w", err)
 	}
 	if e.pki, err = ensurePKI(filepath.Join(e.Dir, "pki")); err != nil {
@@ -141,7 +139,7 @@ func New(ctx context.Context, opts Options) (_ *Env, err error) {
 	e.Store = &Store{
 		Kind:    opts.Store,
 		DataDir: filepath.Join(e.Dir, "store-"+string(opts.Store)),
-		LogPath: filepath.Join(e.logDir, "store-"+string(opts.Store)+".log"),
+		LogPath: filepath.Join(e.LogDir, "store-"+string(opts.Store)+".log"),
 		bin:     storeBin,
 		log:     e.log,
 		onExit:  e.onExit,
@@ -268,7 +266,7 @@ func (e *Env) Clientset() (*kubernetes.Clientset, error) {
 
 // LogFiles returns the log file of every component, sorted.
 func (e *Env) LogFiles() []string {
-	files, _ := filepath.Glob(filepath.Join(e.logDir, "*.log"))
+	files, _ := filepath.Glob(filepath.Join(e.LogDir, "*.log"))
 	sort.Strings(files)
 	return files
 }

@@ -59,6 +59,9 @@ func Open(ctx context.Context, url string, opts Options) (backend.Backend, error
 		return nil, err
 	}
 	secrets := sqlcommon.Secrets(url)
+	if cfg.ConnConfig.Password != "" {
+		secrets = append(secrets, cfg.ConnConfig.Password)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()

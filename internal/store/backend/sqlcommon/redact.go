@@ -6,17 +6,22 @@ import (
 )
 
 // RedactURL returns u with any password (in the userinfo or in a
-// password= parameter) replaced by "xxxxx", for logs and errors.
+// password= parameter) replaced by "xxxxx", for logs and errors. It errs
+// on the side of hiding: everything before the last '@' except a plain
+// user name is hidden.
 func RedactURL(u string) string {
 	scheme, rest, ok := strings.Cut(u, "://")
 	if !ok {
 		return "xxxxx"
 	}
 	out := scheme + "://"
-	if at := strings.LastIndex(beforeQuery(rest), "@"); at >= 0 {
-		user := rest[:at]
-		if name, _, hasPW := strings.Cut(user, ":"); hasPW {
-			user = name + ":xxxxx"
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		user, _, hasPW := strings.Cut(rest[:at], ":")
+		if !plainName(user) {
+			user = "xxxxx"
+		}
+		if hasPW {
+			user += ":xxxxx"
 		}
 		out += user + "@"
 		rest = rest[at+1:]
@@ -27,7 +32,7 @@ func RedactURL(u string) string {
 		parts := strings.Split(query, "&")
 		for i, p := range parts {
 			k, _, _ := strings.Cut(p, "=")
-			if lk := strings.ToLower(k); strings.Contains(lk, "password") || lk == "passwd" || lk == "pwd" {
+			if secretParam(k) {
 				parts[i] = k + "=xxxxx"
 			}
 		}
@@ -36,32 +41,49 @@ func RedactURL(u string) string {
 	return out
 }
 
-func beforeQuery(s string) string {
-	b, _, _ := strings.Cut(s, "?")
-	return b
+// plainName reports a user name safe to show.
+func plainName(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-%", r)) {
+			return false
+		}
+	}
+	return true
 }
 
-// Secrets returns the password strings found in u (raw and decoded), so
-// that errors from drivers can be scrubbed of them.
+func secretParam(k string) bool {
+	lk := strings.ToLower(k)
+	return strings.Contains(lk, "password") || lk == "passwd" || lk == "pwd"
+}
+
+// Secrets returns the strings of u that may be a password (raw and
+// decoded), so that errors from drivers can be scrubbed of them. Callers
+// add the password their parser found.
 func Secrets(u string) []string {
 	var out []string
+	add := func(s string, unescape func(string) (string, error)) {
+		if s == "" {
+			return
+		}
+		out = append(out, s)
+		if d, err := unescape(s); err == nil && d != s && d != "" {
+			out = append(out, d)
+		}
+	}
 	_, rest, _ := strings.Cut(u, "://")
-	if at := strings.LastIndex(beforeQuery(rest), "@"); at >= 0 {
-		if _, pw, ok := strings.Cut(rest[:at], ":"); ok && pw != "" {
-			out = append(out, pw)
-			if d, err := url.PathUnescape(pw); err == nil && d != pw {
-				out = append(out, d)
-			}
+	base, _, _ := strings.Cut(rest, "?")
+	for _, at := range []int{strings.LastIndex(base, "@"), strings.LastIndex(rest, "@")} {
+		if at < 0 {
+			continue
+		}
+		if _, pw, ok := strings.Cut(rest[:at], ":"); ok {
+			add(pw, url.PathUnescape)
 		}
 	}
 	if _, q, ok := strings.Cut(rest, "?"); ok {
 		for _, p := range strings.Split(q, "&") {
-			k, v, _ := strings.Cut(p, "=")
-			if lk := strings.ToLower(k); (strings.Contains(lk, "password") || lk == "passwd" || lk == "pwd") && v != "" {
-				out = append(out, v)
-				if d, err := url.QueryUnescape(v); err == nil && d != v {
-					out = append(out, d)
-				}
+			if k, v, _ := strings.Cut(p, "="); secretParam(k) {
+				add(v, url.QueryUnescape)
 			}
 		}
 	}
