@@ -83,6 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&ov.KubePageSize, "page-size", 0, "list page size (kube-apiserver: 500)")
 	fs.IntVar(&ov.MemKeys, "mem-keys", 0, "keys loaded before reading resident memory")
 	fs.IntVar(&ov.MemValueSize, "mem-value-size", 0, "bytes per key of the memory load")
+	fs.IntVar(&ov.SQLClients, "sql-clients", 0, "concurrent writers against SQL targets (default 40; see docs/benchmarks.md)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -120,6 +121,7 @@ func override(s *Sizes, ov Sizes) {
 	set(&s.KubePageSize, ov.KubePageSize)
 	set(&s.MemKeys, ov.MemKeys)
 	set(&s.MemValueSize, ov.MemValueSize)
+	set(&s.SQLClients, ov.SQLClients)
 }
 
 func splitList(s string) []string {
@@ -168,6 +170,7 @@ type TargetResult struct {
 	Took       time.Duration `json:"took"`
 	Foreign    float64       `json:"foreign_cpu_share"`
 
+	Clients  int           `json:"clients"` // writers of the concurrent put and Kubernetes-shaped runs
 	Put1     *BenchSummary `json:"put_1,omitempty"`
 	Put100   *BenchSummary `json:"put_100,omitempty"`
 	PutNote  string        `json:"put_note,omitempty"`
@@ -313,7 +316,7 @@ func (b *bencher) runTarget(ctx context.Context, spec targetSpec) *TargetResult 
 			tr.fail(scMemory, err)
 			return tr
 		}
-		m, err := runMemory(ctx, b.cfg.Sizes, r.writeEndpoint(), r.servers[0].pid())
+		m, err := runMemory(ctx, sizesFor(b.cfg.Sizes, spec), r.writeEndpoint(), r.servers[0].pid())
 		if err != nil {
 			tr.fail(scMemory, err)
 		} else {
@@ -372,8 +375,19 @@ func durabilityOf(spec targetSpec) string {
 	return ""
 }
 
+// sizesFor lowers the writer count for SQL targets (sqlClientsWhy).
+func sizesFor(s Sizes, spec targetSpec) Sizes {
+	if spec.DB == "postgres" || spec.DB == "mysql" {
+		s.PutClients = min(s.PutClients, s.SQLClients)
+		s.KubeClients = min(s.KubeClients, s.SQLClients)
+		s.MemClients = min(s.MemClients, s.SQLClients)
+	}
+	return s
+}
+
 func (b *bencher) mainScenarios(ctx context.Context, r *running, tr *TargetResult) {
-	s := b.cfg.Sizes
+	s := sizesFor(b.cfg.Sizes, r.spec)
+	tr.Clients = s.PutClients
 	ep := r.writeEndpoint()
 	common := func(clients int) []string {
 		return []string{"--endpoints", ep, "--conns", fmt.Sprint(clients), "--clients", fmt.Sprint(clients), "--precise"}

@@ -65,9 +65,6 @@ const (
 	kineSQLiteDefault = "_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate&_stmt_cache_size=20&cache=shared"
 )
 
-// kineMaxOpenConns bounds each kine instance's SQL pool on a shared server.
-const kineMaxOpenConns = 45
-
 // server is one running process.
 type server struct {
 	name      string
@@ -188,9 +185,13 @@ func (b *bencher) startInstance(ctx context.Context, spec targetSpec, dir, dbURL
 		}
 		args = []string{"--listen-address", listen, "--endpoint", endpoint, "--metrics-bind-address", metrics}
 		if spec.DB == "postgres" || spec.DB == "mysql" {
-			// kine's pool is unbounded by default; two instances at 100
-			// clients exhaust PostgreSQL's max_connections (100 here).
-			args = append(args, "--datastore-max-open-connections", strconv.Itoa(kineMaxOpenConns))
+			// See sqlClientsWhy: the writer instance gets twice the writers
+			// plus 10, the watching instance a few.
+			pool := 2*b.cfg.Sizes.SQLClients + 10
+			if idx > 0 {
+				pool = 5
+			}
+			args = append(args, "--datastore-max-open-connections", strconv.Itoa(pool))
 		}
 	default:
 		return nil, fmt.Errorf("unknown kind %q", spec.Kind)

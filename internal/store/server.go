@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/keelson-dev/keelson/internal/plugin"
 	"github.com/keelson-dev/keelson/internal/store/backend"
 )
 
@@ -100,17 +102,25 @@ func idFor(name string) uint64 {
 
 // openBackend opens the engine Config.Backend selects.
 func openBackend(cfg Config) (backend.Backend, error) {
-	switch e := engineOf(cfg.Backend); e {
-	case "embedded":
-		return openEmbedded(cfg)
-	case "postgres", "postgresql":
-		return openPostgres(cfg)
-	case "mysql":
-		return openMySQL(cfg)
-	default:
-		return nil, fmt.Errorf("backend %q not compiled in", e)
+	name := engineOf(cfg.Backend)
+	if name == "postgresql" {
+		name = "postgres"
 	}
+	info, ok := plugin.Lookup(backend.PluginPrefix + name)
+	if !ok {
+		return nil, fmt.Errorf("backend %q not compiled in (available: %s)", name, strings.Join(plugin.Names(backend.PluginPrefix), ", "))
+	}
+	factory, ok := info.Factory.(backend.Factory)
+	if !ok {
+		return nil, fmt.Errorf("plugin %s has factory %T, not a backend.Factory", info.Name, info.Factory)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), backendOpenTimeout)
+	defer cancel()
+	return factory(ctx, backend.OpenOptions{URL: cfg.Backend, DataDir: cfg.DataDir, Logger: cfg.logger()})
 }
+
+// backendOpenTimeout bounds connecting to a database and migrating its schema.
+const backendOpenTimeout = time.Minute
 
 // Start opens the backend, binds the listeners and starts serving. It
 // returns once both listeners accept connections. Cancelling ctx later

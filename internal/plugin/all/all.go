@@ -17,4 +17,8 @@ import (
 	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/prioritysort"
 	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/schedulinggates"
 	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/tainttoleration"
+
+	_ "github.com/keelson-dev/keelson/internal/store/backend/embedded"
+	_ "github.com/keelson-dev/keelson/internal/store/backend/mysql"
+	_ "github.com/keelson-dev/keelson/internal/store/backend/postgres"
 )
