@@ -15,7 +15,9 @@ import (
 type request struct {
 	ctx       context.Context
 	fn        func(backend.WriteTx) error
-	compact   int64 // > 0: a compaction to this revision instead of fn
+	compact   int64      // > 0: a compaction to this revision instead of fn
+	copies    []moveItem // reclamation: versions to copy forward instead of fn
+	seal      uint32     // reclamation: > 0: write a mark with this floor instead of fn
 	err       error
 	panicVal  any
 	panicked  bool
@@ -66,6 +68,7 @@ type batch struct {
 	events   []backend.Event
 	undo     []undoOp
 	compact  int64
+	relocs   []reloc // copied values, repointed at publication
 	updates  int
 	failed   int
 	buf      []byte
@@ -273,6 +276,14 @@ func (e *Engine) build(reqs []*request) (rest []*request) {
 			r.err = e.stageCompaction(r.compact)
 			continue
 		}
+		if r.copies != nil {
+			e.stageCopy(r.copies)
+			continue
+		}
+		if r.seal > 0 {
+			e.stageSeal(r.seal)
+			continue
+		}
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
 			continue
@@ -322,6 +333,9 @@ func (e *Engine) build(reqs []*request) (rest []*request) {
 	e.headRev = b.txRev
 	e.mu.Lock()
 	e.inflight = append(e.inflight, b)
+	if b.seg != nil {
+		b.seg.lastRev = b.txRev
+	}
 	e.mu.Unlock()
 	e.pubCh <- b // blocks while maxInflight batches are unpublished
 	if e.opts.inflight == 1 {
@@ -346,7 +360,7 @@ func (e *Engine) publisher() {
 			e.inflight = e.inflight[1:]
 			e.mu.Unlock()
 			for _, r := range b.reqs {
-				if r.committed || r.compact > 0 && r.err == nil {
+				if r.committed || (r.compact > 0 || r.copies != nil || r.seal > 0) && r.err == nil {
 					r.committed = false
 					r.err = fmt.Errorf("writing log: %w", b.err)
 				}
@@ -399,7 +413,7 @@ func (e *Engine) runFn(r *request, tx *writeTx) (err error) {
 }
 
 func (e *Engine) rotate() error {
-	s, err := e.createSegment(e.cur.id + 1)
+	s, err := e.createSegment(e.cur.id+1, e.headRev)
 	if err != nil {
 		return fmt.Errorf("rolling log segment: %w", err)
 	}
@@ -452,17 +466,33 @@ func (e *Engine) publish(b *batch) {
 			set[ki.key] = struct{}{}
 		}
 	}
+	for _, rl := range b.relocs {
+		if i := rl.ki.find(rl.mod); i >= 0 && rl.ki.revs[i].seg == rl.oldSeg && rl.ki.revs[i].off == rl.oldOff {
+			rl.ki.revs[i].seg, rl.ki.revs[i].off = rl.newSeg, rl.newOff
+		}
+	}
 	e.committed.Store(b.txRev)
-	if b.compact > e.compactRev {
-		e.compactLocked(b.compact)
+	compacted := b.compact > e.compactRev
+	if compacted {
+		// The index walk that drops old versions runs in bounded chunks on
+		// the maintenance goroutine; reads below the new compaction point
+		// fail from here on, so the versions it has not dropped yet are
+		// unreachable.
+		e.trimRevLocs(b.compact)
+		e.compactRev = b.compact
 	}
 	e.mu.Unlock()
+	if compacted {
+		e.kickMaintenance()
+	}
 	if len(b.events) > 0 {
 		e.feed.publish(b.events)
 	}
 }
 
-// compactLocked drops history below rev. e.mu must be held for writing.
+// compactLocked drops history below rev in one walk of the index (replay
+// only; a running engine walks in chunks, see maint.go). e.mu must be held
+// for writing.
 func (e *Engine) compactLocked(rev int64) {
 	var empty []*keyIndex
 	e.tree.Ascend(func(ki *keyIndex) bool {
@@ -474,6 +504,13 @@ func (e *Engine) compactLocked(rev int64) {
 	for _, ki := range empty {
 		e.tree.Delete(ki)
 	}
+	e.trimRevLocs(rev)
+	e.compactRev = rev
+}
+
+// trimRevLocs drops the revision table's entries at or below rev. e.mu
+// must be held for writing.
+func (e *Engine) trimRevLocs(rev int64) {
 	if drop := rev - e.revBase + 1; drop > 0 {
 		if drop > int64(len(e.revLocs)) {
 			drop = int64(len(e.revLocs))
@@ -487,7 +524,6 @@ func (e *Engine) compactLocked(rev int64) {
 		}
 		e.revBase += drop
 	}
-	e.compactRev = rev
 }
 
 func (e *Engine) stageCompaction(rev int64) error {
@@ -755,4 +791,92 @@ func cmpInt(a, b int64) int {
 		return 1
 	}
 	return 0
+}
+
+// moveItem is a version reclamation asks the committer to copy forward:
+// the key's version at mod, whose value (already read) sits at seg/off.
+type moveItem struct {
+	key   string
+	mod   int64
+	seg   uint32
+	off   int64
+	value []byte
+}
+
+// reloc repoints a copied version at its new location once the copy is
+// durable.
+type reloc struct {
+	ki             *keyIndex
+	mod            int64
+	oldSeg, newSeg uint32
+	oldOff, newOff int64
+}
+
+// stageCopy appends a copy record with those items that are still worth
+// copying at this point of the log: the index still has the version where
+// the item says, and it is reachable at the newest compaction written so
+// far (pendCompact). That rule is what makes the record safe to replay
+// after the segments it was copied from are gone: replay, at this point of
+// the log, has applied no compaction newer than pendCompact, so no copy can
+// bring back a version a compaction before it had dropped.
+func (e *Engine) stageCopy(items []moveItem) {
+	b := e.cb
+	base := e.cur.size // file offset of b.buf[0]
+	buf, pos := beginRecord(b.buf, recCopy)
+	countPos := len(buf)
+	buf = append(buf, make([]byte, copyCountLen)...)
+	n := 0
+	e.mu.RLock()
+	for i := range items {
+		m := &items[i]
+		ki, ok := e.tree.Get(&keyIndex{key: m.key})
+		if !ok {
+			continue
+		}
+		j := ki.find(m.mod)
+		if j < 0 {
+			continue
+		}
+		r := ki.revs[j]
+		if r.tomb || r.seg != m.seg || r.off != m.off || int(r.vlen) != len(m.value) || !ki.reachable(j, e.pendCompact) {
+			continue
+		}
+		it := copyItem{Key: []byte(ki.key), Value: m.value, Mod: r.mod, Create: r.create, Version: r.version, Lease: r.lease}
+		var vpos int
+		buf, vpos = appendCopyItem(buf, &it)
+		b.relocs = append(b.relocs, reloc{ki: ki, mod: r.mod, oldSeg: r.seg, oldOff: r.off, newSeg: e.cur.id, newOff: base + int64(vpos)})
+		n++
+	}
+	e.mu.RUnlock()
+	if n == 0 {
+		return // b.buf is unchanged
+	}
+	putPaddedUvarint(buf[countPos:], uint64(n))
+	endRecord(buf, pos)
+	b.buf = buf
+}
+
+// stageSeal appends a mark (the compaction point so far and the lowest
+// segment that must be kept) and a lease put for every live lease, so that
+// the log from floor on holds everything replay needs.
+func (e *Engine) stageSeal(floor uint32) {
+	b := e.cb
+	b.buf = appendMark(b.buf, e.pendCompact, floor)
+	e.mu.RLock()
+	leases := make([]backend.Lease, 0, len(e.leases)+len(e.pendLeases))
+	for id, l := range e.leases {
+		if _, ok := e.pendLeases[id]; !ok {
+			leases = append(leases, l)
+		}
+	}
+	for _, p := range e.pendLeases {
+		if p.l != nil {
+			leases = append(leases, *p.l)
+		}
+	}
+	e.mu.RUnlock()
+	slices.SortFunc(leases, func(a, b backend.Lease) int { return cmpInt(a.ID, b.ID) })
+	for _, l := range leases {
+		b.buf = appendLeasePut(b.buf, l)
+	}
 }

@@ -266,6 +266,10 @@ func TestKill9(t *testing.T) {
 }
 
 func crashChild(t *testing.T, dir string) {
+	if os.Getenv(crashReclaimEnv) != "" {
+		crashChildReclaim(t, dir)
+		return
+	}
 	e, err := Open(dir, Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child open:", err)
@@ -341,4 +345,125 @@ func TestDataDirChecks(t *testing.T) {
 			t.Fatal("open of an empty dir name succeeded")
 		}
 	})
+}
+
+const crashReclaimEnv = "KEELSON_EMBEDDED_CRASH_RECLAIM"
+
+// TestKill9Reclaim is TestKill9 with tiny segments, keys overwritten over
+// and over and a compaction every 100 writes, so that the kills land
+// during reclamation (copying, marking, deleting files) as well as during
+// commits. Every acknowledged write must be the key's version or older
+// than it.
+func TestKill9Reclaim(t *testing.T) {
+	if os.Getenv(crashDirEnv) != "" {
+		return // the child runs under TestKill9
+	}
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	dir := t.TempDir()
+	type ackd struct {
+		rev   int64
+		value string
+	}
+	acked := map[string]ackd{}
+	var maxRev int64
+	for round := range 4 {
+		cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestKill9$", "-test.count=1")
+		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashReclaimEnv+"=1", "KEELSON_CRASH_ROUND="+strconv.Itoa(round))
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(out)
+		n := 0
+		for sc.Scan() && n < 1500+round*300 {
+			var key, value string
+			var rev int64
+			if _, err := fmt.Sscanf(sc.Text(), "ack %s %d %s", &key, &rev, &value); err != nil {
+				continue
+			}
+			if rev > acked[key].rev {
+				acked[key] = ackd{rev, value}
+			}
+			maxRev = max(maxRev, rev)
+			n++
+		}
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		if n < 1500 {
+			t.Fatalf("round %d: child acknowledged only %d writes", round, n)
+		}
+		if segs := segCount(t, dir); segs > 40 {
+			t.Errorf("round %d: %d segments: reclamation is not keeping up", round, segs)
+		}
+		e := openTest(t, dir, Options{Logger: quiet})
+		if rev := backendtest.CurrentRev(t, e); rev < maxRev {
+			t.Fatalf("round %d: reopened at revision %d, acknowledged %d", round, rev, maxRev)
+		}
+		for key, a := range acked {
+			res, err := backendtest.Range(t, e, backend.RangeOptions{Key: []byte(key)})
+			if err != nil || len(res.KVs) != 1 || res.KVs[0].ModRevision < a.rev ||
+				res.KVs[0].ModRevision == a.rev && string(res.KVs[0].Value) != a.value {
+				t.Fatalf("round %d: acknowledged %s@%d=%s lost: %+v %v", round, key, a.rev, a.value, res.KVs, err)
+			}
+		}
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d keys, revision %d, %d segments left", len(acked), maxRev, segCount(t, dir))
+}
+
+// crashChildReclaim writes 40 keys over and over from 8 goroutines,
+// compacting to the head every 100 writes, and prints each acknowledged
+// write as "ack key rev value".
+func crashChildReclaim(t *testing.T, dir string) {
+	e, err := Open(dir, Options{SegmentSize: 8 << 10, Logger: quiet})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child open:", err)
+		os.Exit(2)
+	}
+	round := os.Getenv("KEELSON_CRASH_ROUND")
+	var mu sync.Mutex
+	var writes int
+	w := bufio.NewWriter(os.Stdout)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				key := fmt.Sprintf("g%d/k%d", g, i%5)
+				value := fmt.Sprintf("r%s-%d-%s", round, i, strings.Repeat("x", i%300))
+				var rev int64
+				err := e.Update(t.Context(), func(tx backend.WriteTx) error {
+					var err error
+					rev, err = backendtest.ApplyOps(t.Context(), tx, backendtest.Put(key, value))
+					return err
+				})
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "child update:", err)
+					os.Exit(2)
+				}
+				mu.Lock()
+				fmt.Fprintf(w, "ack %s %d %s\n", key, rev, value)
+				w.Flush()
+				writes++
+				compact := writes%100 == 0
+				mu.Unlock()
+				if compact {
+					if err := e.Compact(t.Context(), rev); err != nil && !errors.Is(err, backend.ErrCompacted) {
+						fmt.Fprintln(os.Stderr, "child compact:", err)
+						os.Exit(2)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -5,11 +5,13 @@
 //
 // The data directory holds a LOCK file (flock'ed while an Engine has it
 // open, so two processes cannot share a directory) and segment files
-// 0000000000000001.wal, 0000000000000002.wal, … Each segment starts with an
-// 8-byte magic and holds frames; a frame is what one group commit writes
-// (length, CRC32C, body) and its body is a run of records (type, length,
-// payload): one record per revision with that revision's events, lease
-// puts, lease deletes and compactions. See record.go for the byte layout.
+// 0000000000000001.wal, 0000000000000002.wal, … Each segment starts with a
+// header (magic and the revision the log was at before the segment's first
+// record, see segment.go) and holds frames; a frame is what one group
+// commit writes (length, CRC32C, body) and its body is a run of records
+// (type, length, payload): one record per revision with that revision's
+// events, lease puts, lease deletes, compactions, and reclamation's copy
+// and mark records. See record.go for the byte layout.
 //
 // # Index
 //
@@ -39,6 +41,24 @@
 // refuses further writes (the state of the file is unknown), like etcd;
 // reads keep serving the last published revision.
 //
+// # Compaction and reclamation
+//
+// Publishing a compaction only moves the compaction point and trims the
+// revision table; a maintenance goroutine then walks the index in chunks of
+// compactChunk keys (one short write-lock hold each) dropping the versions
+// that became unreachable, and reclaims disk space: the oldest segments
+// whose records are all at or below the compaction point, as long a prefix
+// of them as has reachable values of at most half its bytes, get those
+// values copied forward into the active log (copy records, committed
+// through the committer in bounded chunks like any write), then a mark
+// with the compaction point, the first segment kept and every live lease
+// is committed, then the files are unlinked oldest first. Replay can start
+// at any segment a mark allows; a crash at any step leaves a log that
+// replays to the same state (copies of versions whose originals still
+// exist only repoint the index). maint.go has the details. Readers hold
+// references on the segment files they read from, so an unlinked file is
+// closed only when its last read is done.
+//
 // # Recovery
 //
 // Open replays the log. A damaged frame at the very end of the last
@@ -54,13 +74,15 @@
 //
 // # Known limits
 //
-//   - Disk space is not reclaimed: compaction drops history from the index
-//     and from the revision table, but segment files are kept. Reclaiming
-//     needs the live values of old segments rewritten into new ones.
-//   - Compaction walks the whole index under the write lock (a few ms per
-//     100k keys); readers wait for it.
-//   - Replay reads every segment in full to check checksums, so start-up
-//     time grows with the log size (not with memory).
+//   - Only a prefix of the log is reclaimed: a segment with many reachable
+//     values (data written once and never changed) is kept, and so is every
+//     segment after it until reclaiming the prefix up to it pays (reachable
+//     values at most half its bytes). Reclamation copies each reachable
+//     byte at most once per byte of garbage freed.
+//   - Disk use between compactions is everything written since the last
+//     one plus up to two segments; the active segment is never reclaimed.
+//   - Replay reads every kept segment in full to check checksums, so
+//     start-up time grows with the kept log (there is no index checkpoint).
 //   - An exact Count walks every key of the range (as etcd does), so a
 //     paged list over 100k keys costs ~30 ms however small the page.
 //   - A Watch subscriber more than 1M events behind is dropped with an

@@ -46,6 +46,14 @@ type Options struct {
 
 	// inflight overrides maxInflight (tests and benchmarks only).
 	inflight int
+	// hook, if set, is called at reclamation's failure points; an error
+	// stops maintenance there for good, as a crash would (tests only).
+	hook func(point string) error
+	// reclaimRatio overrides defaultReclaimRatio (tests only).
+	reclaimRatio float64
+	// noReclaim turns reclamation off, leaving the compaction walk
+	// (benchmarks only).
+	noReclaim bool
 }
 
 // CommitInfo describes one group commit.
@@ -88,13 +96,6 @@ func (o *Options) setDefaults() {
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
-}
-
-// segment is one log file.
-type segment struct {
-	id   uint32
-	f    *os.File
-	size int64 // bytes durably written (the committer's write position)
 }
 
 // revLoc says where a revision record's payload sits in the log.
@@ -150,6 +151,12 @@ type Engine struct {
 
 	feed feed
 
+	// Maintenance goroutine (maint.go): incremental compaction and
+	// segment reclamation.
+	maintWake    chan struct{}
+	maintBarrier chan chan struct{}
+	maintDone    chan struct{}
+
 	stats struct {
 		sync.Mutex
 		Stats
@@ -200,6 +207,10 @@ func Open(dir string, opts Options) (*Engine, error) {
 		wake:       make(chan struct{}, 1),
 		closing:    make(chan struct{}),
 		done:       make(chan struct{}),
+
+		maintWake:    make(chan struct{}, 1),
+		maintBarrier: make(chan chan struct{}),
+		maintDone:    make(chan struct{}),
 	}
 	e.feed.init()
 	// An empty store is at revision 1, as etcd is: kube-apiserver treats
@@ -212,6 +223,10 @@ func Open(dir string, opts Options) (*Engine, error) {
 	e.headRev = e.committed.Load()
 	e.pendCompact = e.compactRev
 	go e.run()
+	go e.maintain()
+	if e.compactRev > 0 {
+		e.kickMaintenance() // finish a reclamation a crash interrupted
+	}
 	return e, nil
 }
 
@@ -219,27 +234,25 @@ func (e *Engine) segPath(id uint32) string {
 	return filepath.Join(e.dir, fmt.Sprintf("%016x.wal", id))
 }
 
-// createSegment creates and registers a new, empty segment file.
-func (e *Engine) createSegment(id uint32) (*segment, error) {
+// createSegment creates and registers a new, empty segment file whose
+// records follow revision startRev.
+func (e *Engine) createSegment(id uint32, startRev int64) (*segment, error) {
 	f, err := os.OpenFile(e.segPath(id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("creating segment: %w", err)
 	}
-	if _, err := f.WriteAt([]byte(segmentMagic), 0); err != nil {
+	if err := writeSegmentHeader(f, startRev, e.opts.NoSync); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("writing segment header: %w", err)
+		return nil, err
 	}
 	if !e.opts.NoSync {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("syncing segment: %w", err)
-		}
 		if err := syncDir(e.dir); err != nil {
 			f.Close()
 			return nil, err
 		}
 	}
-	s := &segment{id: id, f: f, size: int64(segmentHeaderLen)}
+	s := &segment{id: id, f: f, size: int64(segmentHeaderLen), hdrLen: int64(segmentHeaderLen),
+		startRev: startRev, lastRev: startRev}
 	e.mu.Lock()
 	e.segs[id] = s
 	e.mu.Unlock()
@@ -270,6 +283,7 @@ func (e *Engine) Close() error {
 		e.isClosed.Store(true)
 		close(e.closing)
 		<-e.done
+		<-e.maintDone
 		e.feed.close()
 	})
 	if !first {
@@ -282,7 +296,7 @@ func (e *Engine) closeFiles() error {
 	var errs []error
 	e.mu.Lock()
 	for _, s := range e.segs {
-		if err := s.f.Close(); err != nil {
+		if err := s.close(); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/google/btree"
@@ -78,4 +79,32 @@ func (k *keyIndex) compact(rev int64) (empty bool) {
 	clear(k.revs[rest:])
 	k.revs = k.revs[:rest]
 	return false
+}
+
+// find returns the position of the revision with mod == rev, or -1.
+func (k *keyIndex) find(rev int64) int {
+	i := k.at(rev)
+	if i >= 0 && k.revs[i].mod == rev {
+		return i
+	}
+	return -1
+}
+
+// put inserts r at its place by mod revision; if that revision is already
+// there (a version copied forward by reclamation), r's location replaces
+// the old one.
+func (k *keyIndex) put(r revision) {
+	i := k.at(r.mod)
+	if i >= 0 && k.revs[i].mod == r.mod {
+		k.revs[i].seg, k.revs[i].off, k.revs[i].vlen = r.seg, r.off, r.vlen
+		return
+	}
+	k.revs = slices.Insert(k.revs, i+1, r)
+}
+
+// reachable reports whether revs[i] can still be read at some revision at
+// or after the compaction point rev: it is the newest version at or below
+// rev, or newer. Only a reachable put holds a live value.
+func (k *keyIndex) reachable(i int, rev int64) bool {
+	return i == len(k.revs)-1 || k.revs[i+1].mod > rev
 }

@@ -126,9 +126,10 @@ func (e *Engine) rangeAt(ctx context.Context, opts backend.RangeOptions, txRev i
 	case bytes.Compare(opts.End, opts.Key) > 0:
 		e.tree.AscendRange(&keyIndex{key: string(opts.Key)}, &keyIndex{key: string(opts.End)}, visit)
 	}
-	var files map[uint32]*os.File
+	var files segSet
 	if !opts.KeysOnly && len(hits) > 0 {
 		files = e.filesFor(hits)
+		defer files.release()
 	}
 	e.mu.RUnlock()
 	res.More = opts.Limit > 0 && !opts.CountOnly && res.Count > int64(len(hits))
@@ -163,22 +164,20 @@ func (e *Engine) rangeAt(ctx context.Context, opts backend.RangeOptions, txRev i
 	return res, nil
 }
 
-// filesFor returns the segment files hits live in. e.mu must be held.
-func (e *Engine) filesFor(hits []hit) map[uint32]*os.File {
-	files := make(map[uint32]*os.File, 1)
+// filesFor acquires the segments hits' values live in; the caller
+// releases them. e.mu must be held.
+func (e *Engine) filesFor(hits []hit) segSet {
+	files := make(segSet, 1)
 	for i := range hits {
-		id := hits[i].r.seg
-		if _, ok := files[id]; !ok {
-			if s := e.segs[id]; s != nil {
-				files[id] = s.f
-			}
+		if hits[i].r.vlen > 0 {
+			files.add(e, hits[i].r.seg)
 		}
 	}
 	return files
 }
 
 // readValue reads r's value into v.
-func (e *Engine) readValue(files map[uint32]*os.File, r revision, v []byte, committer bool) error {
+func (e *Engine) readValue(files segSet, r revision, v []byte, committer bool) error {
 	if len(v) == 0 {
 		return nil
 	}
@@ -186,9 +185,9 @@ func (e *Engine) readValue(files map[uint32]*os.File, r revision, v []byte, comm
 		copy(v, e.cb.buf[r.off-e.cur.size:])
 		return nil
 	}
-	f := files[r.seg]
-	if f == nil {
-		return fmt.Errorf("%w: value in missing segment %d", backend.ErrCorrupt, r.seg)
+	f, err := files.file(r.seg)
+	if err != nil {
+		return err
 	}
 	return readAt(f, v, r.off)
 }
@@ -226,11 +225,10 @@ func (e *Engine) Events(ctx context.Context, fromRev, toRev int64) ([]backend.Ev
 		return nil, nil
 	}
 	locs := slices.Clone(e.revLocs[fromRev-e.revBase : toRev-e.revBase+1])
-	files := make(map[uint32]*os.File, 1)
+	files := make(segSet, 1)
+	defer func() { files.release() }()
 	for _, l := range locs {
-		if s := e.segs[l.seg]; s != nil {
-			files[l.seg] = s.f
-		}
+		files.add(e, l.seg)
 	}
 	e.mu.RUnlock()
 
@@ -242,9 +240,9 @@ func (e *Engine) Events(ctx context.Context, fromRev, toRev int64) ([]backend.Ev
 			locs[j].off-(locs[j-1].off+int64(locs[j-1].n)) <= 64 && locs[j].off+int64(locs[j].n)-locs[i].off <= 4<<20 {
 			j++
 		}
-		f := files[locs[i].seg]
-		if f == nil {
-			return nil, fmt.Errorf("%w: revision record in missing segment %d", backend.ErrCorrupt, locs[i].seg)
+		f, err := files.file(locs[i].seg)
+		if err != nil {
+			return nil, fmt.Errorf("revision record %d: %w", fromRev+int64(i), err)
 		}
 		start := locs[i].off
 		span := make([]byte, locs[j-1].off+int64(locs[j-1].n)-start)
@@ -295,6 +293,7 @@ func (e *Engine) Events(ctx context.Context, fromRev, toRev int64) ([]backend.Ev
 			has[i] = true
 		}
 	}
+	files.release()
 	files = e.filesFor(prevs)
 	e.mu.RUnlock()
 	for i := range events {

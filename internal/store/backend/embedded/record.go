@@ -11,7 +11,7 @@ import (
 
 // On-disk format.
 //
-// A segment file starts with segmentMagic and holds frames back to back. A
+// A segment file starts with a header (segment.go) and holds frames back to back. A
 // frame is what one group commit writes with one write and one fdatasync:
 //
 //	frame  = length:u32le bodycrc:u32le headercrc:u32le body[length]
@@ -28,15 +28,25 @@ import (
 //	lease put    = id:varint ttl:varint expiry:varint (unix ns, 0 = zero time)
 //	lease delete = id:varint
 //	compaction   = rev:uvarint
+//	copy         = n:uvarint item*n
+//	item         = keylen:uvarint key mod:uvarint create:uvarint version:uvarint
+//	               lease:varint vallen:uvarint value
+//	mark         = compact:uvarint floor:uvarint
+//
+// A copy record carries versions of keys written at earlier revisions
+// whose values reclamation moved out of a segment it is about to delete;
+// replay puts each back into the index at its own mod revision (replacing
+// the location if the version is already indexed). A mark follows the last
+// copy of a reclamation, with lease puts for every live lease: compact is
+// the compaction point at that place in the log and segments below floor
+// may be deleted.
 //
 // Records are self-describing, so replay can index where every value sits
 // without keeping values in memory.
 
 const (
-	segmentMagic     = "KLSNWAL1"
-	segmentHeaderLen = len(segmentMagic)
-	frameHeaderLen   = 12
-	recordHeaderLen  = 5
+	frameHeaderLen  = 12
+	recordHeaderLen = 5
 	// maxFrameLen bounds a frame body; larger lengths are treated as damage.
 	maxFrameLen = 1 << 30
 )
@@ -46,6 +56,8 @@ const (
 	recLeasePut    byte = 2
 	recLeaseDelete byte = 3
 	recCompaction  byte = 4
+	recCopy        byte = 5
+	recMark        byte = 6
 )
 
 const (
@@ -270,6 +282,88 @@ func appendCompaction(buf []byte, rev int64) []byte {
 	return buf
 }
 
+// copyItem is one key version carried forward by reclamation.
+type copyItem struct {
+	Key, Value                  []byte
+	ValOff                      int // position of Value in the payload (decoding)
+	Mod, Create, Version, Lease int64
+}
+
+// appendCopyItem appends one item to a copy record begun with
+// beginRecord (the count is patched by endCopy) and returns the buffer and
+// the position of the value in it.
+func appendCopyItem(buf []byte, it *copyItem) ([]byte, int) {
+	buf = binary.AppendUvarint(buf, uint64(len(it.Key)))
+	buf = append(buf, it.Key...)
+	buf = binary.AppendUvarint(buf, uint64(it.Mod))
+	buf = binary.AppendUvarint(buf, uint64(it.Create))
+	buf = binary.AppendUvarint(buf, uint64(it.Version))
+	buf = binary.AppendVarint(buf, it.Lease)
+	buf = binary.AppendUvarint(buf, uint64(len(it.Value)))
+	pos := len(buf)
+	return append(buf, it.Value...), pos
+}
+
+// copyCountLen is the fixed width of a copy record's item count: a
+// uvarint padded to 5 bytes so it can be filled in after the items.
+const copyCountLen = 5
+
+func putPaddedUvarint(b []byte, v uint64) {
+	for i := 0; i < copyCountLen-1; i++ {
+		b[i] = byte(v&0x7f) | 0x80
+		v >>= 7
+	}
+	b[copyCountLen-1] = byte(v)
+}
+
+func decodeCopy(p []byte, fn func(it copyItem) error) error {
+	d := decoder{b: p}
+	n := d.uvarint()
+	if d.err != nil {
+		return d.err
+	}
+	if n > uint64(len(p)) {
+		return fmt.Errorf("%w: copy count %d too large", errFormat, n)
+	}
+	for i := uint64(0); i < n; i++ {
+		var it copyItem
+		it.Key, _ = d.bytes()
+		it.Mod = d.rev()
+		it.Create = d.rev()
+		it.Version = d.rev()
+		it.Lease = d.varint()
+		it.Value, it.ValOff = d.bytes()
+		if d.err != nil {
+			return d.err
+		}
+		if len(it.Key) == 0 || it.Mod == 0 {
+			return fmt.Errorf("%w: bad copy item", errFormat)
+		}
+		if err := fn(it); err != nil {
+			return err
+		}
+	}
+	return d.finish()
+}
+
+func appendMark(buf []byte, compact int64, floor uint32) []byte {
+	buf, pos := beginRecord(buf, recMark)
+	buf = binary.AppendUvarint(buf, uint64(compact))
+	buf = binary.AppendUvarint(buf, uint64(floor))
+	endRecord(buf, pos)
+	return buf
+}
+
+func decodeMark(p []byte) (compact int64, floor uint32, err error) {
+	d := decoder{b: p}
+	compact = d.rev()
+	f := d.uvarint()
+	if d.err == nil && f > 1<<32-1 {
+		d.err = fmt.Errorf("%w: segment floor out of range", errFormat)
+	}
+	return compact, uint32(f), d.finish()
+}
+
 func decodeLeasePut(p []byte) (backend.Lease, error) {
 	d := decoder{b: p}
 	l := backend.Lease{ID: d.varint(), TTL: d.varint()}
@@ -320,6 +414,10 @@ func decodeFrame(frame []byte) error {
 			_, err = decodeLeaseDelete(p)
 		case recCompaction:
 			_, err = decodeCompaction(p)
+		case recCopy:
+			err = decodeCopy(p, func(copyItem) error { return nil })
+		case recMark:
+			_, _, err = decodeMark(p)
 		default:
 			err = fmt.Errorf("%w: unknown record type %d", errFormat, typ)
 		}

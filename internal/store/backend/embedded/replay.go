@@ -45,7 +45,7 @@ func (e *Engine) replay() error {
 		return err
 	}
 	if len(ids) == 0 {
-		s, err := e.createSegment(1)
+		s, err := e.createSegment(1, 1)
 		if err != nil {
 			return err
 		}
@@ -57,12 +57,17 @@ func (e *Engine) replay() error {
 		if i > 0 && id != ids[i-1]+1 {
 			return corruptf("segment %d follows segment %d", id, ids[i-1])
 		}
-		if err := rp.segment(id, i == len(ids)-1); err != nil {
+		if err := rp.segment(id, i == 0, i == len(ids)-1); err != nil {
 			return err
 		}
 	}
-	if rp.compact > e.compactRev {
-		e.compactLocked(rp.compact)
+	// Segments before the first one may only be missing if a mark (written
+	// once their live data had been copied forward) says they could go.
+	if ids[0] > 1 && ids[0] > rp.floor {
+		return corruptf("log starts at segment %d but nothing allowed deleting the segments before it", ids[0])
+	}
+	if rp.compact > e.compactRev || rp.copied && e.compactRev > 0 {
+		e.compactLocked(max(rp.compact, e.compactRev))
 	}
 	// Lease key sets from the current state.
 	cur := e.committed.Load()
@@ -85,10 +90,12 @@ type replayer struct {
 	e       *Engine
 	compact int64 // newest compaction seen, not yet applied
 	added   int   // revisions indexed since the last applied compaction
+	copied  bool  // copy records indexed since the last applied compaction
+	floor   uint32
 	body    []byte
 }
 
-func (rp *replayer) segment(id uint32, last bool) error {
+func (rp *replayer) segment(id uint32, first, last bool) error {
 	e := rp.e
 	path := e.segPath(id)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -102,33 +109,43 @@ func (rp *replayer) segment(id uint32, last bool) error {
 		return fmt.Errorf("segment %d: %w", id, err)
 	}
 	size := fi.Size()
-	if size < int64(segmentHeaderLen) {
-		if !last {
-			return corruptf("segment %d is %d bytes, shorter than its header", id, size)
+	head := make([]byte, min(size, int64(segmentHeaderLen)))
+	if _, err := f.ReadAt(head, 0); err != nil {
+		return fmt.Errorf("segment %d: %w", id, err)
+	}
+	if start, ok := parseSegmentHeader(head); ok {
+		s.hdrLen = int64(segmentHeaderLen)
+		if first {
+			e.committed.Store(start)
+			e.revBase = start + 1
+		} else if start != e.committed.Load() {
+			return corruptf("segment %d starts after revision %d, the log before it ends at %d", id, start, e.committed.Load())
+		}
+	} else if len(head) >= len(segmentMagicV1) && string(head[:len(segmentMagicV1)]) == segmentMagicV1 {
+		s.hdrLen = int64(len(segmentMagicV1))
+		if first && id != 1 {
+			return corruptf("segment %d has an old header without a start revision and no segment before it", id)
+		}
+	} else {
+		if !last || size >= int64(segmentHeaderLen) {
+			return corruptf("segment %d has a bad header", id)
 		}
 		// Crash while rolling to this segment: start it over.
 		if err := f.Truncate(0); err != nil {
 			return fmt.Errorf("resetting segment %d: %w", id, err)
 		}
-		if _, err := f.WriteAt([]byte(segmentMagic), 0); err != nil {
+		if err := writeSegmentHeader(f, e.committed.Load(), false); err != nil {
 			return fmt.Errorf("resetting segment %d: %w", id, err)
 		}
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("resetting segment %d: %w", id, err)
-		}
-		s.size = int64(segmentHeaderLen)
+		s.hdrLen, s.size = int64(segmentHeaderLen), int64(segmentHeaderLen)
+		s.startRev, s.lastRev = e.committed.Load(), e.committed.Load()
 		return nil
 	}
-	magic := make([]byte, segmentHeaderLen)
-	if _, err := f.ReadAt(magic, 0); err != nil {
-		return fmt.Errorf("segment %d: %w", id, err)
-	}
-	if string(magic) != segmentMagic {
-		return corruptf("segment %d has a bad header", id)
-	}
+	s.startRev = e.committed.Load()
+	defer func() { s.lastRev = e.committed.Load() }()
 
-	r := bufio.NewReaderSize(io.NewSectionReader(f, int64(segmentHeaderLen), size-int64(segmentHeaderLen)), 1<<20)
-	off := int64(segmentHeaderLen)
+	r := bufio.NewReaderSize(io.NewSectionReader(f, s.hdrLen, size-s.hdrLen), 1<<20)
+	off := s.hdrLen
 	hdr := make([]byte, frameHeaderLen)
 	torn := func(why string) error {
 		if !last {
@@ -275,12 +292,40 @@ func (rp *replayer) frame(s *segment, base int64, body []byte) error {
 				return fmt.Errorf("%w: compaction to %d at revision %d", errFormat, rev, e.committed.Load())
 			}
 			rp.compact = rev
-			// Applying every compaction costs a walk of the index; defer it
-			// until enough history has piled up to be worth dropping.
-			if rp.added > e.tree.Len() {
-				e.compactLocked(rev)
-				rp.added = 0
+			rp.maybeCompact()
+		case recCopy:
+			err := decodeCopy(p, func(it copyItem) error {
+				if it.Mod > e.committed.Load() {
+					return fmt.Errorf("%w: copy of revision %d at revision %d", errFormat, it.Mod, e.committed.Load())
+				}
+				ki, ok := e.tree.Get(&keyIndex{key: string(it.Key)})
+				if !ok {
+					ki = &keyIndex{key: string(it.Key)}
+					e.tree.ReplaceOrInsert(ki)
+				}
+				ki.put(revision{
+					mod: it.Mod, create: it.Create, version: it.Version, lease: it.Lease,
+					seg: s.id, off: base + int64(off+it.ValOff), vlen: uint32(len(it.Value)),
+				})
+				rp.added++
+				return nil
+			})
+			if err != nil {
+				return err
 			}
+			rp.copied = true
+		case recMark:
+			compact, floor, err := decodeMark(p)
+			if err != nil {
+				return err
+			}
+			if compact > e.committed.Load() || compact < max(e.compactRev, rp.compact) {
+				return fmt.Errorf("%w: mark with compaction %d at revision %d (compacted at %d)",
+					errFormat, compact, e.committed.Load(), max(e.compactRev, rp.compact))
+			}
+			rp.compact = compact
+			rp.floor = max(rp.floor, floor)
+			rp.maybeCompact()
 		default:
 			return fmt.Errorf("%w: unknown record type %d", errFormat, typ)
 		}
@@ -290,4 +335,16 @@ func (rp *replayer) frame(s *segment, base int64, body []byte) error {
 		return fmt.Errorf("%w: %w", backend.ErrCorrupt, err)
 	}
 	return nil
+}
+
+// maybeCompact applies the newest compaction seen once enough history has
+// piled up to be worth a walk of the index (applying every compaction
+// record as it comes would walk the index once per record).
+func (rp *replayer) maybeCompact() {
+	e := rp.e
+	if rp.compact > e.compactRev && rp.added > e.tree.Len() {
+		e.compactLocked(rp.compact)
+		rp.added = 0
+		rp.copied = false
+	}
 }
