@@ -17,6 +17,7 @@ import (
 // its store for creates, updates, paginated lists and one watch.
 type KubeResult struct {
 	Objects      int          `json:"objects"`
+	Writers      int          `json:"writers"`
 	CreatesPerS  float64      `json:"creates_per_s"`
 	Create       latencyStats `json:"create"`
 	UpdatesPerS  float64      `json:"updates_per_s"`
@@ -93,7 +94,7 @@ func (w *kubeWatcher) run(ctx context.Context, wch clientv3.WatchChan) {
 // runKube runs the Kubernetes-shaped load: writes through writeEP, the
 // watch on watchEP (another instance for SQL targets).
 func runKube(ctx context.Context, s Sizes, writeEP, watchEP string) (*KubeResult, error) {
-	res := &KubeResult{Objects: s.KubeObjects, CrossInst: writeEP != watchEP}
+	res := &KubeResult{Objects: s.KubeObjects, Writers: s.KubeClients, CrossInst: writeEP != watchEP}
 	clients := make([]*clientv3.Client, s.KubeConns)
 	for i := range clients {
 		c, err := newClient(writeEP)

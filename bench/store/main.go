@@ -222,6 +222,9 @@ func run(ctx context.Context, cfg Config) error {
 	} else if err := os.MkdirAll(workDir, 0o755); err != nil {
 		return fmt.Errorf("creating work dir: %w", err)
 	}
+	if !cfg.KeepWork && cfg.WorkDir == "" {
+		defer os.RemoveAll(workDir)
+	}
 	b := &bencher{cfg: cfg, workDir: workDir, logDir: filepath.Join(workDir, "logs")}
 	if err := os.MkdirAll(b.logDir, 0o755); err != nil {
 		return fmt.Errorf("creating log dir: %w", err)
@@ -267,9 +270,7 @@ func run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("writing json: %w", err)
 		}
 	}
-	if !cfg.KeepWork && cfg.WorkDir == "" {
-		_ = os.RemoveAll(workDir)
-	} else {
+	if cfg.KeepWork || cfg.WorkDir != "" {
 		slog.Info("kept work dir", "path", workDir)
 	}
 	slog.Info("done", "took", res.Took.Round(time.Second), "out", cfg.Out)
@@ -492,7 +493,15 @@ func (b *bencher) mainScenarios(ctx context.Context, r *running, tr *TargetResul
 		}
 	}
 	if b.cfg.ProfileDir != "" && (r.spec.Kind == "keelson" || r.spec.Kind == "etcd") && ctx.Err() == nil {
-		if err := b.profile(ctx, r, tr, putArgs); err != nil {
+		load := func(total int) error {
+			if sqlTarget {
+				_, err := runPutLoad(ctx, ep, total, s.PutClients, s.PutKeySpace, s.PutValueSize)
+				return err
+			}
+			_, err := b.runBenchmarkTool(ctx, tr.Name+"-profile-load", append(common(s.PutClients), putArgs(total)...)...)
+			return err
+		}
+		if err := b.profile(ctx, r, tr, load); err != nil {
 			tr.fail("cpu profile", err)
 		}
 	}

@@ -13,10 +13,10 @@ import (
 	"time"
 )
 
-// profile captures a CPU profile of the first instance while etcd's
-// benchmark tool puts at 100 clients for a little longer than the profile,
-// then keeps the top of `go tool pprof -top`.
-func (b *bencher) profile(ctx context.Context, r *running, tr *TargetResult, putArgs func(int) []string) error {
+// profile captures a CPU profile of the first instance while load runs
+// the concurrent put scenario a little longer than the profile, then keeps
+// the top of `go tool pprof -top`.
+func (b *bencher) profile(ctx context.Context, r *running, tr *TargetResult, load func(total int) error) error {
 	secs := b.cfg.ProfileSecs
 	rate := 2000.0
 	if tr.Put100 != nil && tr.Put100.RPS > 0 {
@@ -28,7 +28,11 @@ func (b *bencher) profile(ctx context.Context, r *running, tr *TargetResult, put
 	type result struct{ err error }
 	done := make(chan result, 1)
 	go func() {
-		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", r.servers[0].metrics, secs)
+		host := r.servers[0].metrics // keelson serves pprof on its metrics listener
+		if r.spec.Kind == "etcd" {
+			host = r.servers[0].endpoint // etcd --enable-pprof serves it on the client URL
+		}
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", host, secs)
 		pctx, cancel := context.WithTimeout(ctx, time.Duration(secs+30)*time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(pctx, http.MethodGet, url, nil)
@@ -54,8 +58,7 @@ func (b *bencher) profile(ctx context.Context, r *running, tr *TargetResult, put
 		}
 		done <- result{err}
 	}()
-	args := append([]string{"--endpoints", r.writeEndpoint(), "--conns", "100", "--clients", "100"}, putArgs(total)...)
-	if _, err := b.runBenchmarkTool(ctx, tr.Name+"-profile-load", args...); err != nil {
+	if err := load(total); err != nil {
 		slog.Warn("profile load failed", "err", err)
 	}
 	res := <-done

@@ -143,7 +143,7 @@ func sections(s Sizes) []section {
 	return []section{
 		{"Writes: put, 1 client", fmt.Sprintf("`benchmark --conns 1 --clients 1 put --key-size 8 --val-size %d --total %d --sequential-keys=false --key-space-size %d`", s.PutValueSize, s.PutTotal1, s.PutKeySpace),
 			benchCols(func(t *TargetResult) *BenchSummary { return t.Put1 }, "puts/s")},
-		{fmt.Sprintf("Writes: put, %d clients", s.PutClients), fmt.Sprintf("`benchmark --conns %d --clients %d put --key-size 8 --val-size %d --total %d --sequential-keys=false --key-space-size %d`", s.PutClients, s.PutClients, s.PutValueSize, s.PutTotal100, s.PutKeySpace)+fmt.Sprintf("; SQL targets run %d writers through bench/store's own loader (see the notes below the tables)", s.SQLClients),
+		{fmt.Sprintf("Writes: put, %d clients", s.PutClients), fmt.Sprintf("`benchmark --conns %d --clients %d put --key-size 8 --val-size %d --total %d --sequential-keys=false --key-space-size %d`", s.PutClients, s.PutClients, s.PutValueSize, s.PutTotal100, s.PutKeySpace) + fmt.Sprintf("; SQL targets run %d writers through bench/store's own loader (see the notes below the tables)", s.SQLClients),
 			append([]metric{clientsCol}, benchCols(func(t *TargetResult) *BenchSummary { return t.Put100 }, "puts/s")...)},
 		{"Reads: range, serializable", fmt.Sprintf("`benchmark --conns %d --clients %d range /bench/range-key --consistency s --total %d` (one key of %d bytes)", s.RangeClients, s.RangeClients, s.RangeTotal, s.PutValueSize),
 			benchCols(func(t *TargetResult) *BenchSummary { return t.RangeS }, "ranges/s")},
@@ -151,16 +151,16 @@ func sections(s Sizes) []section {
 			benchCols(func(t *TargetResult) *BenchSummary { return t.RangeL }, "ranges/s")},
 		{"Watch: watch-latency", fmt.Sprintf("`benchmark --conns 10 --clients 10 watch-latency --put-total %d --put-rate %d --streams %d --watchers-per-stream %d`: time from a put's acknowledgement to its event at each of %d watchers (0 when the event arrives first)", s.WatchPuts, s.WatchRate, s.WatchStreams, s.WatchPerStrm, s.WatchStreams*s.WatchPerStrm),
 			watchCols()},
-		{"Kubernetes-shaped load: creates", fmt.Sprintf("%d objects of %d bytes under `%s`, %d concurrent writers on %d connections; each a txn `mod_revision(key) == 0 → put` as kube-apiserver creates", s.KubeObjects, s.KubeValueSize, kubePrefix, s.KubeClients, s.KubeConns),
+		{"Kubernetes-shaped load: creates", fmt.Sprintf("%d objects of %d bytes under `%s`, %d concurrent writers (SQL targets: %d) on %d connections; each a txn `mod_revision(key) == 0 → put` as kube-apiserver creates", s.KubeObjects, s.KubeValueSize, kubePrefix, s.KubeClients, min(s.KubeClients, s.SQLClients), s.KubeConns),
 			[]metric{
-				clientsCol,
+				kubeCol("writers", true, func(k *KubeResult) float64 { return float64(k.Writers) }),
 				kubeCol("creates/s", true, func(k *KubeResult) float64 { return k.CreatesPerS }),
 				kubeCol("p50 ms", false, func(k *KubeResult) float64 { return k.Create.P50 }),
 				kubeCol("p99 ms", false, func(k *KubeResult) float64 { return k.Create.P99 }),
 			}},
 		{"Kubernetes-shaped load: updates", "each object once, as a txn `mod_revision(key) == X → put, else get` (GuaranteedUpdate); a conflict re-reads from the else branch and retries",
 			[]metric{
-				clientsCol,
+				kubeCol("writers", true, func(k *KubeResult) float64 { return float64(k.Writers) }),
 				kubeCol("updates/s", true, func(k *KubeResult) float64 { return k.UpdatesPerS }),
 				kubeCol("p50 ms", false, func(k *KubeResult) float64 { return k.Update.P50 }),
 				kubeCol("p99 ms", false, func(k *KubeResult) float64 { return k.Update.P99 }),
@@ -356,7 +356,7 @@ func renderMarkdown(res *Results) string {
 		if t.ProfTop == "" {
 			continue
 		}
-		fmt.Fprintf(&b, "### CPU profile: %s under put load at %d clients\n\n<details><summary>go tool pprof -top</summary>\n\n```\n%s```\n\n</details>\n\n", t.Name, res.Sizes.PutClients, firstLines(t.ProfTop, 45))
+		fmt.Fprintf(&b, "### CPU profile: %s under put load at %d clients\n\n<details><summary>go tool pprof -top</summary>\n\n```\n%s```\n\n</details>\n\n", t.Name, t.Clients, firstLines(t.ProfTop, 45))
 	}
 	return b.String()
 }

@@ -9,16 +9,23 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	_ "github.com/keelson-dev/keelson/internal/plugin/all"
 	"github.com/keelson-dev/keelson/internal/scheduler"
+	"github.com/keelson-dev/keelson/internal/scheduler/plugins/gang"
 )
 
 func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -29,6 +36,10 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	metricsAddr := fs.String("metrics-addr", "", "serve /metrics and /healthz here, overriding the config (default :10261; \"off\" disables)")
 	instanceID := fs.String("instance-id", "", "name of this instance in node claims (default: host name and pid)")
 	single := fs.Bool("single-instance", false, "skip the per-node claim ledger: only safe when this is the only keelson scheduler")
+	leaderElect := fs.Bool("leader-elect", false, "run only while holding a coordination.k8s.io Lease, so one instance schedules at a time (off by default: instances run side by side)")
+	leaseName := fs.String("leader-elect-lease", "keelson-scheduler", "name of the leader election Lease")
+	leaseNamespace := fs.String("leader-elect-namespace", "kube-system", "namespace of the leader election Lease")
+	printCRD := fs.Bool("print-crd", false, "print the PodGroup CustomResourceDefinition (gang scheduling) and exit")
 	verbose := fs.Bool("v", false, "log at debug level")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: keelson scheduler --kubeconfig FILE [--config FILE] [flags]
@@ -43,6 +54,10 @@ Flags:
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *printCRD {
+		_, err := stdout.Write(gang.CRD)
 		return err
 	}
 	if *kubeconfig == "" {
@@ -91,7 +106,11 @@ Flags:
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s, err := scheduler.New(cfg, scheduler.Options{Client: client, Registerer: reg, Logger: logger})
+	dyn, err := dynamic.NewForConfig(rest)
+	if err != nil {
+		return fmt.Errorf("building dynamic client: %w", err)
+	}
+	s, err := scheduler.New(cfg, scheduler.Options{Client: client, Dynamic: dyn, Registerer: reg, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -112,5 +131,52 @@ Flags:
 		defer srv.Close()
 		logger.Info("serving metrics", "addr", ln.Addr().String())
 	}
-	return s.Start(ctx)
+	if !*leaderElect {
+		return s.Start(ctx)
+	}
+	return runElected(ctx, client, *leaseNamespace, *leaseName, cfg.MultiInstance.InstanceID, logger, s.Start)
+}
+
+// runElected runs start while this process holds the Lease; losing it
+// ends start's context and returns an error (the process should exit and
+// be restarted, as kube-scheduler does).
+func runElected(ctx context.Context, client kubernetes.Interface, ns, name, id string, logger *slog.Logger, start func(context.Context) error) error {
+	if id == "" {
+		host, _ := os.Hostname()
+		id = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: name},
+		Client:     client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var runErr error
+	lost := false
+	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   15 * time.Second,
+		RenewDeadline:   10 * time.Second,
+		RetryPeriod:     2 * time.Second,
+		ReleaseOnCancel: true,
+		Name:            name,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				logger.Info("leading", "lease", ns+"/"+name, "identity", id)
+				runErr = start(ctx)
+				cancel()
+			},
+			OnStoppedLeading: func() {
+				if ctx.Err() == nil {
+					lost = true
+				}
+				cancel()
+			},
+		},
+	})
+	if lost {
+		return errors.New("lost leader election lease")
+	}
+	return runErr
 }

@@ -72,6 +72,8 @@ func DefaultProfile(name string) framework.ProfileConfig {
 			{Name: "podtopologyspread", Weight: 2},
 			{Name: "interpodaffinity", Weight: 2},
 			{Name: "balancedallocation", Weight: 1},
+			{Name: "defaultpreemption"},
+			{Name: "gang"},
 			{Name: "defaultbinder"},
 		},
 	}

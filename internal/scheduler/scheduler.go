@@ -17,6 +17,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -26,12 +27,16 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/keelson-dev/keelson/internal/scheduler/framework"
+	"github.com/keelson-dev/keelson/internal/scheduler/plugins/gang"
 	"github.com/keelson-dev/keelson/internal/scheduler/plugins/noderesources"
 )
 
 // Options are the scheduler's collaborators.
 type Options struct {
 	Client kubernetes.Interface
+	// Dynamic reaches custom resources (PodGroups for gangs); may be nil,
+	// then gang members wait as if their group did not exist.
+	Dynamic dynamic.Interface
 	// Ledger overrides the ledger chosen from the config (a LeaseLedger
 	// when multiInstance is enabled, none otherwise).
 	Ledger Ledger
@@ -98,7 +103,7 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 		s.instanceID = host + "-" + strconv.Itoa(os.Getpid())
 	}
 	for _, p := range cfg.Profiles {
-		fw, err := framework.New(p, framework.Options{Client: opts.Client, Parallelism: cfg.Parallelism})
+		fw, err := framework.New(p, framework.Options{Client: opts.Client, Dynamic: opts.Dynamic, Parallelism: cfg.Parallelism})
 		if err != nil {
 			return nil, err
 		}
@@ -342,6 +347,11 @@ func (s *Scheduler) onPod(p *v1.Pod, action framework.ActionType) {
 			s.queue.Update(p)
 		} else if !known {
 			s.queue.Add(p)
+			if gang.GroupName(p) != "" {
+				// A new member may complete a gang whose members were
+				// released.
+				s.queue.OnEvent(framework.ClusterEvent{Resource: framework.EventUnscheduledPod, Action: framework.Add})
+			}
 		}
 	}
 }
@@ -475,13 +485,16 @@ func (s *Scheduler) schedulePod(ctx context.Context, fw *framework.Framework, st
 		case st.IsSuccess():
 			feasible = append(feasible, candidates[i])
 		case st.IsRejected():
-			fitErr.Diagnosis.NodeToStatus[candidates[i].Name()] = st
-			fitErr.Diagnosis.AddPlugin(st.Plugin())
 		default:
 			return "", fmt.Errorf("filter %s on node %s: %w", st.Plugin(), candidates[i].Name(), st.Err())
 		}
 	}
 	if len(feasible) == 0 {
+		// The diagnosis is only built when it is needed.
+		for i, st := range statuses {
+			fitErr.Diagnosis.NodeToStatus[candidates[i].Name()] = st
+			fitErr.Diagnosis.AddPlugin(st.Plugin())
+		}
 		_, pst := fw.RunPostFilterPlugins(ctx, state, pod, &fitErr.Diagnosis)
 		if pst.IsRejected() && pst.Message() != "" {
 			fitErr.Diagnosis.PostFilterMsg = pst.Message()

@@ -15,7 +15,6 @@ import (
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 
-	_ "github.com/keelson-dev/keelson/internal/plugin/all"
 	"github.com/keelson-dev/keelson/internal/scheduler/framework"
 	st "github.com/keelson-dev/keelson/internal/scheduler/schedtest"
 	"github.com/keelson-dev/keelson/internal/scheduler/validate"
@@ -155,7 +154,7 @@ func TestUnschedulablePodGetsCondition(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := podScheduledCondition(got)
-	want := "0/3 nodes are available: 2 Insufficient cpu, 1 node(s) had untolerated taint {dedicated: db}."
+	want := "0/3 nodes are available: 2 Insufficient cpu, 1 node(s) had untolerated taint {dedicated: db}. Preemption is not helpful for scheduling."
 	if c == nil || c.Status != v1.ConditionFalse || c.Reason != v1.PodReasonUnschedulable || c.Message != want {
 		t.Fatalf("condition = %+v, want Unschedulable %q", c, want)
 	}

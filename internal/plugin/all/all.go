@@ -7,7 +7,10 @@ import (
 	_ "github.com/keelson-dev/keelson/internal/plugin" // registry itself; plugin packages follow
 
 	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/defaultbinder"
+	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/defaultpreemption"
+	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/gang"
 	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/interpodaffinity"
+	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/loadaware"
 	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/nodeaffinity"
 	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/nodename"
 	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/nodeports"

@@ -164,6 +164,10 @@ type Snapshot struct {
 	NamespaceLabels map[string]labels.Set
 	// Generation is the highest NodeInfo generation included.
 	Generation int64
+
+	// labels and terms are the incremental indexes of index.go.
+	labels labelIndex
+	terms  termIndex
 }
 
 // NewSnapshot builds a snapshot from NodeInfos (taken as they are, not
@@ -174,11 +178,14 @@ func NewSnapshot(nodes []*NodeInfo, namespaces map[string]labels.Set) *Snapshot 
 	return s
 }
 
-// Reset replaces the node list and rebuilds the indexes.
+// Reset replaces the node list and rebuilds the node indexes; the pod
+// indexes are updated only for the nodes whose version changed.
 func (s *Snapshot) Reset(nodes []*NodeInfo) {
-	s.NodeInfos = s.NodeInfos[:0]
-	s.HavePodsWithAffinity = s.HavePodsWithAffinity[:0]
-	s.HavePodsWithRequiredAntiAffinity = s.HavePodsWithRequiredAntiAffinity[:0]
+	old := make(map[string]*NodeInfo, len(s.NodeInfos))
+	for _, n := range s.NodeInfos {
+		old[n.Name()] = n
+	}
+	s.NodeInfos = make([]*NodeInfo, 0, len(nodes))
 	if s.index == nil {
 		s.index = make(map[string]int, len(nodes))
 	} else {
@@ -191,6 +198,11 @@ func (s *Snapshot) Reset(nodes []*NodeInfo) {
 		s.index[n.Name()] = len(s.NodeInfos)
 		s.NodeInfos = append(s.NodeInfos, n)
 		s.Generation = max(s.Generation, n.Generation)
+		s.indexNode(old[n.Name()], n)
+		delete(old, n.Name())
+	}
+	for _, n := range old {
+		s.indexNode(n, nil)
 	}
 	s.reindexAffinity()
 }
@@ -225,6 +237,7 @@ func (s *Snapshot) Replace(nodes []*NodeInfo) bool {
 		}
 		s.NodeInfos[i] = n
 		s.Generation = max(s.Generation, n.Generation)
+		s.indexNode(old, n)
 	}
 	if affinityChanged {
 		s.reindexAffinity()

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -17,6 +20,21 @@ type Options struct {
 	Client kubernetes.Interface
 	// Parallelism is the number of workers for Filter and Score.
 	Parallelism int
+	// Dynamic reaches custom resources (PodGroups); may be nil.
+	Dynamic dynamic.Interface
+}
+
+// FilterRunner is implemented by handles that can run the profile's
+// Filter plugins on a node of the caller's making (preemption tries nodes
+// with victims removed).
+type FilterRunner interface {
+	RunFilterPlugins(ctx context.Context, state *CycleState, pod *PodInfo, node *NodeInfo) *Status
+}
+
+// DynamicHandle is implemented by handles that can reach custom
+// resources; plugins that need one assert it.
+type DynamicHandle interface {
+	DynamicClient() dynamic.Interface
 }
 
 // Framework runs one profile's plugins at each extension point. It is the
@@ -24,6 +42,7 @@ type Options struct {
 type Framework struct {
 	profile  ProfileConfig
 	client   kubernetes.Interface
+	dynamic  dynamic.Interface
 	par      Parallelizer
 	snapshot atomic.Pointer[Snapshot]
 	waiting  *waitingPods
@@ -43,6 +62,9 @@ type Framework struct {
 	bind       []BindPlugin
 	postBind   []PostBindPlugin
 	events     map[string][]ClusterEvent
+
+	scoreMu  sync.Mutex
+	scoreBuf [][]NodeScore
 }
 
 var _ Handle = (*Framework)(nil)
@@ -55,6 +77,7 @@ func New(profile ProfileConfig, opts Options) (*Framework, error) {
 	f := &Framework{
 		profile: profile,
 		client:  opts.Client,
+		dynamic: opts.Dynamic,
 		par:     Parallelizer{Workers: max(1, opts.Parallelism)},
 		waiting: newWaitingPods(),
 		events:  map[string][]ClusterEvent{},
@@ -154,6 +177,9 @@ func (f *Framework) Snapshot() *Snapshot { return f.snapshot.Load() }
 // ClientSet implements Handle.
 func (f *Framework) ClientSet() kubernetes.Interface { return f.client }
 
+// DynamicClient implements DynamicHandle (nil when not configured).
+func (f *Framework) DynamicClient() dynamic.Interface { return f.dynamic }
+
 // Parallelizer implements Handle.
 func (f *Framework) Parallelizer() Parallelizer { return f.par }
 
@@ -251,12 +277,14 @@ func (f *Framework) RunPostFilterPlugins(ctx context.Context, state *CycleState,
 		if !s.IsRejected() {
 			return nil, s.WithPlugin(p.Name())
 		}
-		msgs = append(msgs, s.Message())
+		if m := s.Message(); m != "" {
+			msgs = append(msgs, m)
+		}
 	}
 	if len(msgs) == 0 {
 		return nil, NewStatus(Unschedulable)
 	}
-	return nil, NewStatus(Unschedulable, msgs...)
+	return nil, NewStatus(Unschedulable, strings.Join(msgs, " "))
 }
 
 // RunPreScorePlugins runs PreScore plugins; Skip disables that plugin's
@@ -295,9 +323,19 @@ func (f *Framework) RunScorePlugins(ctx context.Context, state *CycleState, pod 
 	if len(active) == 0 || len(nodes) == 0 {
 		return totals, nil
 	}
-	scores := make([][]NodeScore, len(active))
+	// Per-plugin score slices are reused across cycles (the scheduling
+	// loop calls this from one goroutine); only totals escape.
+	f.scoreMu.Lock()
+	defer f.scoreMu.Unlock()
+	for len(f.scoreBuf) < len(active) {
+		f.scoreBuf = append(f.scoreBuf, nil)
+	}
+	scores := f.scoreBuf[:len(active)]
 	for j := range active {
-		scores[j] = make([]NodeScore, len(nodes))
+		if cap(scores[j]) < len(nodes) {
+			scores[j] = make([]NodeScore, len(nodes))
+		}
+		scores[j] = scores[j][:len(nodes)]
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -2,6 +2,8 @@ package framework
 
 import (
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -196,7 +198,14 @@ type AffinityTerm struct {
 	Namespaces        map[string]struct{}
 	Selector          labels.Selector
 	NamespaceSelector labels.Selector
-	TopologyKey       string
+	// HasNamespaceSelector is true when the term set a namespaceSelector
+	// (an empty one selects every namespace).
+	HasNamespaceSelector bool
+	TopologyKey          string
+	// Key identifies the term's meaning (selector, namespaces, namespace
+	// selector, topology key): terms with equal keys select the same pods
+	// in the same domains, so indexes aggregate them.
+	Key string
 }
 
 // WeightedAffinityTerm is a preferred term.
@@ -230,7 +239,16 @@ func newAffinityTerm(pod *v1.Pod, t *v1.PodAffinityTerm) (AffinityTerm, error) {
 	if len(t.Namespaces) == 0 && t.NamespaceSelector == nil {
 		ns[pod.Namespace] = struct{}{}
 	}
-	return AffinityTerm{Namespaces: ns, Selector: sel, NamespaceSelector: nsSel, TopologyKey: t.TopologyKey}, nil
+	names := make([]string, 0, len(ns))
+	for n := range ns {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	key := t.TopologyKey + "|" + sel.String() + "|" + strings.Join(names, ",")
+	if t.NamespaceSelector != nil {
+		key += "|ns:" + nsSel.String()
+	}
+	return AffinityTerm{Namespaces: ns, Selector: sel, NamespaceSelector: nsSel, HasNamespaceSelector: t.NamespaceSelector != nil, TopologyKey: t.TopologyKey, Key: key}, nil
 }
 
 // PodInfo is a pod with what the scheduler derives from it, computed once.

@@ -27,6 +27,9 @@ func Pod(name string) *PodWrapper {
 // Obj returns the pod.
 func (p *PodWrapper) Obj() *v1.Pod { return &p.Pod }
 
+// Name sets the name.
+func (p *PodWrapper) Name(n string) *PodWrapper { p.Pod.Name = n; return p }
+
 // Namespace sets the namespace.
 func (p *PodWrapper) Namespace(ns string) *PodWrapper { p.Pod.Namespace = ns; return p }
 

@@ -8,6 +8,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/keelson-dev/keelson/internal/scheduler/framework"
@@ -15,9 +16,21 @@ import (
 
 // Handle is a framework.Handle over a fixed snapshot.
 type Handle struct {
-	Snap   *framework.Snapshot
-	Client kubernetes.Interface
+	Snap    *framework.Snapshot
+	Client  kubernetes.Interface
+	Dynamic dynamic.Interface
+	// Waiting, when set, serves GetWaitingPod and IterateOverWaitingPods.
+	Waiting WaitingPods
 }
+
+// WaitingPods is the part of a framework a test handle may delegate to.
+type WaitingPods interface {
+	GetWaitingPod(uid types.UID) framework.WaitingPod
+	IterateOverWaitingPods(fn func(framework.WaitingPod))
+}
+
+// DynamicClient implements framework.DynamicHandle.
+func (h *Handle) DynamicClient() dynamic.Interface { return h.Dynamic }
 
 // Snapshot implements framework.Handle.
 func (h *Handle) Snapshot() *framework.Snapshot { return h.Snap }
@@ -29,10 +42,19 @@ func (h *Handle) ClientSet() kubernetes.Interface { return h.Client }
 func (h *Handle) Parallelizer() framework.Parallelizer { return framework.Parallelizer{Workers: 2} }
 
 // GetWaitingPod implements framework.Handle.
-func (h *Handle) GetWaitingPod(types.UID) framework.WaitingPod { return nil }
+func (h *Handle) GetWaitingPod(uid types.UID) framework.WaitingPod {
+	if h.Waiting == nil {
+		return nil
+	}
+	return h.Waiting.GetWaitingPod(uid)
+}
 
 // IterateOverWaitingPods implements framework.Handle.
-func (h *Handle) IterateOverWaitingPods(func(framework.WaitingPod)) {}
+func (h *Handle) IterateOverWaitingPods(fn func(framework.WaitingPod)) {
+	if h.Waiting != nil {
+		h.Waiting.IterateOverWaitingPods(fn)
+	}
+}
 
 // Cluster builds a snapshot: each pod goes to the node named in its
 // spec.nodeName.

@@ -113,7 +113,10 @@ type WriteTx interface {
 // across every store instance sharing the engine). If fn returns nil the
 // changes are durable when Update returns; if fn returns an error nothing is
 // kept. Engines batch concurrent Updates into one durable commit where they
-// can; fn must therefore not block on anything but the WriteTx.
+// can; fn must therefore not block on anything but the WriteTx. An engine
+// may run fn more than once (the SQL engines dry-run a batch to prefetch the
+// keys it reads, then run it for real), so fn must have no effect outside
+// the WriteTx other than results it overwrites on every run.
 //
 // Reads: View runs fn on a consistent snapshot of committed state. It never
 // sees a change that is not yet durable.

@@ -8,11 +8,12 @@
 // Namespaces come from the term's namespaces list, its namespaceSelector
 // (labels of Namespace objects), or the pod's own namespace.
 //
-// Speed: kube-scheduler revisits terms for node pairs; here every pod in
-// the cluster is visited once per scheduling cycle, in PreFilter, in
-// parallel over nodes, to count matching pods per topology domain
-// (key=value); Filter is then a few map lookups per node. Existing pods'
-// anti-affinity only visits the nodes that hold such pods, which the
-// snapshot lists apart. Scoring likewise aggregates weights per domain in
-// PreScore, so Score is a lookup.
+// Speed: nothing here visits every pod. PreFilter and PreScore read the
+// snapshot's incremental indexes (framework/index.go): per-domain counts
+// of pods by namespace and label, kept up to date as pods come and go, for
+// the incoming pod's own terms; and existing pods' terms aggregated into
+// distinct groups with per-domain counts, looked up by the incoming pod's
+// labels. Filter and Score are then a few map lookups per node. Selectors
+// that are not a single equality/set requirement fall back to checking
+// the pods of the nodes the index names as candidates.
 package interpodaffinity

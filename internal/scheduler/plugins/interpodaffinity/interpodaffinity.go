@@ -58,19 +58,50 @@ func New(raw json.RawMessage, h framework.Handle) (framework.Plugin, error) {
 // Name implements framework.Plugin.
 func (*Plugin) Name() string { return Name }
 
-// topoCounts maps topology key → value → count (or weight).
-type topoCounts map[string]map[string]int64
-
-func (t topoCounts) add(key, value string, n int64) {
-	m := t[key]
-	if m == nil {
-		m = map[string]int64{}
-		t[key] = m
-	}
-	m[value] += n
+// domainSource counts pods per value of one topology key: the sum of
+// maps shared with the snapshot's indexes (read only) and of counts
+// computed in this cycle.
+type domainSource struct {
+	key    string
+	maps   []map[string]int32
+	extra  map[string]int64
+	weight int64
 }
 
-func (t topoCounts) get(key, value string) int64 { return t[key][value] }
+func (d *domainSource) get(v string) int64 {
+	n := d.extra[v]
+	for _, m := range d.maps {
+		n += int64(m[v])
+	}
+	return n
+}
+
+func (d *domainSource) empty() bool {
+	for _, m := range d.maps {
+		if len(m) > 0 {
+			return false
+		}
+	}
+	return len(d.extra) == 0
+}
+
+// countTerm returns the pods t selects per domain of its topology key,
+// from the index maps when the selector allows, else by counting.
+func countTerm(snap *framework.Snapshot, t *framework.AffinityTerm, w int64) domainSource {
+	src := domainSource{key: t.TopologyKey, weight: w}
+	q := framework.QueryOf(t)
+	if maps, ok := snap.DomainSources(q, t.TopologyKey); ok {
+		src.maps = maps
+		return src
+	}
+	src.extra = map[string]int64{}
+	snap.CountMatching(q, func(ni *framework.NodeInfo, n int) {
+		if v, ok := ni.Node().Labels[t.TopologyKey]; ok {
+			src.extra[v] += int64(n)
+		}
+	})
+	return src
+}
 
 const (
 	filterKey framework.StateKey = Name + "/prefilter"
@@ -78,15 +109,16 @@ const (
 )
 
 type filterState struct {
-	// existingAnti: domains where some existing pod's required
-	// anti-affinity term selects the incoming pod.
-	existingAnti topoCounts
-	// affinity: per domain, pods matching all the incoming pod's required
-	// affinity terms.
-	affinity topoCounts
-	// anti: per domain, pods matching one of the incoming pod's required
-	// anti-affinity terms.
-	anti topoCounts
+	// existingAnti: per existing required anti-affinity term selecting
+	// the incoming pod, the domains holding pods with that term.
+	existingAnti []domainSource
+	// affinity[j]: per domain of the j-th required affinity term's key,
+	// pods matching all the incoming pod's required affinity terms.
+	affinity []domainSource
+	// affinityFound: some pod matches all required affinity terms.
+	affinityFound bool
+	// anti[j]: per domain, pods matching the j-th anti-affinity term.
+	anti []domainSource
 	// selfMatch: the incoming pod matches all its own affinity terms.
 	selfMatch bool
 }
@@ -102,28 +134,22 @@ func matchesAll(terms []framework.AffinityTerm, pod *v1.Pod, nsLabels labels.Set
 	return len(terms) > 0
 }
 
-// PreFilter counts matching pods per topology domain, once for this pod.
-func (p *Plugin) PreFilter(ctx context.Context, state *framework.CycleState, pod *framework.PodInfo) (*framework.PreFilterResult, *framework.Status) {
+// PreFilter gathers, once for this pod, the per-domain counts Filter
+// needs from the snapshot's indexes: existing pods' anti-affinity terms
+// that select this pod, and the pods this pod's own terms select. For
+// the usual selectors (one equality or set requirement) this is a few map
+// lookups, whatever the number of pods and nodes.
+func (p *Plugin) PreFilter(_ context.Context, state *framework.CycleState, pod *framework.PodInfo) (*framework.PreFilterResult, *framework.Status) {
 	if pod.ParseError != nil {
 		return nil, framework.NewStatus(framework.UnschedulableAndUnresolvable, fmt.Sprintf("invalid pod affinity: %v", pod.ParseError))
 	}
 	snap := p.h.Snapshot()
-	podNS := snap.NamespaceLabelsOf(pod.Pod.Namespace)
-	s := &filterState{existingAnti: topoCounts{}, affinity: topoCounts{}, anti: topoCounts{}}
-
-	// Existing pods whose required anti-affinity selects this pod.
-	for _, ni := range snap.HavePodsWithRequiredAntiAffinity {
-		nodeLabels := ni.Node().Labels
-		for _, e := range ni.PodsWithRequiredAntiAffinity {
-			for i := range e.RequiredAntiAffinityTerms {
-				t := &e.RequiredAntiAffinityTerms[i]
-				if v, ok := nodeLabels[t.TopologyKey]; ok && t.Matches(pod.Pod, podNS) {
-					s.existingAnti.add(t.TopologyKey, v, 1)
-				}
-			}
+	s := &filterState{}
+	snap.TermsSelecting(pod.Pod, func(g *framework.TermGroup) {
+		if g.Kind == framework.TermRequiredAntiAffinity && len(g.Domains) > 0 {
+			s.existingAnti = append(s.existingAnti, domainSource{key: g.Term.TopologyKey, maps: []map[string]int32{g.Domains}})
 		}
-	}
-
+	})
 	aff, anti := pod.RequiredAffinityTerms, pod.RequiredAntiAffinityTerms
 	if len(aff) == 0 && len(anti) == 0 {
 		if len(s.existingAnti) == 0 {
@@ -132,60 +158,47 @@ func (p *Plugin) PreFilter(ctx context.Context, state *framework.CycleState, pod
 		state.Write(filterKey, s)
 		return nil, nil
 	}
-	s.selfMatch = matchesAll(aff, pod.Pod, podNS)
-
-	// One parallel pass over every pod: per node, how many match all
-	// affinity terms and how many match each anti-affinity term.
-	nodes := snap.NodeInfos
-	var affMatch []int32
-	if len(aff) > 0 {
-		affMatch = make([]int32, len(nodes))
-	}
-	antiMatch := make([]int32, len(nodes)*len(anti))
-	p.h.Parallelizer().Until(ctx, len(nodes), func(i int) {
-		for _, e := range nodes[i].Pods {
-			if e.Pod.UID == pod.Pod.UID {
+	s.selfMatch = matchesAll(aff, pod.Pod, snap.NamespaceLabelsOf(pod.Pod.Namespace))
+	switch {
+	case len(aff) == 1:
+		src := countTerm(snap, &aff[0], 1)
+		s.affinity = []domainSource{src}
+		s.affinityFound = !src.empty()
+	case len(aff) > 1:
+		// A pod must match every term: find candidates through the first
+		// term, recount their nodes' pods against all terms.
+		candidates := map[*framework.NodeInfo]struct{}{}
+		snap.CountMatching(framework.QueryOf(&aff[0]), func(ni *framework.NodeInfo, _ int) { candidates[ni] = struct{}{} })
+		s.affinity = make([]domainSource, len(aff))
+		for j := range aff {
+			s.affinity[j] = domainSource{key: aff[j].TopologyKey, extra: map[string]int64{}}
+		}
+		for ni := range candidates {
+			var c int64
+			for _, e := range ni.Pods {
+				if e.Pod.UID != pod.Pod.UID && matchesAll(aff, e.Pod, snap.NamespaceLabelsOf(e.Pod.Namespace)) {
+					c++
+				}
+			}
+			if c == 0 {
 				continue
 			}
-			var nsl labels.Set
-			if snap.NamespaceLabels != nil {
-				nsl = snap.NamespaceLabels[e.Pod.Namespace]
-			}
-			if affMatch != nil && matchesAll(aff, e.Pod, nsl) {
-				affMatch[i]++
-			}
-			for j := range anti {
-				if anti[j].Matches(e.Pod, nsl) {
-					antiMatch[i*len(anti)+j]++
-				}
-			}
-		}
-	})
-	if err := ctx.Err(); err != nil {
-		return nil, framework.AsStatus(err)
-	}
-	for i, ni := range nodes {
-		nodeLabels := ni.Node().Labels
-		if affMatch != nil && affMatch[i] > 0 {
+			s.affinityFound = true
 			for j := range aff {
-				if v, ok := nodeLabels[aff[j].TopologyKey]; ok {
-					s.affinity.add(aff[j].TopologyKey, v, int64(affMatch[i]))
+				if v, ok := ni.Node().Labels[aff[j].TopologyKey]; ok {
+					s.affinity[j].extra[v] += c
 				}
 			}
 		}
-		for j := range anti {
-			if c := antiMatch[i*len(anti)+j]; c > 0 {
-				if v, ok := nodeLabels[anti[j].TopologyKey]; ok {
-					s.anti.add(anti[j].TopologyKey, v, int64(c))
-				}
-			}
-		}
+	}
+	for j := range anti {
+		s.anti = append(s.anti, countTerm(snap, &anti[j], 1))
 	}
 	state.Write(filterKey, s)
 	return nil, nil
 }
 
-// Filter checks the node's domains against the precomputed counts.
+// Filter checks the node's domains against the gathered counts.
 func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, node *framework.NodeInfo) *framework.Status {
 	s, err := framework.ReadState[*filterState](state, filterKey)
 	if err != nil {
@@ -199,108 +212,77 @@ func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, pod *fra
 			if !ok {
 				return framework.NewStatus(framework.UnschedulableAndUnresolvable, ReasonAffinity)
 			}
-			if s.affinity.get(terms[i].TopologyKey, v) <= 0 {
+			if s.affinity[i].get(v) <= 0 {
 				found = false
 			}
 		}
 		// The first pod of a group that selects itself may go anywhere
 		// its topology keys exist.
-		if !found && !(len(s.affinity) == 0 && s.selfMatch) {
+		if !found && !(!s.affinityFound && s.selfMatch) {
 			return framework.NewStatus(framework.UnschedulableAndUnresolvable, ReasonAffinity)
 		}
 	}
-	for i := range pod.RequiredAntiAffinityTerms {
-		t := &pod.RequiredAntiAffinityTerms[i]
-		if v, ok := nodeLabels[t.TopologyKey]; ok && s.anti.get(t.TopologyKey, v) > 0 {
+	for i := range s.anti {
+		if v, ok := nodeLabels[s.anti[i].key]; ok && s.anti[i].get(v) > 0 {
 			return framework.NewStatus(framework.Unschedulable, ReasonAntiAffinity)
 		}
 	}
-	for key, values := range s.existingAnti {
-		if v, ok := nodeLabels[key]; ok && values[v] > 0 {
+	for i := range s.existingAnti {
+		if v, ok := nodeLabels[s.existingAnti[i].key]; ok && s.existingAnti[i].get(v) > 0 {
 			return framework.NewStatus(framework.Unschedulable, ReasonExistingAntiAffn)
 		}
 	}
 	return nil
 }
 
-type scoreState struct{ topo topoCounts }
+type scoreState struct{ sources []domainSource }
 
 func (s *scoreState) Clone() framework.StateData { return s }
 
-// PreScore sums preferred-term weights per topology domain: the incoming
-// pod's preferred terms against every pod, and existing pods' terms
-// against the incoming pod.
+// PreScore gathers weighted per-domain counts: the incoming pod's
+// preferred terms against the pods they select, and existing pods' terms
+// (preferred, and required affinity with hardPodAffinityWeight) that
+// select the incoming pod.
 func (p *Plugin) PreScore(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, _ []*framework.NodeInfo) *framework.Status {
 	snap := p.h.Snapshot()
 	ownPreferred := len(pod.PreferredAffinityTerms)+len(pod.PreferredAntiAffinityTerms) > 0
-	if !ownPreferred && len(snap.HavePodsWithAffinity) == 0 {
+	if !ownPreferred && !snap.HasTerms() {
 		return framework.NewStatus(framework.Skip)
 	}
-	podNS := snap.NamespaceLabelsOf(pod.Pod.Namespace)
-	topo := topoCounts{}
-	visit := func(ni *framework.NodeInfo, e *framework.PodInfo) {
-		if e.Pod.UID == pod.Pod.UID {
-			return
-		}
-		nodeLabels := ni.Node().Labels
-		add := func(t *framework.AffinityTerm, w int64) {
-			if v, ok := nodeLabels[t.TopologyKey]; ok && w != 0 {
-				topo.add(t.TopologyKey, v, w)
-			}
-		}
-		if ownPreferred {
-			nsl := snap.NamespaceLabelsOf(e.Pod.Namespace)
-			for i := range pod.PreferredAffinityTerms {
-				if t := &pod.PreferredAffinityTerms[i]; t.Matches(e.Pod, nsl) {
-					add(&t.AffinityTerm, int64(t.Weight))
-				}
-			}
-			for i := range pod.PreferredAntiAffinityTerms {
-				if t := &pod.PreferredAntiAffinityTerms[i]; t.Matches(e.Pod, nsl) {
-					add(&t.AffinityTerm, -int64(t.Weight))
-				}
-			}
-		}
-		if !e.HasAffinity() {
-			return
-		}
-		for i := range e.PreferredAffinityTerms {
-			if t := &e.PreferredAffinityTerms[i]; t.Matches(pod.Pod, podNS) {
-				add(&t.AffinityTerm, int64(t.Weight))
-			}
-		}
-		for i := range e.PreferredAntiAffinityTerms {
-			if t := &e.PreferredAntiAffinityTerms[i]; t.Matches(pod.Pod, podNS) {
-				add(&t.AffinityTerm, -int64(t.Weight))
-			}
-		}
-		for i := range e.RequiredAffinityTerms {
-			if t := &e.RequiredAffinityTerms[i]; t.Matches(pod.Pod, podNS) {
-				add(t, p.hardWeight)
-			}
+	var sources []domainSource
+	add := func(src domainSource) {
+		if src.weight != 0 && !src.empty() {
+			sources = append(sources, src)
 		}
 	}
-	if ownPreferred {
-		for _, ni := range snap.NodeInfos {
-			for _, e := range ni.Pods {
-				visit(ni, e)
-			}
-		}
-	} else {
-		for _, ni := range snap.HavePodsWithAffinity {
-			for _, e := range ni.PodsWithAffinity {
-				visit(ni, e)
-			}
-		}
+	for i := range pod.PreferredAffinityTerms {
+		t := &pod.PreferredAffinityTerms[i]
+		add(countTerm(snap, &t.AffinityTerm, int64(t.Weight)))
 	}
-	if len(topo) == 0 {
+	for i := range pod.PreferredAntiAffinityTerms {
+		t := &pod.PreferredAntiAffinityTerms[i]
+		add(countTerm(snap, &t.AffinityTerm, -int64(t.Weight)))
+	}
+	snap.TermsSelecting(pod.Pod, func(g *framework.TermGroup) {
+		var w int64
+		switch g.Kind {
+		case framework.TermPreferredAffinity:
+			w = int64(g.Weight)
+		case framework.TermPreferredAntiAffinity:
+			w = -int64(g.Weight)
+		case framework.TermRequiredAffinity:
+			w = p.hardWeight
+		}
+		add(domainSource{key: g.Term.TopologyKey, maps: []map[string]int32{g.Domains}, weight: w})
+	})
+	if len(sources) == 0 {
 		return framework.NewStatus(framework.Skip)
 	}
-	state.Write(scoreKey, &scoreState{topo: topo})
+	state.Write(scoreKey, &scoreState{sources: sources})
 	return nil
 }
 
-// Score sums the weights of the node's domains.
+// Score sums the weighted counts of the node's domains.
 func (p *Plugin) Score(_ context.Context, state *framework.CycleState, _ *framework.PodInfo, node *framework.NodeInfo) (int64, *framework.Status) {
 	s, err := framework.ReadState[*scoreState](state, scoreKey)
 	if err != nil {
@@ -308,9 +290,9 @@ func (p *Plugin) Score(_ context.Context, state *framework.CycleState, _ *framew
 	}
 	var v int64
 	nodeLabels := node.Node().Labels
-	for key, values := range s.topo {
-		if lv, ok := nodeLabels[key]; ok {
-			v += values[lv]
+	for i := range s.sources {
+		if lv, ok := nodeLabels[s.sources[i].key]; ok {
+			v += s.sources[i].weight * s.sources[i].get(lv)
 		}
 	}
 	return v, nil

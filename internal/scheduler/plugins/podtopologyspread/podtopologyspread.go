@@ -123,42 +123,84 @@ func untoleratedTaint(node *v1.Node, tols []v1.Toleration) bool {
 	return false
 }
 
-// count fills each constraint's per-domain counts over nodes.
-func count(pod *v1.Pod, cs []*constraint, nodes []*framework.NodeInfo) {
+// count fills each constraint's per-domain counts: one pass over the
+// nodes registers the domains of the nodes the constraint's policies
+// include (with zero), then the snapshot's label index reports only the
+// nodes holding matching pods.
+func count(snap *framework.Snapshot, pod *v1.Pod, cs []*constraint) {
 	required := nodeaffinity.GetRequiredNodeAffinity(pod)
-	for _, ni := range nodes {
+	needPolicy := false
+	for _, c := range cs {
+		needPolicy = needPolicy || c.honorAffinity || c.honorTaints
+	}
+	// excluded[i] lists the nodes constraint i leaves out; nil when none.
+	excluded := make([]map[string]bool, len(cs))
+	for _, ni := range snap.NodeInfos {
 		node := ni.Node()
 		if !hasKeys(node, cs) {
+			for i := range cs {
+				if excluded[i] == nil {
+					excluded[i] = map[string]bool{}
+				}
+				excluded[i][node.Name] = true
+			}
 			continue
 		}
 		var affOK, taintOK *bool
-		for _, c := range cs {
-			if c.honorAffinity {
-				if affOK == nil {
-					m, _ := required.Match(node)
-					affOK = &m
+		for i, c := range cs {
+			if needPolicy {
+				include := true
+				if c.honorAffinity {
+					if affOK == nil {
+						m, _ := required.Match(node)
+						affOK = &m
+					}
+					include = *affOK
 				}
-				if !*affOK {
+				if include && c.honorTaints {
+					if taintOK == nil {
+						t := !untoleratedTaint(node, pod.Spec.Tolerations)
+						taintOK = &t
+					}
+					include = *taintOK
+				}
+				if !include {
+					if excluded[i] == nil {
+						excluded[i] = map[string]bool{}
+					}
+					excluded[i][node.Name] = true
 					continue
 				}
 			}
-			if c.honorTaints {
-				if taintOK == nil {
-					t := !untoleratedTaint(node, pod.Spec.Tolerations)
-					taintOK = &t
-				}
-				if !*taintOK {
-					continue
-				}
+			v := node.Labels[c.key]
+			if _, ok := c.counts[v]; !ok {
+				c.counts[v] = 0
 			}
-			var n int64
-			for _, e := range ni.Pods {
-				if e.Pod.Namespace == pod.Namespace && e.Pod.DeletionTimestamp == nil && e.Pod.UID != pod.UID && c.selector.Matches(labels.Set(e.Pod.Labels)) {
-					n++
-				}
-			}
-			c.counts[node.Labels[c.key]] += n
 		}
+	}
+	ns := map[string]struct{}{pod.Namespace: {}}
+	for i, c := range cs {
+		q := framework.PodQuery{Namespaces: ns, Selector: c.selector, SkipTerminating: true}
+		if excluded[i] == nil {
+			// Every node counts: take the per-domain counts the snapshot
+			// keeps, for the domains registered above.
+			if maps, ok := snap.DomainSources(q, c.key); ok {
+				for _, m := range maps {
+					for v, n := range m {
+						if _, ok := c.counts[v]; ok {
+							c.counts[v] += int64(n)
+						}
+					}
+				}
+				continue
+			}
+		}
+		snap.CountMatching(q, func(ni *framework.NodeInfo, n int) {
+			if excluded[i][ni.Name()] {
+				return
+			}
+			c.counts[ni.Node().Labels[c.key]] += int64(n)
+		})
 	}
 	for _, c := range cs {
 		c.domainsCounted = len(c.counts)
@@ -190,7 +232,7 @@ func (p *Plugin) PreFilter(_ context.Context, state *framework.CycleState, pod *
 	if len(cs) == 0 {
 		return nil, framework.NewStatus(framework.Skip)
 	}
-	count(pod.Pod, cs, p.h.Snapshot().NodeInfos)
+	count(p.h.Snapshot(), pod.Pod, cs)
 	state.Write(filterKey, &filterState{constraints: cs})
 	return nil, nil
 }
@@ -231,7 +273,7 @@ func (p *Plugin) PreScore(_ context.Context, state *framework.CycleState, pod *f
 	if len(cs) == 0 {
 		return framework.NewStatus(framework.Skip)
 	}
-	count(pod.Pod, cs, p.h.Snapshot().NodeInfos)
+	count(p.h.Snapshot(), pod.Pod, cs)
 	s := &scoreState{constraints: cs, ignored: map[string]bool{}}
 	for _, c := range cs {
 		// Constraints over many domains weigh more, so that a zone

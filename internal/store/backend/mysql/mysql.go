@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -272,6 +273,14 @@ func (d *dialect) PutLease(l backend.Lease) sqlcommon.Stmt {
 }
 
 func (d *dialect) Committed(int64) []sqlcommon.Stmt { return nil }
+
+// ForUpdateOf locks every row the SELECT reads (MariaDB has no OF).
+func (d *dialect) ForUpdateOf(string) string { return " FOR UPDATE" }
+
+func (d *dialect) ServerRejected(err error) bool {
+	var me *gomysql.MySQLError
+	return errors.As(err, &me)
+}
 
 func (d *dialect) DBSize(ctx context.Context) (int64, error) {
 	var n int64

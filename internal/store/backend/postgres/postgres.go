@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keelson-dev/keelson/internal/store/backend"
@@ -132,7 +133,7 @@ func (d *dialect) Migrations() [][]string {
 		`INSERT INTO meta (id, rev, compact_rev) VALUES (1, 1, 0) ON CONFLICT (id) DO NOTHING`,
 		`CREATE TABLE IF NOT EXISTS kv_current (k BYTEA PRIMARY KEY, create_rev BIGINT NOT NULL,
 			mod_rev BIGINT NOT NULL, version BIGINT NOT NULL, lease BIGINT NOT NULL, value BYTEA NOT NULL)`,
-		`CREATE INDEX IF NOT EXISTS kv_current_lease ON kv_current (lease, k)`,
+		`CREATE INDEX IF NOT EXISTS kv_current_lease ON kv_current (lease, k) WHERE lease <> 0`,
 		`CREATE TABLE IF NOT EXISTS kv_history (rev BIGINT NOT NULL, sub INT NOT NULL, k BYTEA NOT NULL,
 			del SMALLINT NOT NULL, create_rev BIGINT NOT NULL, version BIGINT NOT NULL, lease BIGINT NOT NULL,
 			value BYTEA NOT NULL, prev_rev BIGINT NOT NULL, PRIMARY KEY (rev, sub))`,
@@ -188,6 +189,13 @@ func (d *dialect) PutLease(l backend.Lease) sqlcommon.Stmt {
 
 func (d *dialect) Committed(rev int64) []sqlcommon.Stmt {
 	return []sqlcommon.Stmt{{SQL: "SELECT pg_notify(?, ?)", Args: []any{d.channel, strconv.FormatInt(rev, 10)}}}
+}
+
+func (d *dialect) ForUpdateOf(alias string) string { return " FOR UPDATE OF " + alias }
+
+func (d *dialect) ServerRejected(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe)
 }
 
 func (d *dialect) DBSize(ctx context.Context) (int64, error) {

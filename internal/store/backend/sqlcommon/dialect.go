@@ -71,6 +71,13 @@ type Dialect interface {
 	// Committed returns statements to run just before COMMIT of a batch
 	// that advanced the revision to rev (e.g. NOTIFY).
 	Committed(rev int64) []Stmt
+	// ForUpdateOf is the locking clause of a SELECT that locks the rows of
+	// table alias (the statement may outer-join others).
+	ForUpdateOf(alias string) string
+	// ServerRejected reports an error the server answered with (the
+	// transaction is then not committed), as opposed to a broken
+	// connection (outcome unknown).
+	ServerRejected(err error) bool
 	// DBSize returns the bytes the store's tables occupy.
 	DBSize(ctx context.Context) (int64, error)
 

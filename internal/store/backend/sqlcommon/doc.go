@@ -5,24 +5,71 @@
 //
 // # Data model
 //
-//	meta(id=1, rev, compact_rev)      the revision counter; write batches lock
-//	                                  this row (SELECT … FOR UPDATE), so
+//	meta(id=1, rev, compact_rev)      the revision counter; a write batch locks
+//	                                  this row (SELECT … FOR UPDATE) first, so
+//	                                  writers on every instance are serialised,
 //	                                  revisions are gapless and commit in order
-//	kv_current(k PK, create_rev, mod_rev, version, lease, value)
+//	                                  (no auto-increment involved)
+//	kv_current(k PK, create_rev, mod_rev, version, lease, value; (lease, k))
 //	                                  current state: ranges and counts at the
 //	                                  current revision are index range scans
-//	kv_history(rev, sub PK; k, rev UNIQUE; del, create_rev, version, lease,
-//	           value, prev_rev)       every event; revision reads, Events and
-//	                                  the change feed (PrevKV by self-join on
-//	                                  k, prev_rev)
-//	leases(id PK, ttl, expiry_ns)     granted leases
-//	schema_version(version)           migrations applied
+//	kv_history(rev, sub PK; (k, rev) UNIQUE; del, create_rev, version, lease,
+//	           value, prev_rev)       every event: reads at past revisions
+//	                                  (newest version <= rev per key), Events
+//	                                  and the change feed; PrevKV by self-join
+//	                                  on (k, prev_rev)
+//	leases(id PK, ttl, expiry_ns)     granted leases, shared by all instances
+//	schema_version(version)           migrations applied; a newer version than
+//	                                  the build knows is refused
+//	                                  (backend.ErrSchemaVersion)
 //
-// # Round trips
+// # Write path (group commit)
 //
-// Statements that return nothing (history inserts, upserts, savepoints,
-// the revision update, COMMIT) are queued on the Conn and sent together
-// with the next statement that returns rows (pgx pipelining on PostgreSQL,
-// multi-statements on MySQL), so a batch of N puts costs N+2 round trips
-// and one commit.
+// One committer goroutine per instance takes every queued Update (up to
+// Options.MaxBatch) and runs them in one read-committed transaction:
+//
+//  1. Probe (batches of two or more): each function is run once against a
+//     probeTx that answers from the write cache, records the keys it could
+//     not answer and discards every write. Functions must therefore be
+//     safe to run more than once; the store's are (each run starts a fresh
+//     evaluator). Options.NoProbe turns this off.
+//  2. BEGIN, lock the meta row and, in the same statement, load the probed
+//     keys (present or absent) into the write cache: one round trip.
+//  3. Run each function for real. Single-key reads at the current revision
+//     are answered by the write cache, which is valid while no other
+//     instance committed since this instance's last batch (the locked meta
+//     revision tells; otherwise it is emptied). A miss is one round trip.
+//     Apply only buffers rows. A function that fails has its buffered rows
+//     dropped; if some of its writes already reached the database (it read
+//     through the database after writing) a savepoint placed just before
+//     them is rolled back to. So each function stays atomic, and the usual
+//     function needs no savepoint at all.
+//  4. Buffered rows become multi-row statements (history insert, kv_current
+//     delete and upsert of each key's final state), sent with the meta
+//     update, pg_notify on PostgreSQL, and COMMIT: one round trip.
+//
+// A batch of put-shaped functions therefore costs two round trips and one
+// commit, whatever its size. A batch the server rejected, or that failed
+// before COMMIT was sent, did not commit and is run again (then its
+// functions one by one, so that one the database refuses fails alone); a
+// broken connection during COMMIT leaves the outcome unknown and is
+// reported, as etcd clients expect.
+//
+// # Change feed
+//
+// Watch reads kv_history above the last revision it delivered, in one
+// snapshot, whole revisions at a time, whenever the known head revision
+// grows. The head grows on local commits at once, and from other instances
+// through Dialect.RunFeed (LISTEN/NOTIFY on PostgreSQL, an adaptive poll of
+// the meta row on MySQL). Since revisions commit in order under the meta
+// lock, a snapshot at revision R holds every revision <= R: no gaps, no
+// duplicates. Database errors are retried from the same revision.
+//
+// # Compaction
+//
+// Compact moves meta.compact_rev (one short transaction), then deletes, in
+// chunks of revisions each in its own transaction, history rows below the
+// compaction revision that are deletes or have a newer version below it.
+// Versions replaced exactly at the compaction revision stay as PrevKV of
+// its events.
 package sqlcommon

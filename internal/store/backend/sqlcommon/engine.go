@@ -26,6 +26,9 @@ type Options struct {
 	// NoWriteCache disables the write path's cache of current versions
 	// (every read of an Update function then goes to the database).
 	NoWriteCache bool
+	// NoProbe disables prefetching by probe runs: Update functions then
+	// run once per attempt (see the package documentation).
+	NoProbe bool
 }
 
 // Engine implements backend.Backend on a Dialect.
@@ -153,6 +156,9 @@ func (e *Engine) Update(ctx context.Context, fn func(backend.WriteTx) error) err
 func (e *Engine) committer() {
 	defer close(e.exited)
 	batch := make([]*request, 0, e.opts.MaxBatch)
+	prev := 0
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
 		batch = batch[:0]
 		select {
@@ -171,6 +177,31 @@ func (e *Engine) committer() {
 				break fill
 			}
 		}
+		// The callers of a large batch come back together just after it
+		// commits; a batch started with the first few of them would leave
+		// the rest to the next commit. When far fewer are queued than the
+		// last batch held, wait a little for them.
+		if want := min(prev/2, e.opts.MaxBatch); len(batch) < want && prev >= gatherMin {
+			timer.Reset(gatherWindow)
+		gather:
+			for len(batch) < want {
+				select {
+				case r := <-e.reqs:
+					batch = append(batch, r)
+				case <-timer.C:
+					break gather
+				case <-e.stop:
+					break gather
+				}
+			}
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		}
+		prev = len(batch)
 		e.runBatch(batch)
 	}
 }
@@ -185,6 +216,14 @@ func (e *Engine) failQueued() {
 		}
 	}
 }
+
+// Gathering: a batch is held back up to gatherWindow for more requests
+// when the previous one had at least gatherMin and far more than are
+// queued.
+const (
+	gatherWindow = 500 * time.Microsecond
+	gatherMin    = 8
+)
 
 // Savepoint statements used to make each function of a batch atomic.
 var (
@@ -396,21 +435,23 @@ func (e *Engine) tryBatch(reqs []*request) (results []error, err error, inDoubt 
 		return nil, fmt.Errorf("acquiring connection: %w", err), false
 	}
 	b := &batch{e: e, conn: conn}
+	var keys [][]byte
+	if !e.opts.NoWriteCache && !e.opts.NoProbe && len(reqs) > 1 {
+		keys = e.cache.probe(reqs)
+	}
 	b.queue(e.d.BeginWrite()...)
-	base, compact, err := readMeta(b.query, true)
+	base, compact, found, err := b.lockAndPrefetch(keys)
 	if err != nil {
 		conn.Release(true)
 		e.cache.reset(0)
 		return nil, fmt.Errorf("locking revision: %w", err), false
 	}
+	locked := time.Now()
 	if !e.opts.NoWriteCache {
-		e.cache.begin(base)
-		b.cache = &e.cache
-		if len(reqs) > 1 {
-			if err := b.prefetch(reqs, base, compact); err != nil {
-				b.err = err
-			}
+		if e.cache.begin(base) {
+			e.cache.fill(keys, found)
 		}
+		b.cache = &e.cache
 	}
 	tx := &writeTx{readTx: readTx{run: b.query, d: e.d, rev: base, compact: compact}, b: b}
 	results = make([]error, len(reqs))
@@ -445,19 +486,20 @@ func (e *Engine) tryBatch(reqs []*request) (results []error, err error, inDoubt 
 			b.queue(stmtRollbackTo)
 		}
 	}
+	ran, flushed := time.Now(), time.Time{}
 	if b.err == nil {
 		b.beforeSend()
 		if tx.rev != base {
 			b.queue(Stmt{SQL: "UPDATE meta SET rev = ? WHERE id = 1", Args: []any{tx.rev}})
 			b.queue(e.d.Committed(tx.rev)...)
 		}
-		// Writes first, COMMIT alone: a failure before COMMIT is then
-		// known not to have committed.
-		if b.err = conn.Flush(e.dbCtx); b.err == nil {
-			b.queue(stmtCommit)
-			if b.err = conn.Flush(e.dbCtx); b.err != nil {
-				inDoubt = true
-			}
+		// Writes and COMMIT in one round trip. If the server answered with
+		// an error the transaction did not commit; if the connection broke
+		// the outcome is unknown.
+		flushed = time.Now()
+		b.queue(stmtCommit)
+		if b.err = conn.Flush(e.dbCtx); b.err != nil {
+			inDoubt = !e.d.ServerRejected(b.err)
 		}
 	}
 	if b.err != nil {
@@ -475,6 +517,9 @@ func (e *Engine) tryBatch(reqs []*request) (results []error, err error, inDoubt 
 	}
 	if d := time.Since(start); d > time.Second {
 		e.log.Warn("slow write batch", "functions", len(reqs), "duration", d)
+	} else if e.log.Enabled(e.dbCtx, slog.LevelDebug) {
+		e.log.Debug("write batch", "functions", len(reqs), "revisions", tx.rev-base,
+			"locked", locked.Sub(start), "ran", ran.Sub(locked), "committed", time.Since(flushed))
 	}
 	return results, nil, false
 }

@@ -9,12 +9,13 @@ import (
 )
 
 // Prefetching. A batch's functions run one after another on one
-// connection, so every key the write cache does not know costs a round
-// trip (creates of new keys, mostly). Before running a batch of several
-// functions for real, the engine runs each once against probeTx, which
-// answers from the write cache, records the keys it could not answer, and
-// discards every write. One query then loads all those keys (present or
-// absent) into the cache, and the real run finds them there.
+// connection, so every key the write cache does not know would cost a
+// round trip (creates of new keys, mostly). Before a batch, the engine
+// runs each function once against probeTx, which answers from the write
+// cache, records the keys it could not answer, and discards every write.
+// The statement that locks the meta row also loads all those keys
+// (present or absent); if the locked revision shows that another instance
+// wrote since the cache was filled, they are discarded with the cache.
 //
 // This relies on Update functions being safe to run more than once (the
 // store's are: each run starts a fresh evaluator); a probe run's result
@@ -50,8 +51,10 @@ func (p *probeTx) Range(ctx context.Context, opts backend.RangeOptions) (backend
 	return res, nil
 }
 
-func (p *probeTx) Lease(context.Context, int64) (backend.Lease, error) {
-	return backend.Lease{}, backend.ErrLeaseNotFound
+// Lease pretends every lease exists, so that a probed function goes on to
+// the keys it reads.
+func (p *probeTx) Lease(_ context.Context, id int64) (backend.Lease, error) {
+	return backend.Lease{ID: id}, nil
 }
 func (p *probeTx) Leases(context.Context) ([]backend.Lease, error)    { return nil, nil }
 func (p *probeTx) LeaseKeys(context.Context, int64) ([][]byte, error) { return nil, nil }
@@ -62,54 +65,86 @@ func (p *probeTx) Apply(_ context.Context, rev int64, _ []backend.Event) error {
 	return nil
 }
 
-// prefetchKeysPerQuery bounds one prefetch query.
-const prefetchKeysPerQuery = 500
+// prefetchMaxKeys bounds the keys loaded with the meta lock; keys past it
+// are read when a function asks for them.
+const prefetchMaxKeys = 1000
 
-// prefetch probes reqs and loads the keys they would read into the cache.
-func (b *batch) prefetch(reqs []*request, rev, compact int64) error {
-	p := &probeTx{c: b.cache, compact: compact, missed: map[string]struct{}{}}
+// probe runs reqs against the write cache as it stands (valid at c.rev)
+// and returns the keys they read that it does not hold.
+func (c *writeCache) probe(reqs []*request) [][]byte {
+	if c.m == nil {
+		c.reset(0)
+	}
+	p := &probeTx{c: c, rev: c.rev, missed: map[string]struct{}{}}
 	for _, r := range reqs {
 		if r.ctx.Err() != nil {
 			continue
 		}
-		p.rev = rev
+		p.rev = c.rev
 		_ = callFn(r.fn, p)
-	}
-	if len(p.missed) == 0 {
-		return nil
 	}
 	keys := make([][]byte, 0, len(p.missed))
 	for k := range p.missed {
+		if len(keys) == prefetchMaxKeys {
+			break
+		}
 		keys = append(keys, []byte(k))
 	}
-	for len(keys) > 0 {
-		n := min(len(keys), prefetchKeysPerQuery)
-		part := keys[:n]
-		keys = keys[n:]
-		args := make([]any, n)
-		for i, k := range part {
-			args[i] = k
+	return keys
+}
+
+// lockAndPrefetch locks the meta row and, in the same statement, reads the
+// current version of keys. It returns the revisions and the versions found
+// (keys not found do not exist).
+func (b *batch) lockAndPrefetch(keys [][]byte) (rev, compact int64, found []backend.KeyValue, err error) {
+	if len(keys) == 0 {
+		rev, compact, err = readMeta(b.query, true)
+		return rev, compact, nil, err
+	}
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	q := "SELECT m.rev, m.compact_rev, c.k, c.create_rev, c.mod_rev, c.version, c.lease, c.value" +
+		" FROM meta m LEFT JOIN kv_current c ON c.k IN (?" + strings.Repeat(", ?", len(keys)-1) + ")" +
+		" WHERE m.id = 1" + b.e.d.ForUpdateOf("m")
+	rows, err := b.query(q, args...)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		n++
+		var k, v []byte
+		var cr, mr, ver, lease *int64
+		if err := rows.Scan(&rev, &compact, &k, &cr, &mr, &ver, &lease, &v); err != nil {
+			return 0, 0, nil, err
 		}
-		q := "SELECT k, create_rev, mod_rev, version, lease, value FROM kv_current WHERE k IN (?" +
-			strings.Repeat(", ?", n-1) + ")"
-		rows, err := b.queryUnflushed(q, args...)
-		if err != nil {
-			return err
-		}
-		kvs, err := scanKVs(rows)
-		if err != nil {
-			return fmt.Errorf("prefetching keys: %w", err)
-		}
-		found := make(map[string]struct{}, len(kvs))
-		for _, kv := range kvs {
-			found[string(kv.Key)] = struct{}{}
-			b.cache.set(kv.Key, cacheEntry{kv: kv, exists: true}, false)
-		}
-		for _, k := range part {
-			if _, ok := found[string(k)]; !ok {
-				b.cache.set(k, cacheEntry{}, false)
-			}
+		if k != nil && cr != nil {
+			found = append(found, backend.KeyValue{Key: k, Value: nonNil(v), CreateRevision: *cr,
+				ModRevision: *mr, Version: *ver, Lease: *lease})
 		}
 	}
-	return nil
+	if err := rows.Err(); err != nil {
+		return 0, 0, nil, err
+	}
+	if n == 0 {
+		return 0, 0, nil, fmt.Errorf("meta row missing: %w", backend.ErrCorrupt)
+	}
+	return rev, compact, found, rows.Close()
+}
+
+// fill records prefetched keys: found versions, and absence of the rest.
+func (c *writeCache) fill(keys [][]byte, found []backend.KeyValue) {
+	seen := make(map[string]struct{}, len(found))
+	for _, kv := range found {
+		seen[string(kv.Key)] = struct{}{}
+		c.set(kv.Key, cacheEntry{kv: kv, exists: true}, false)
+	}
+	for _, k := range keys {
+		if _, ok := seen[string(k)]; !ok {
+			c.set(k, cacheEntry{}, false)
+		}
+	}
 }

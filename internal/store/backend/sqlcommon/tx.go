@@ -199,7 +199,11 @@ func (t *readTx) LeaseKeys(ctx context.Context, id int64) ([][]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	rows, err := t.run("SELECT k FROM kv_current WHERE lease = ? ORDER BY k", id)
+	if id == 0 {
+		return nil, nil
+	}
+	// "lease <> 0" lets PostgreSQL use its partial index.
+	rows, err := t.run("SELECT k FROM kv_current WHERE lease = ? AND lease <> 0 ORDER BY k", id)
 	if err != nil {
 		return nil, fmt.Errorf("reading lease keys: %w", err)
 	}

@@ -46,11 +46,14 @@ func (c *writeCache) reset(rev int64) {
 	c.undo = c.undo[:0]
 }
 
-// begin starts a batch at revision base.
-func (c *writeCache) begin(base int64) {
+// begin starts a batch at revision base; it reports whether the cache was
+// still valid (else it is now empty).
+func (c *writeCache) begin(base int64) bool {
 	if c.m == nil || c.rev != base || len(c.m) > cacheMaxEntries || c.bytes > cacheMaxBytes {
 		c.reset(base)
+		return false
 	}
+	return true
 }
 
 func (c *writeCache) set(key []byte, e cacheEntry, logUndo bool) {

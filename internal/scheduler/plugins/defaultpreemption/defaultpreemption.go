@@ -1,0 +1,227 @@
+package defaultpreemption
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/keelson-dev/keelson/internal/scheduler/framework"
+)
+
+// Name is the plugin's name.
+const Name = "defaultpreemption"
+
+func init() {
+	framework.Register(framework.KindPostFilter, Name, "preemption: evict the fewest, lowest-priority pods, respecting PodDisruptionBudgets", New)
+}
+
+// Plugin implements PostFilter.
+type Plugin struct{ h framework.Handle }
+
+// New is the factory; no args.
+func New(raw json.RawMessage, h framework.Handle) (framework.Plugin, error) {
+	return &Plugin{h: h}, framework.DecodeArgs(raw, &struct{}{})
+}
+
+// Name implements framework.Plugin.
+func (*Plugin) Name() string { return Name }
+
+func priority(p *v1.Pod) int32 {
+	if p.Spec.Priority != nil {
+		return *p.Spec.Priority
+	}
+	return 0
+}
+
+// Candidate is a node where evicting Victims lets the pod fit.
+type Candidate struct {
+	Node          string
+	Victims       []*framework.PodInfo
+	PDBViolations int
+}
+
+type pdb struct {
+	namespace string
+	selector  labels.Selector
+	allowed   int32
+}
+
+func (c *Candidate) key() (int, int32, int, int64) {
+	var hi int32 = -1 << 31
+	var sum int64
+	for _, v := range c.Victims {
+		hi = max(hi, priority(v.Pod))
+		sum += int64(priority(v.Pod))
+	}
+	return c.PDBViolations, hi, len(c.Victims), sum
+}
+
+// better reports whether a is a better candidate than b.
+func better(a, b *Candidate) bool {
+	a1, a2, a3, a4 := a.key()
+	b1, b2, b3, b4 := b.key()
+	switch {
+	case a1 != b1:
+		return a1 < b1
+	case a2 != b2:
+		return a2 < b2
+	case a3 != b3:
+		return a3 < b3
+	case a4 != b4:
+		return a4 < b4
+	}
+	return a.Node < b.Node
+}
+
+// PostFilter finds the best candidate, evicts its victims and nominates
+// its node.
+func (p *Plugin) PostFilter(ctx context.Context, state *framework.CycleState, pod *framework.PodInfo, diag *framework.Diagnosis) (*framework.PostFilterResult, *framework.Status) {
+	if pol := pod.Pod.Spec.PreemptionPolicy; pol != nil && *pol == v1.PreemptNever {
+		return nil, framework.NewStatus(framework.Unschedulable, "Preemption is disabled for the pod.")
+	}
+	pdbs, err := p.listPDBs(ctx)
+	if err != nil {
+		return nil, framework.AsStatus(err)
+	}
+	best := p.FindCandidate(ctx, state, pod, diag, pdbs)
+	if best == nil {
+		return nil, framework.NewStatus(framework.Unschedulable, "Preemption is not helpful for scheduling.")
+	}
+	if err := p.evict(ctx, pod.Pod, best); err != nil {
+		return nil, framework.AsStatus(err)
+	}
+	return &framework.PostFilterResult{NominatedNodeName: best.Node}, nil
+}
+
+func (p *Plugin) listPDBs(ctx context.Context) ([]pdb, error) {
+	c := p.h.ClientSet()
+	if c == nil {
+		return nil, nil
+	}
+	list, err := c.PolicyV1().PodDisruptionBudgets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing pod disruption budgets: %w", err)
+	}
+	out := make([]pdb, 0, len(list.Items))
+	for i := range list.Items {
+		b := &list.Items[i]
+		sel, err := metav1.LabelSelectorAsSelector(b.Spec.Selector)
+		if err != nil || b.Spec.Selector == nil {
+			continue
+		}
+		out = append(out, pdb{namespace: b.Namespace, selector: sel, allowed: b.Status.DisruptionsAllowed})
+	}
+	return out, nil
+}
+
+// violations counts the victims whose eviction a PDB does not allow,
+// spending each PDB's allowed disruptions in order.
+func violations(victims []*framework.PodInfo, pdbs []pdb) (n int, protected map[*framework.PodInfo]bool) {
+	allowed := make([]int32, len(pdbs))
+	for i := range pdbs {
+		allowed[i] = pdbs[i].allowed
+	}
+	protected = map[*framework.PodInfo]bool{}
+	for _, v := range victims {
+		for i := range pdbs {
+			if pdbs[i].namespace == v.Pod.Namespace && pdbs[i].selector.Matches(labels.Set(v.Pod.Labels)) {
+				allowed[i]--
+				if allowed[i] < 0 {
+					protected[v] = true
+				}
+			}
+		}
+		if protected[v] {
+			n++
+		}
+	}
+	return n, protected
+}
+
+// FindCandidate returns the best node to preempt on, or nil.
+func (p *Plugin) FindCandidate(ctx context.Context, state *framework.CycleState, pod *framework.PodInfo, diag *framework.Diagnosis, pdbs []pdb) *Candidate {
+	runner, ok := p.h.(framework.FilterRunner)
+	if !ok {
+		return nil
+	}
+	snap := p.h.Snapshot()
+	prio := priority(pod.Pod)
+	var best *Candidate
+	for name, st := range diag.NodeToStatus {
+		if st.Code() != framework.Unschedulable {
+			continue
+		}
+		ni, ok := snap.Get(name)
+		if !ok {
+			continue
+		}
+		var lower []*framework.PodInfo
+		for _, e := range ni.Pods {
+			if priority(e.Pod) < prio && e.Pod.DeletionTimestamp == nil {
+				lower = append(lower, e)
+			}
+		}
+		if len(lower) == 0 {
+			continue
+		}
+		trial := ni.Clone()
+		for _, v := range lower {
+			trial.RemovePod(v.UID())
+		}
+		if !runner.RunFilterPlugins(ctx, state, pod, trial).IsSuccess() {
+			continue
+		}
+		// Give victims back: PDB-protected ones first, then by priority,
+		// highest first; keep each that still lets the pod fit.
+		_, protected := violations(lower, pdbs)
+		sort.SliceStable(lower, func(i, j int) bool {
+			if protected[lower[i]] != protected[lower[j]] {
+				return protected[lower[i]]
+			}
+			return priority(lower[i].Pod) > priority(lower[j].Pod)
+		})
+		var victims []*framework.PodInfo
+		for _, v := range lower {
+			trial.AddPodInfo(v)
+			if !runner.RunFilterPlugins(ctx, state, pod, trial).IsSuccess() {
+				trial.RemovePod(v.UID())
+				victims = append(victims, v)
+			}
+		}
+		c := &Candidate{Node: name, Victims: victims}
+		c.PDBViolations, _ = violations(victims, pdbs)
+		if best == nil || better(c, best) {
+			best = c
+		}
+	}
+	return best
+}
+
+func (p *Plugin) evict(ctx context.Context, pod *v1.Pod, c *Candidate) error {
+	client := p.h.ClientSet()
+	if client == nil {
+		return nil
+	}
+	for _, v := range c.Victims {
+		uid := v.Pod.UID
+		err := client.CoreV1().Pods(v.Pod.Namespace).Delete(ctx, v.Pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("preempting pod %s/%s: %w", v.Pod.Namespace, v.Pod.Name, err)
+		}
+	}
+	patch, err := json.Marshal(map[string]any{"status": map[string]any{"nominatedNodeName": c.Node}})
+	if err != nil {
+		return fmt.Errorf("encoding nomination: %w", err)
+	}
+	if _, err := client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+		return fmt.Errorf("recording nominated node: %w", err)
+	}
+	return nil
+}
