@@ -20,8 +20,9 @@ import (
 )
 
 const (
-	// ringMaxBytes caps the memory the hub's ring of recent events holds.
-	ringMaxBytes = 64 << 20
+	// ringMaxBytes caps the memory the hub's ring of recent events holds;
+	// watchers behind it catch up from the engine (Backend.Events).
+	ringMaxBytes = 16 << 20
 	// readChunk is how many events one catch-up step hands a watcher.
 	readChunk = 1000
 	// catchupRevisions is how many revisions one read from backend.Events

@@ -68,7 +68,8 @@
 //
 // # Revisions
 //
-// An empty engine is at revision 0; the first Apply is revision 1. Events
+// An empty engine is at revision 1, as etcd is; the first Apply is
+// revision 2. Events
 // from a revision at or below the compaction point are ErrCompacted (their
 // PrevKVs may be gone); Range at exactly the compaction point works.
 //

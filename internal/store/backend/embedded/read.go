@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -154,14 +155,89 @@ func (e *Engine) rangeAt(ctx context.Context, opts backend.RangeOptions, txRev i
 		if opts.KeysOnly {
 			continue
 		}
-		v := slab[:h.r.vlen:h.r.vlen]
+		kv.Value = slab[:h.r.vlen:h.r.vlen]
 		slab = slab[h.r.vlen:]
-		if err := e.readValue(files, h.r, v, committer); err != nil {
-			return backend.RangeResult{}, err
-		}
-		kv.Value = v
+	}
+	if opts.KeysOnly {
+		return res, nil
+	}
+	if err := e.readValues(files, hits, res.KVs, committer); err != nil {
+		return backend.RangeResult{}, err
 	}
 	return res, nil
+}
+
+// Coalescing of value reads: values that sit close together in one
+// segment (common: objects created or updated together) are fetched with
+// one pread of the span that holds them, instead of one syscall each.
+const (
+	coalesceGap  = 16 << 10 // largest hole read over between two values
+	coalesceSpan = 1 << 20  // largest span one pread covers
+)
+
+// readValues fills kvs[i].Value (already sized) with hits[i]'s value.
+func (e *Engine) readValues(files segSet, hits []hit, kvs []backend.KeyValue, committer bool) error {
+	if len(hits) == 1 {
+		return e.readValue(files, hits[0].r, kvs[0].Value, committer)
+	}
+	// Order the values by position in the log.
+	order := make([]int32, 0, len(hits))
+	for i := range hits {
+		r := hits[i].r
+		if r.vlen == 0 {
+			continue
+		}
+		if committer && r.seg == e.cur.id && r.off >= e.cur.size {
+			copy(kvs[i].Value, e.cb.buf[r.off-e.cur.size:])
+			continue
+		}
+		order = append(order, int32(i))
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		ra, rb := hits[a].r, hits[b].r
+		if ra.seg != rb.seg {
+			return cmp.Compare(ra.seg, rb.seg)
+		}
+		return cmp.Compare(ra.off, rb.off)
+	})
+	var scratch []byte
+	for i := 0; i < len(order); {
+		first := hits[order[i]].r
+		end := first.off + int64(first.vlen)
+		j := i + 1
+		for ; j < len(order); j++ {
+			r := hits[order[j]].r
+			if r.seg != first.seg || r.off-end > coalesceGap || r.off+int64(r.vlen)-first.off > coalesceSpan {
+				break
+			}
+			end = max(end, r.off+int64(r.vlen))
+		}
+		if j == i+1 {
+			if err := e.readValue(files, first, kvs[order[i]].Value, false); err != nil {
+				return err
+			}
+			i = j
+			continue
+		}
+		f, err := files.file(first.seg)
+		if err != nil {
+			return err
+		}
+		n := int(end - first.off)
+		if cap(scratch) < n {
+			scratch = make([]byte, n)
+		}
+		buf := scratch[:n]
+		if err := readAt(f, buf, first.off); err != nil {
+			return err
+		}
+		for _, k := range order[i:j] {
+			r := hits[k].r
+			copy(kvs[k].Value, buf[r.off-first.off:])
+		}
+		i = j
+	}
+	return nil
 }
 
 // filesFor acquires the segments hits' values live in; the caller
