@@ -25,6 +25,8 @@ func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "host:port of the etcd gRPC API (port 0 picks a free port)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory of the embedded engine's files (created if missing)")
 	fs.StringVar(&cfg.Backend, "backend", cfg.Backend, "storage engine: empty for the embedded engine in --data-dir, or a database URL (postgres://…, mysql://…)")
+	fs.StringVar(&cfg.Cache, "cache", cfg.Cache, "read cache in front of the engine: empty for the engine's default (in-process for postgres and mysql, off for embedded), \"off\", \"memory\" (in-process), or redis://[user:password@]host:port/db[?prefix=P&ttl=1h] for in-process plus a Redis value tier shared by instances. Reads are served from memory only when the engine's current revision (one tiny query) proves the cache current, so they stay linearizable across instances")
+	fs.Int64Var(&cfg.CacheMaxBytes, "cache-max-bytes", cfg.CacheMaxBytes, "memory budget of the read cache in bytes (keys, metadata, recent history, values; values are evicted first, and the cache turns itself off if keys alone do not fit)")
 	fs.StringVar(&cfg.CertFile, "cert-file", "", "TLS certificate for the gRPC API (with --key-file); enables TLS")
 	fs.StringVar(&cfg.KeyFile, "key-file", "", "TLS private key for the gRPC API")
 	fs.StringVar(&cfg.ClientCAFile, "trusted-ca-file", "", "CA bundle; when set, clients must present a certificate signed by it")

@@ -23,6 +23,18 @@ type Config struct {
 	// It may hold credentials and is never logged.
 	Backend string
 
+	// Cache selects the read cache in front of the engine (package
+	// internal/store/backend/cache): "" picks the engine's default (an
+	// in-process cache for the SQL engines, none for the embedded engine,
+	// whose index already is in memory), "off", "memory", or a
+	// redis://[user:password@]host:port/db URL for an in-process cache
+	// backed by a shared Redis value tier (query: prefix=, ttl=). It may
+	// hold credentials and is never logged unredacted.
+	Cache string
+	// CacheMaxBytes bounds the in-process cache's memory (keys, metadata,
+	// recent history and values).
+	CacheMaxBytes int64
+
 	// CertFile and KeyFile enable TLS on Listen. ClientCAFile additionally
 	// requires and verifies client certificates signed by that CA.
 	CertFile, KeyFile, ClientCAFile string
@@ -66,6 +78,7 @@ const (
 	DefaultWatchProgressNotifyInterval = 10 * time.Minute
 	DefaultWatchRingEvents             = 64 * 1024
 	DefaultName                        = "default"
+	DefaultCacheMaxBytes               = 256 << 20
 
 	// grpcOverheadBytes is added to MaxRequestBytes for the gRPC receive
 	// limit, as etcd does.
@@ -85,6 +98,7 @@ func Default() Config {
 		WatchProgressNotifyInterval: DefaultWatchProgressNotifyInterval,
 		WatchRingEvents:             DefaultWatchRingEvents,
 		Name:                        DefaultName,
+		CacheMaxBytes:               DefaultCacheMaxBytes,
 	}
 }
 
@@ -110,6 +124,15 @@ func (c Config) Validate() error {
 	}
 	if c.WatchRingEvents <= 0 {
 		return fmt.Errorf("watch ring events %d: must be positive", c.WatchRingEvents)
+	}
+	switch {
+	case c.Cache == "", c.Cache == "off", c.Cache == "memory":
+	case strings.HasPrefix(c.Cache, "redis://"), strings.HasPrefix(c.Cache, "rediss://"):
+	default:
+		return fmt.Errorf("cache %q: want off, memory or a redis:// url", cacheKind(c.Cache))
+	}
+	if c.CacheMaxBytes <= 0 {
+		return fmt.Errorf("cache max bytes %d: must be positive", c.CacheMaxBytes)
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return errors.New("tls: cert file and key file must be given together")
@@ -146,6 +169,15 @@ func engineOf(b string) string {
 		return b[:i]
 	}
 	return "unknown"
+}
+
+// cacheKind names a Cache setting without the rest of a URL (which may
+// hold credentials).
+func cacheKind(c string) string {
+	if i := strings.Index(c, "://"); i > 0 {
+		return c[:i] + "://…"
+	}
+	return c
 }
 
 func (c Config) logger() *slog.Logger {

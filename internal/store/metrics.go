@@ -82,10 +82,65 @@ func newMetrics(s *Server) *metrics {
 			}
 			return float64(s.lessor.count.Load())
 		}),
+		newCacheCollector(s),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+// cacheCollector exports the read cache's counters (nothing when the
+// cache is off).
+type cacheCollector struct {
+	s                                           *Server
+	hits, misses, redis, evictions, bytes, keys *prometheus.Desc
+}
+
+func newCacheCollector(s *Server) *cacheCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("keelson_store_cache_"+name, help, labels, nil)
+	}
+	return &cacheCollector{
+		s:         s,
+		hits:      d("hits_total", "Ranges the read cache answered without reading the engine (beyond its read barrier)."),
+		misses:    d("misses_total", "Ranges or views the read cache passed to the engine, by reason: behind (the change feed had not reached the current revision), history (revision older than the cached history), values (values not in memory nor Redis), off (cache off or barrier failed).", "reason"),
+		redis:     d("redis_lookups_total", "Values looked up in the Redis tier, by result (hit, miss).", "result"),
+		evictions: d("evictions_total", "Values evicted from memory."),
+		bytes:     d("bytes", "Bytes the read cache accounts for, by part (total, values, history, max).", "part"),
+		keys:      d("keys", "Keys in the read cache."),
+	}
+}
+
+func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.hits, c.misses, c.redis, c.evictions, c.bytes, c.keys} {
+		ch <- d
+	}
+}
+
+func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.s.cache == nil {
+		return
+	}
+	st := c.s.cache.Stats()
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	counter(c.hits, st.Hits)
+	counter(c.misses, st.MissBehind, "behind")
+	counter(c.misses, st.MissHistory, "history")
+	counter(c.misses, st.MissValues, "values")
+	counter(c.misses, st.MissOff, "off")
+	counter(c.redis, st.RedisHits, "hit")
+	counter(c.redis, st.RedisMisses, "miss")
+	counter(c.evictions, st.Evictions)
+	gauge(c.bytes, st.Bytes, "total")
+	gauge(c.bytes, st.ValueBytes, "values")
+	gauge(c.bytes, st.HistoryBytes, "history")
+	gauge(c.bytes, st.MaxBytes, "max")
+	gauge(c.keys, st.Keys)
 }
 
 // shortMethod turns "/etcdserverpb.KV/Range" into "KV.Range".

@@ -25,6 +25,8 @@ import (
 
 	"github.com/keelson-dev/keelson/internal/plugin"
 	"github.com/keelson-dev/keelson/internal/store/backend"
+	"github.com/keelson-dev/keelson/internal/store/backend/cache"
+	"github.com/keelson-dev/keelson/internal/store/backend/sqlcommon"
 )
 
 // Server serves the etcd v3 API on a backend.Backend.
@@ -39,6 +41,7 @@ type Server struct {
 
 	be      backend.Backend
 	ownsBE  bool
+	cache   *cache.Cache // the read cache in front of the engine, or nil
 	engine  string
 	cluster uint64
 	member  uint64
@@ -148,6 +151,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("reading backend status: %w", err)
 	}
 	s.engine = st.Engine
+	if err := s.startCache(ctx); err != nil {
+		return err
+	}
 
 	if err := s.bootstrapRevision(ctx); err != nil {
 		return fmt.Errorf("initializing revision: %w", err)
@@ -244,6 +250,62 @@ func (s *Server) serveHTTP(l net.Listener) {
 			s.log.Error("http server stopped", "err", err)
 		}
 	}()
+}
+
+// startCache puts the read cache Config.Cache selects in front of the
+// engine. On the SQL engines opened from Config.Backend its read barrier
+// is one query of the meta row; otherwise an engine View.
+func (s *Server) startCache(ctx context.Context) error {
+	mode := s.cfg.Cache
+	if mode == "" {
+		mode = "memory"
+		if s.engine == "embedded" {
+			mode = "off"
+		}
+	}
+	if mode == "off" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, backendOpenTimeout)
+	defer cancel()
+	opts := cache.Options{MaxBytes: s.cfg.CacheMaxBytes, Logger: s.cfg.logger(), KeepBackendOpen: !s.ownsBE}
+	if s.ownsBE && (s.engine == "postgres" || s.engine == "mysql") {
+		m, err := cache.NewSQLMeta(ctx, s.cfg.Backend)
+		if err != nil {
+			return fmt.Errorf("starting read cache: %w", err)
+		}
+		opts.Meta = m
+	}
+	if mode != "memory" {
+		r, err := cache.OpenRedis(ctx, mode, s.redisPrefix(), s.cfg.logger())
+		if err != nil {
+			if opts.Meta != nil {
+				opts.Meta.Close()
+			}
+			return fmt.Errorf("starting read cache: %w", err)
+		}
+		opts.Redis = r
+	}
+	c, err := cache.New(ctx, s.be, opts)
+	if err != nil {
+		return fmt.Errorf("starting read cache: %w", err)
+	}
+	s.cache, s.be = c, c
+	attrs := []any{"max_bytes", s.cfg.CacheMaxBytes}
+	if opts.Redis != nil {
+		attrs = append(attrs, "redis", cache.RedactRedisURL(mode))
+	}
+	s.log.Info("read cache enabled", attrs...)
+	return nil
+}
+
+// redisPrefix is the default Redis key prefix: distinct per database (a
+// hash of the backend URL without credentials) so that stores on
+// different databases never share entries.
+func (s *Server) redisPrefix() string {
+	h := fnv.New64a()
+	h.Write([]byte(s.engine + "|" + sqlcommon.RedactURL(s.cfg.Backend) + "|" + s.cfg.DataDir))
+	return fmt.Sprintf("keelson:%x:", h.Sum64())
 }
 
 // bootstrapRevision checks the engine's starting point: every engine
@@ -378,6 +440,9 @@ func (s *Server) Close() error {
 			s.mlis.Close()
 		}
 		s.wg.Wait()
+		if s.cache != nil && !s.ownsBE {
+			s.cache.Close() // leaves the caller's engine open
+		}
 		if s.ownsBE && s.be != nil {
 			if err := s.be.Close(); err != nil {
 				s.closeErr = fmt.Errorf("closing backend: %w", err)

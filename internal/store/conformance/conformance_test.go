@@ -11,16 +11,21 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/keelson-dev/keelson/internal/store/conformance/dbtest"
 )
 
 // TestConformance runs the suite against embedded etcd (which validates the
-// harness) and against keelson store.
+// harness) and against keelson store on every engine: embedded, PostgreSQL
+// and MariaDB/MySQL (a database that is down fails the test).
 func TestConformance(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a server per test; skipped in -short")
 	}
 	t.Run("etcd", func(t *testing.T) { runSuite(t, startEmbeddedEtcd) })
-	t.Run("keelson", func(t *testing.T) { runSuite(t, startKeelson) })
+	for _, engine := range dbtest.Engines {
+		t.Run("keelson/"+engine.Name, func(t *testing.T) { runSuite(t, keelsonServer(engine)) })
+	}
 }
 
 // TestSuiteCoversUpstream fails when upstream's etcd3 test files have a Test

@@ -109,6 +109,9 @@ func tryStartEmbeddedEtcd(t testing.TB, opts serverOptions) (*embed.Etcd, error)
 
 	cfg := embed.NewConfig()
 	cfg.UnsafeNoFsync = true
+	// Short raft ticks, as etcd's integration framework uses (10 ms, 10 ticks): a
+	// single member elects itself in milliseconds instead of about a second.
+	cfg.TickMs, cfg.ElectionMs = 10, 100
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err

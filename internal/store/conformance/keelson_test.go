@@ -1,38 +1,25 @@
 package conformance
 
 import (
-	"context"
-	"log/slog"
-	"os"
 	"testing"
 
 	"github.com/keelson-dev/keelson/internal/store"
+	"github.com/keelson-dev/keelson/internal/store/conformance/dbtest"
 )
 
-// startKeelson is a serverFunc for keelson store in-process: default
-// configuration (embedded engine, fsync on) in a temp dir, on a free port.
-func startKeelson(t testing.TB, opts serverOptions) []string {
-	t.Helper()
-	cfg := store.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.MetricsListen = ""
-	cfg.DataDir = t.TempDir()
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	if opts.progressNotifyInterval > 0 {
-		cfg.WatchProgressNotifyInterval = opts.progressNotifyInterval
+// keelsonServer returns a serverFunc for keelson store in-process on
+// engine: default configuration (fsync on for the embedded engine) on a
+// free port, each server on its own empty database (a temp dir, a fresh
+// PostgreSQL schema, a fresh MariaDB/MySQL database), dropped when the
+// test ends.
+func keelsonServer(engine dbtest.Engine) serverFunc {
+	return func(t testing.TB, opts serverOptions) []string {
+		t.Helper()
+		s := dbtest.StartStore(t, engine.NewBackend(t), func(cfg *store.Config) {
+			if opts.progressNotifyInterval > 0 {
+				cfg.WatchProgressNotifyInterval = opts.progressNotifyInterval
+			}
+		})
+		return []string{s.Addr()}
 	}
-	s, err := store.New(cfg)
-	if err != nil {
-		t.Fatalf("keelson store: %v", err)
-	}
-	// Start returns once the listener accepts connections.
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatalf("starting keelson store: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("closing keelson store: %v", err)
-		}
-	})
-	return []string{s.Addr()}
 }

@@ -1,0 +1,330 @@
+package cache
+
+import (
+	"bytes"
+	"hash/maphash"
+	"slices"
+	"sync/atomic"
+
+	"github.com/google/btree"
+
+	"github.com/keelson-dev/keelson/internal/store/backend"
+)
+
+// entry is the current version of one key. Everything but value,
+// resident and ref is immutable once the entry is in the tree; a new
+// version replaces the entry.
+type entry struct {
+	key                         []byte
+	create, mod, version, lease int64
+	vlen                        int
+	vhash                       uint64
+
+	value    []byte // valid while resident (under the index lock)
+	resident bool
+	gone     bool        // replaced or deleted
+	ref      atomic.Bool // read since the clock hand last passed
+}
+
+func (e *entry) meta() backend.KeyValue {
+	return backend.KeyValue{Key: e.key, CreateRevision: e.create, ModRevision: e.mod, Version: e.version, Lease: e.lease}
+}
+
+// Memory accounting: bytes charged per key besides the key itself (tree
+// slot, entry struct, slice headers), and per history event besides its
+// keys and values.
+const (
+	entryOverhead = 144
+	eventOverhead = 160
+)
+
+var hashSeed = maphash.MakeSeed()
+
+func hashValue(v []byte) uint64 { return maphash.Bytes(hashSeed, v) }
+
+// index is the mirror of the engine's state at revision applied plus the
+// recent history. Callers hold the cache's lock.
+type index struct {
+	tree *btree.BTreeG[*entry]
+
+	metaBytes, valueBytes, histBytes int64
+	maxBytes, histMax                int64
+
+	// clock holds resident entries in the order they became resident;
+	// evict sweeps it.
+	clock []*entry
+
+	// hist holds every event with revision > floor, oldest first.
+	hist  []backend.Event
+	floor int64
+
+	applied int64
+	// onEvict receives values as they are evicted (the Redis tier).
+	onEvict func(key []byte, mod int64, value []byte)
+	evicted int64
+}
+
+func newIndex(rev, maxBytes int64) *index {
+	return &index{
+		tree:     btree.NewG(32, func(a, b *entry) bool { return bytes.Compare(a.key, b.key) < 0 }),
+		maxBytes: maxBytes,
+		histMax:  maxBytes / 4,
+		floor:    rev,
+		applied:  rev,
+	}
+}
+
+func (ix *index) total() int64 { return ix.metaBytes + ix.valueBytes + ix.histBytes }
+
+// overBudget reports that keys, metadata and history alone exceed the
+// budget: evicting values cannot help.
+func (ix *index) overBudget() bool { return ix.metaBytes+ix.histBytes > ix.maxBytes }
+
+// put installs kv as its key's current version, value resident.
+func (ix *index) put(kv backend.KeyValue) {
+	e := &entry{
+		key: kv.Key, create: kv.CreateRevision, mod: kv.ModRevision, version: kv.Version, lease: kv.Lease,
+		vlen: len(kv.Value), vhash: hashValue(kv.Value), value: kv.Value, resident: true,
+	}
+	if old, ok := ix.tree.ReplaceOrInsert(e); ok {
+		ix.drop(old)
+	}
+	ix.metaBytes += int64(len(e.key)) + entryOverhead
+	ix.valueBytes += int64(e.vlen)
+	ix.clock = append(ix.clock, e)
+}
+
+func (ix *index) del(key []byte) {
+	if old, ok := ix.tree.Delete(&entry{key: key}); ok {
+		ix.drop(old)
+	}
+}
+
+func (ix *index) drop(e *entry) {
+	e.gone = true
+	ix.metaBytes -= int64(len(e.key)) + entryOverhead
+	if e.resident {
+		e.resident, e.value = false, nil
+		ix.valueBytes -= int64(e.vlen)
+	}
+}
+
+// setValue makes the value of key at mod resident if the current entry
+// is that version and the value matches what the feed recorded.
+func (ix *index) setValue(key []byte, mod int64, v []byte) bool {
+	e, ok := ix.tree.Get(&entry{key: key})
+	if !ok || e.mod != mod || e.resident || len(v) != e.vlen || hashValue(v) != e.vhash {
+		return false
+	}
+	e.value, e.resident = v, true
+	ix.valueBytes += int64(e.vlen)
+	ix.clock = append(ix.clock, e)
+	return true
+}
+
+// apply records a batch of committed events (whole revisions, in order,
+// all above applied).
+func (ix *index) apply(evs []backend.Event) {
+	cur := int64(-1) // the revision being applied
+	for _, ev := range evs {
+		kv := ev.KV
+		if kv.ModRevision <= ix.applied && kv.ModRevision != cur {
+			continue // already applied (re-delivered after a feed restart)
+		}
+		cur = kv.ModRevision
+		switch ev.Type {
+		case backend.EventPut:
+			ix.put(kv)
+		case backend.EventDelete:
+			ix.del(kv.Key)
+		}
+		ix.hist = append(ix.hist, ev)
+		ix.histBytes += eventBytes(ev)
+		ix.applied = kv.ModRevision
+	}
+	ix.trimHistory()
+	ix.evict()
+}
+
+func eventBytes(ev backend.Event) int64 {
+	n := int64(len(ev.KV.Key)+len(ev.KV.Value)) + eventOverhead
+	if ev.PrevKV != nil {
+		n += int64(len(ev.PrevKV.Key) + len(ev.PrevKV.Value))
+	}
+	return n
+}
+
+// trimHistory drops the oldest revisions while history exceeds its share
+// of the budget (always keeping the newest revision).
+func (ix *index) trimHistory() {
+	i := 0
+	for ix.histBytes > ix.histMax && i < len(ix.hist) {
+		rev := ix.hist[i].KV.ModRevision
+		if rev == ix.applied {
+			break
+		}
+		for i < len(ix.hist) && ix.hist[i].KV.ModRevision == rev {
+			ix.histBytes -= eventBytes(ix.hist[i])
+			i++
+		}
+		ix.floor = rev
+	}
+	if i > 0 {
+		n := copy(ix.hist, ix.hist[i:])
+		clear(ix.hist[n:])
+		ix.hist = ix.hist[:n]
+	}
+}
+
+// evict drops values, CLOCK order, until the index fits its budget.
+func (ix *index) evict() {
+	swept := 0
+	for ix.total() > ix.maxBytes && len(ix.clock) > 0 {
+		e := ix.clock[0]
+		ix.clock[0] = nil
+		ix.clock = ix.clock[1:]
+		if e.gone || !e.resident {
+			continue
+		}
+		// A value read since the last pass gets a second chance, once per
+		// pass over the clock.
+		if e.ref.Load() && swept < len(ix.clock) {
+			e.ref.Store(false)
+			ix.clock = append(ix.clock, e)
+			swept++
+			continue
+		}
+		if ix.onEvict != nil {
+			ix.onEvict(e.key, e.mod, e.value)
+		}
+		e.resident, e.value = false, nil
+		ix.valueBytes -= int64(e.vlen)
+		ix.evicted++
+	}
+	// Reclaim the clock's backing array once most of it is dead.
+	if cap(ix.clock) > 1024 && len(ix.clock) < cap(ix.clock)/4 {
+		ix.clock = slices.Clone(ix.clock)
+	}
+}
+
+// inRange reports whether key is selected by opts' Key/End.
+func inRange(key []byte, opts backend.RangeOptions) bool {
+	switch {
+	case opts.End == nil:
+		return bytes.Equal(key, opts.Key)
+	case isFromKey(opts.End):
+		return bytes.Compare(key, opts.Key) >= 0
+	default:
+		return bytes.Compare(key, opts.Key) >= 0 && bytes.Compare(key, opts.End) < 0
+	}
+}
+
+func isFromKey(end []byte) bool { return len(end) == 1 && end[0] == 0 }
+
+// need is a returned KeyValue whose value is not in memory.
+type need struct {
+	i     int
+	key   []byte
+	mod   int64
+	vlen  int
+	vhash uint64
+}
+
+// item is one key of a range result: a current entry or, for a past
+// revision, a version from history.
+type item struct {
+	e  *entry
+	kv *backend.KeyValue
+}
+
+func (it item) key() []byte {
+	if it.e != nil {
+		return it.e.key
+	}
+	return it.kv.Key
+}
+
+// rangeAt answers opts at revision r (floor <= r <= applied). ok is false
+// when history does not reach back to r. KeyValues whose values are not
+// in memory are listed in needs with a nil Value.
+func (ix *index) rangeAt(opts backend.RangeOptions, r int64) (res backend.RangeResult, needs []need, ok bool) {
+	if r < ix.floor || r > ix.applied {
+		return res, nil, false
+	}
+	res.Revision = r
+	// overlay maps each key changed after r to its version at r (nil:
+	// absent). Walking newest to oldest, the oldest change wins.
+	var overlay map[string]*backend.KeyValue
+	for i := len(ix.hist) - 1; i >= 0 && ix.hist[i].KV.ModRevision > r; i-- {
+		ev := &ix.hist[i]
+		if !inRange(ev.KV.Key, opts) {
+			continue
+		}
+		if overlay == nil {
+			overlay = make(map[string]*backend.KeyValue)
+		}
+		overlay[string(ev.KV.Key)] = ev.PrevKV
+	}
+	var items []item
+	visit := func(e *entry) bool {
+		if overlay != nil {
+			if _, changed := overlay[string(e.key)]; changed {
+				return true
+			}
+		}
+		items = append(items, item{e: e})
+		return true
+	}
+	switch {
+	case opts.End == nil:
+		if e, found := ix.tree.Get(&entry{key: opts.Key}); found {
+			visit(e)
+		}
+	case isFromKey(opts.End):
+		ix.tree.AscendGreaterOrEqual(&entry{key: opts.Key}, visit)
+	default:
+		ix.tree.AscendRange(&entry{key: opts.Key}, &entry{key: opts.End}, visit)
+	}
+	if len(overlay) > 0 {
+		for _, kv := range overlay {
+			if kv != nil {
+				items = append(items, item{kv: kv})
+			}
+		}
+		slices.SortFunc(items, func(a, b item) int { return bytes.Compare(a.key(), b.key()) })
+	}
+	res.Count = int64(len(items))
+	if opts.CountOnly {
+		return res, nil, true
+	}
+	if opts.Limit > 0 && int64(len(items)) > opts.Limit {
+		items = items[:opts.Limit]
+		res.More = true
+	}
+	if len(items) == 0 {
+		return res, nil, true
+	}
+	res.KVs = make([]backend.KeyValue, len(items))
+	for i, it := range items {
+		if it.kv != nil {
+			kv := *it.kv
+			if opts.KeysOnly {
+				kv.Value = nil
+			}
+			res.KVs[i] = kv
+			continue
+		}
+		e := it.e
+		kv := e.meta()
+		switch {
+		case opts.KeysOnly:
+		case e.resident:
+			kv.Value = e.value
+			e.ref.Store(true)
+		default:
+			needs = append(needs, need{i: i, key: e.key, mod: e.mod, vlen: e.vlen, vhash: e.vhash})
+		}
+		res.KVs[i] = kv
+	}
+	return res, needs, true
+}
