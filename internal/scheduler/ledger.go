@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
+	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -133,6 +135,9 @@ type LeaseLedger struct {
 	MaxRetries int
 }
 
+// DecodeClaims returns the entries recorded on a ledger Lease.
+func DecodeClaims(l *coordinationv1.Lease) ([]ClaimEntry, error) { return decodeEntries(l) }
+
 func decodeEntries(l *coordinationv1.Lease) ([]ClaimEntry, error) {
 	raw := l.Annotations[ClaimsAnnotation]
 	if raw == "" {
@@ -151,7 +156,18 @@ func (l *LeaseLedger) update(ctx context.Context, node string, fn func([]ClaimEn
 	if retries <= 0 {
 		retries = 8
 	}
-	for range retries {
+	for attempt := range retries {
+		if attempt > 0 {
+			// Instances that collided would collide again at once:
+			// spread the retries (a backoff, not a synchronization).
+			t := time.NewTimer(time.Duration(attempt) * time.Duration(1+rand.IntN(5)) * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("ledger of %s: %w", node, ctx.Err())
+			case <-t.C:
+			}
+		}
 		lease, err := leases.Get(ctx, node, metav1.GetOptions{})
 		create := apierrors.IsNotFound(err)
 		if err != nil && !create {
@@ -165,6 +181,9 @@ func (l *LeaseLedger) update(ctx context.Context, node string, fn func([]ClaimEn
 			return err
 		}
 		out, err := fn(entries)
+		if errors.Is(err, errNothingToWrite) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -201,9 +220,20 @@ func (l *LeaseLedger) Claim(ctx context.Context, node string, e ClaimEntry, chec
 	})
 }
 
-// Release implements Ledger.
+// Release implements Ledger. It tries harder than Claim (a claim that
+// loses retries the pod; a release that loses leaves an entry behind), and
+// writes nothing when the entry is not there.
 func (l *LeaseLedger) Release(ctx context.Context, node string, uid types.UID, by string) error {
-	return l.update(ctx, node, func(entries []ClaimEntry) ([]ClaimEntry, error) {
-		return releaseEntries(entries, uid, by), nil
+	r := *l
+	r.MaxRetries = 4 * max(l.MaxRetries, 8)
+	return r.update(ctx, node, func(entries []ClaimEntry) ([]ClaimEntry, error) {
+		out := releaseEntries(entries, uid, by)
+		if len(out) == len(entries) {
+			return nil, errNothingToWrite
+		}
+		return out, nil
 	})
 }
+
+// errNothingToWrite ends an update that would not change the ledger.
+var errNothingToWrite = errors.New("nothing to write")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
@@ -163,7 +164,11 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		defer s.broadcaster.Shutdown()
 	}
 	factory := informers.NewSharedInformerFactory(s.client, 0)
-	if _, err := factory.Core().V1().Nodes().Informer().AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	// The handlers' own HasSynced, not only the informers' stores: the
+	// first scheduling cycle must see every node and bound pod the initial
+	// lists returned, or early pods fail with "0/0 nodes are available".
+	var regs []toolscache.ResourceEventHandlerRegistration
+	reg, err := factory.Core().V1().Nodes().Informer().AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { s.OnNodeAdd(o.(*v1.Node)) },
 		UpdateFunc: func(_, n any) { s.OnNodeUpdate(n.(*v1.Node)) },
 		DeleteFunc: func(o any) {
@@ -171,10 +176,12 @@ func (s *Scheduler) Start(ctx context.Context) error {
 				s.OnNodeDelete(n)
 			}
 		},
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("watching nodes: %w", err)
 	}
-	if _, err := factory.Core().V1().Namespaces().Informer().AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	regs = append(regs, reg)
+	reg, err = factory.Core().V1().Namespaces().Informer().AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { s.OnNamespace(o.(*v1.Namespace), false) },
 		UpdateFunc: func(_, n any) { s.OnNamespace(n.(*v1.Namespace), false) },
 		DeleteFunc: func(o any) {
@@ -182,10 +189,12 @@ func (s *Scheduler) Start(ctx context.Context) error {
 				s.OnNamespace(n, true)
 			}
 		},
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("watching namespaces: %w", err)
 	}
-	if _, err := factory.Core().V1().Pods().Informer().AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	regs = append(regs, reg)
+	reg, err = factory.Core().V1().Pods().Informer().AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { s.OnPodAdd(o.(*v1.Pod)) },
 		UpdateFunc: func(_, n any) { s.OnPodUpdate(n.(*v1.Pod)) },
 		DeleteFunc: func(o any) {
@@ -193,15 +202,19 @@ func (s *Scheduler) Start(ctx context.Context) error {
 				s.OnPodDelete(p)
 			}
 		},
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("watching pods: %w", err)
 	}
+	regs = append(regs, reg)
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
-	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return fmt.Errorf("informer for %v did not sync: %w", typ, context.Cause(ctx))
-		}
+	synced := make([]toolscache.InformerSynced, len(regs))
+	for i, r := range regs {
+		synced[i] = r.HasSynced
+	}
+	if !toolscache.WaitForCacheSync(ctx.Done(), synced...) {
+		return fmt.Errorf("informers did not sync: %w", context.Cause(ctx))
 	}
 	nodes, pods := s.cache.Counts()
 	s.log.Info("scheduler started", "instance", s.instanceID, "nodes", nodes, "pods", pods, "profiles", len(s.profiles))
@@ -426,7 +439,7 @@ func (s *Scheduler) ScheduleOne(ctx context.Context) error {
 		fw.RunReservePluginsUnreserve(ctx, state, &api, host)
 		s.cache.ForgetPod(pod.UID)
 		s.observeAttempt(fw, "unschedulable", start)
-		s.fail(ctx, fw, qpi, cycle, st.Err())
+		s.fail(ctx, fw, qpi, cycle, statusError(st))
 		return nil
 	}
 	s.observeAttempt(fw, "scheduled", start)
@@ -539,11 +552,18 @@ func (s *Scheduler) bindingCycle(ctx context.Context, fw *framework.Framework, s
 	abort := func(err error, requeueNow bool) {
 		if claimed {
 			if rerr := s.ledger.Release(context.WithoutCancel(ctx), host, pod.UID(), s.instanceID); rerr != nil {
+				// The entry stays until another claim on the node prunes
+				// it (the pod is then bound elsewhere, deleted, or old
+				// enough to be looked up); until then it only makes the
+				// node look fuller than it is.
 				s.log.Warn("releasing claim", "pod", pod.Pod.Namespace+"/"+pod.Pod.Name, "node", host, "err", rerr)
 			}
 		}
 		fw.RunReservePluginsUnreserve(ctx, state, pod, host)
 		s.cache.ForgetPod(pod.UID())
+		// The room this pod held is free again: pods waiting for room
+		// (or for a gang's members to leave) may fit now.
+		s.queue.OnEvent(framework.ClusterEvent{Resource: framework.EventAssignedPod, Action: framework.Delete})
 		if requeueNow {
 			// Lost a race to another instance: back off quietly (no
 			// event, no condition) and retry on fresher state.
@@ -559,7 +579,7 @@ func (s *Scheduler) bindingCycle(ctx context.Context, fw *framework.Framework, s
 		s.fail(ctx, fw, qpi, cycle, err)
 	}
 	if st := fw.WaitOnPermit(ctx, pod); !st.IsSuccess() {
-		abort(st.Err(), false)
+		abort(statusError(st), false)
 		return
 	}
 	if s.ledger != nil {
@@ -580,6 +600,14 @@ func (s *Scheduler) bindingCycle(ctx context.Context, fw *framework.Framework, s
 		return
 	}
 	if st := fw.RunBindPlugins(ctx, state, pod, host); !st.IsSuccess() {
+		if err := st.Err(); apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			// Another instance bound the pod first ("already assigned"),
+			// or it was deleted: nothing to report on the pod, whose
+			// PodScheduled condition the winning binding already set.
+			s.log.Debug("binding lost", "pod", pod.Pod.Namespace+"/"+pod.Pod.Name, "node", host, "err", err)
+			abort(err, true)
+			return
+		}
 		abort(st.Err(), false)
 		return
 	}
@@ -617,11 +645,19 @@ func (s *Scheduler) claim(ctx context.Context, pod *framework.PodInfo, host stri
 		entry.Ports = append(entry.Ports, p.String())
 	}
 	return s.ledger.Claim(ctx, host, entry, func(entries []ClaimEntry) ([]types.UID, error) {
-		return s.checkClaim(pod, host, entries)
+		return s.checkClaim(ctx, pod, host, entries)
 	})
 }
 
-func (s *Scheduler) checkClaim(pod *framework.PodInfo, host string, entries []ClaimEntry) ([]types.UID, error) {
+// claimVerifyAge is the age after which a ledger entry for a pod this
+// instance's cache does not hold is looked up in the API server instead of
+// being counted: by then the informer would have reported the pod bound
+// had its binding succeeded, so the entry is most likely left over (an
+// instance crashed or failed to release it, or the pod was deleted before
+// this instance started).
+const claimVerifyAge = 30 * time.Second
+
+func (s *Scheduler) checkClaim(ctx context.Context, pod *framework.PodInfo, host string, entries []ClaimEntry) ([]types.UID, error) {
 	ni, ok := s.cache.NodeInfo(host)
 	if !ok {
 		return nil, fmt.Errorf("node %s is gone: %w", host, ErrClaimConflict)
@@ -637,8 +673,12 @@ func (s *Scheduler) checkClaim(pod *framework.PodInfo, host string, entries []Cl
 		inCache[p.UID()] = true
 	}
 	var prune []types.UID
+	now := s.clock.Now()
 	for _, e := range entries {
-		if (e.UID == pod.UID() && e.By == s.instanceID) || inCache[e.UID] {
+		// Entries of other instances for this same pod are not counted:
+		// only one binding of the pod can succeed, and it is counted
+		// once, below, as the pod being placed.
+		if e.UID == pod.UID() || inCache[e.UID] {
 			continue
 		}
 		if s.cache.recentlyDeleted(e.UID) {
@@ -646,6 +686,10 @@ func (s *Scheduler) checkClaim(pod *framework.PodInfo, host string, entries []Cl
 			continue
 		}
 		if n, ok := s.cache.BoundNode(e.UID); ok && n != host {
+			prune = append(prune, e.UID)
+			continue
+		}
+		if now.Sub(time.Unix(e.At, 0)) > claimVerifyAge && s.staleClaim(ctx, e, host) {
 			prune = append(prune, e.UID)
 			continue
 		}
@@ -679,6 +723,24 @@ func (s *Scheduler) checkClaim(pod *framework.PodInfo, host string, entries []Cl
 	return prune, nil
 }
 
+// staleClaim reports whether the API server says e's pod no longer needs
+// room on host: it is gone (or replaced under its name), finished, or bound
+// to another node. When in doubt (the read fails) the entry is kept.
+func (s *Scheduler) staleClaim(ctx context.Context, e ClaimEntry, host string) bool {
+	ns, name, ok := strings.Cut(e.Pod, "/")
+	if !ok || s.client == nil {
+		return false
+	}
+	p, err := s.client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return true
+	case err != nil:
+		return false
+	}
+	return p.UID != e.UID || terminal(p) || (p.Spec.NodeName != "" && p.Spec.NodeName != host)
+}
+
 func parseHostPort(s string) (framework.HostPort, bool) {
 	parts := strings.Split(s, "/")
 	if len(parts) != 3 {
@@ -697,11 +759,17 @@ func (s *Scheduler) fail(ctx context.Context, fw *framework.Framework, qpi *fram
 	reason := "SchedulerError"
 	rejected := false
 	var fe *framework.FitError
-	if errors.As(err, &fe) {
+	var re *rejection
+	switch {
+	case errors.As(err, &fe):
 		reason = v1.PodReasonUnschedulable
 		rejected = true
 		qpi.UnschedulablePlugins = fe.Diagnosis.UnschedulablePlugins
-	} else {
+	case errors.As(err, &re):
+		reason = v1.PodReasonUnschedulable
+		rejected = true
+		qpi.UnschedulablePlugins = map[string]struct{}{re.plugin: {}}
+	default:
 		qpi.UnschedulablePlugins = nil
 	}
 	s.mu.Lock()
@@ -722,6 +790,24 @@ func (s *Scheduler) fail(ctx context.Context, fw *framework.Framework, qpi *fram
 	if perr := s.patchCondition(ctx, pod, reason, msg); perr != nil {
 		s.log.Warn("updating PodScheduled condition", "pod", pod.Namespace+"/"+pod.Name, "err", perr)
 	}
+}
+
+// rejection is a pod turned away after its scheduling cycle found a node
+// (at Permit, or while waiting there, e.g. a gang released): the pod is
+// unschedulable, not failed, and waits for an event its plugin registered.
+type rejection struct {
+	plugin, msg string
+}
+
+func (r *rejection) Error() string { return r.msg }
+
+// statusError turns a rejecting status into a *rejection and any other
+// into its error.
+func statusError(st *framework.Status) error {
+	if st.IsRejected() {
+		return &rejection{plugin: st.Plugin(), msg: st.Message()}
+	}
+	return st.Err()
 }
 
 func podScheduledCondition(p *v1.Pod) *v1.PodCondition {
