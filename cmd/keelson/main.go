@@ -25,6 +25,7 @@ func commands() []command {
 	return []command{
 		{"store", "serve the etcd v3 API on an embedded engine or a SQL database", runStore},
 		{"scheduler", "schedule pods: pluggable, all nodes scored, several active instances", runScheduler},
+		{"federation", "propagate objects from a host to member clusters; join, unjoin, explain", runFederation},
 		{"up", "run a local cluster: store, kube-apiserver, controllers, scheduler, kwok nodes", runUp},
 		{"plugins", "list the plugins compiled into this binary", runPlugins},
 		{"version", "print the version", runVersion},

@@ -6,6 +6,8 @@ package all
 import (
 	_ "github.com/keelson-dev/keelson/internal/plugin" // registry itself; plugin packages follow
 
+	_ "github.com/keelson-dev/keelson/internal/federation/placement"
+
 	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/defaultbinder"
 	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/defaultpreemption"
 	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/gang"

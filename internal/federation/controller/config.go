@@ -1,0 +1,65 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+
+	"github.com/keelson-dev/keelson/internal/federation/placement"
+)
+
+// Config configures the control plane. Flags fill it in cmd/keelson.
+type Config struct {
+	// Host is the host kube-apiserver.
+	Host *rest.Config
+	// Workers reconcile objects concurrently; default 4.
+	Workers int
+	// HealthInterval between probes of each member; default 10s.
+	HealthInterval time.Duration
+	// HealthTimeout of one probe; default 5s.
+	HealthTimeout time.Duration
+	// Placement plugins in order; empty means placement.DefaultPlugins.
+	Placement []placement.PluginConfig
+	// InstallCRDs installs (or updates) the federation CRDs at start;
+	// default true via Default().
+	InstallCRDs bool
+	// Registerer receives the metrics; nil means none are registered.
+	Registerer prometheus.Registerer
+	// Clock is injected for failover timing; default the real clock.
+	Clock clock.PassiveClock
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Default returns a Config with every default filled in (Host unset).
+func Default() Config {
+	return Config{
+		Workers:        4,
+		HealthInterval: 10 * time.Second,
+		HealthTimeout:  5 * time.Second,
+		InstallCRDs:    true,
+	}
+}
+
+// Validate checks c.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Host == nil {
+		errs = append(errs, errors.New("host: a host kube-apiserver configuration is required"))
+	}
+	if c.Workers <= 0 {
+		errs = append(errs, fmt.Errorf("workers: must be positive, got %d", c.Workers))
+	}
+	if c.HealthInterval <= 0 || c.HealthTimeout <= 0 {
+		errs = append(errs, errors.New("health interval and timeout must be positive"))
+	}
+	if _, err := placement.New(c.Placement); err != nil {
+		errs = append(errs, fmt.Errorf("placement: %w", err))
+	}
+	return errors.Join(errs...)
+}

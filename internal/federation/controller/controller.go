@@ -1,0 +1,1024 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+
+	"github.com/keelson-dev/keelson/internal/federation/api/v1alpha1"
+	"github.com/keelson-dev/keelson/internal/federation/override"
+	"github.com/keelson-dev/keelson/internal/federation/placement"
+	"github.com/keelson-dev/keelson/internal/federation/render"
+)
+
+// objectKey names one host object.
+type objectKey struct {
+	GVR       schema.GroupVersionResource
+	Namespace string
+	Name      string
+}
+
+func (k objectKey) String() string {
+	if k.Namespace == "" {
+		return k.GVR.Resource + "/" + k.Name
+	}
+	return k.GVR.Resource + "/" + k.Namespace + "/" + k.Name
+}
+
+// objState is what the controller remembers about a propagated object.
+type objState struct {
+	// hashes: cluster → hash last applied (or found) there.
+	hashes map[string]string
+	// evicted clusters (failover) that still hold a copy until the new
+	// ones are up, or that must not get it back (no rebalance).
+	evicted map[string]bool
+	// deps this object made follow it.
+	deps []objectKey
+}
+
+// Controller is the federation control plane.
+type Controller struct {
+	cfg    Config
+	log    *slog.Logger
+	clock  clock.PassiveClock
+	host   dynamic.Interface
+	kube   kubernetes.Interface
+	mapper meta.ResettableRESTMapper
+	sched  *placement.Scheduler
+	queue  workqueue.TypedRateLimitingInterface[objectKey]
+	m      *metrics
+
+	ctx context.Context
+
+	clusters, pps, cpps, ops, cops cache.SharedIndexInformer
+
+	mu        sync.Mutex
+	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
+	members   map[string]*member
+	state     map[objectKey]*objState
+	depOwners map[objectKey]map[objectKey]bool
+	queuedAt  map[objectKey]time.Time
+}
+
+// New builds a Controller; Start runs it.
+func New(cfg Config) (*Controller, error) {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid federation config: %w", err)
+	}
+	host, err := dynamic.NewForConfig(cfg.Host)
+	if err != nil {
+		return nil, fmt.Errorf("host client: %w", err)
+	}
+	kube, err := kubernetes.NewForConfig(cfg.Host)
+	if err != nil {
+		return nil, fmt.Errorf("host client: %w", err)
+	}
+	sched, err := placement.New(cfg.Placement)
+	if err != nil {
+		return nil, err
+	}
+	c := &Controller{
+		cfg: cfg, log: cfg.Logger, clock: cfg.Clock, host: host, kube: kube, sched: sched,
+		mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(kube.Discovery())),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[objectKey](),
+			workqueue.TypedRateLimitingQueueConfig[objectKey]{Name: "federation"}),
+		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{},
+		members:   map[string]*member{},
+		state:     map[objectKey]*objState{},
+		depOwners: map[objectKey]map[objectKey]bool{},
+		queuedAt:  map[objectKey]time.Time{},
+	}
+	c.m = newMetrics(cfg.Registerer, c.queue.Len)
+	return c, nil
+}
+
+// Start installs the CRDs, starts the informers and workers, and returns
+// once the caches have synced; the controller runs until ctx ends.
+func (c *Controller) Start(ctx context.Context) error {
+	c.ctx = ctx
+	if c.cfg.InstallCRDs {
+		if err := InstallCRDs(ctx, c.host); err != nil {
+			return err
+		}
+		c.mapper.Reset()
+	}
+	f := dynamicinformer.NewDynamicSharedInformerFactory(c.host, 0)
+	c.clusters = f.ForResource(v1alpha1.ClustersGVR).Informer()
+	c.pps = f.ForResource(v1alpha1.PropagationPoliciesGVR).Informer()
+	c.cpps = f.ForResource(v1alpha1.ClusterPropagationPolicyGVR).Informer()
+	c.ops = f.ForResource(v1alpha1.OverridePoliciesGVR).Informer()
+	c.cops = f.ForResource(v1alpha1.ClusterOverridePoliciesGVR).Informer()
+	policyChanged := func(o any) { c.onPolicy(o) }
+	for _, inf := range []cache.SharedIndexInformer{c.pps, c.cpps} {
+		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: policyChanged, UpdateFunc: func(_, o any) { policyChanged(o) }, DeleteFunc: policyChanged,
+		})
+	}
+	everything := func(any) { c.enqueueAll() }
+	for _, inf := range []cache.SharedIndexInformer{c.ops, c.cops} {
+		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: everything, UpdateFunc: func(_, o any) { everything(o) }, DeleteFunc: everything,
+		})
+	}
+	_, _ = c.clusters.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    everything,
+		UpdateFunc: func(old, cur any) { c.onClusterUpdate(old, cur) },
+		DeleteFunc: func(o any) { c.onClusterDelete(o) },
+	})
+	f.Start(ctx.Done())
+	for gvr, ok := range f.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("syncing %s informer: %w", gvr.Resource, ctx.Err())
+		}
+	}
+	// Informers for what existing policies select.
+	for _, p := range c.policies() {
+		c.watchSelected(p.spec.ResourceSelectors)
+	}
+	go func() {
+		<-ctx.Done()
+		c.queue.ShutDown()
+		c.mu.Lock()
+		for _, m := range c.members {
+			m.cancel()
+		}
+		c.mu.Unlock()
+	}()
+	for range c.cfg.Workers {
+		go c.worker(ctx)
+	}
+	go c.healthLoop(ctx)
+	c.log.Info("federation control plane started", "workers", c.cfg.Workers)
+	return nil
+}
+
+func (c *Controller) enqueue(k objectKey) {
+	c.mu.Lock()
+	if _, ok := c.queuedAt[k]; !ok {
+		c.queuedAt[k] = time.Now()
+	}
+	c.mu.Unlock()
+	c.queue.Add(k)
+}
+
+// enqueueAll requeues every object of every watched type.
+func (c *Controller) enqueueAll() {
+	c.mu.Lock()
+	infs := make(map[schema.GroupVersionResource]cache.SharedIndexInformer, len(c.informers))
+	for k, v := range c.informers {
+		infs[k] = v
+	}
+	c.mu.Unlock()
+	for gvr, inf := range infs {
+		for _, o := range inf.GetStore().List() {
+			u := o.(*unstructured.Unstructured)
+			c.enqueue(objectKey{gvr, u.GetNamespace(), u.GetName()})
+		}
+	}
+}
+
+func (c *Controller) onPolicy(o any) {
+	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = d.Obj
+	}
+	u, ok := o.(*unstructured.Unstructured)
+	if !ok {
+		return
+	}
+	var p v1alpha1.PropagationPolicy
+	if err := v1alpha1.FromUnstructured(u.Object, &p); err != nil {
+		c.log.Warn("ignoring undecodable policy", "name", u.GetName(), "err", err)
+		return
+	}
+	c.watchSelected(p.Spec.ResourceSelectors)
+	c.enqueueAll()
+}
+
+// watchSelected starts host informers for the types sels name.
+func (c *Controller) watchSelected(sels []v1alpha1.ResourceSelector) {
+	for _, s := range sels {
+		gv, err := schema.ParseGroupVersion(s.APIVersion)
+		if err != nil {
+			c.log.Warn("policy selects a bad apiVersion", "apiVersion", s.APIVersion, "err", err)
+			continue
+		}
+		gvr, _, err := c.resolve(gv.WithKind(s.Kind))
+		if err != nil {
+			c.log.Warn("policy selects an unknown kind", "apiVersion", s.APIVersion, "kind", s.Kind, "err", err)
+			continue
+		}
+		c.watch(gvr)
+	}
+}
+
+// resolve maps a kind to its resource and scope, refreshing discovery once
+// on a miss (new CRDs).
+func (c *Controller) resolve(gvk schema.GroupVersionKind) (schema.GroupVersionResource, bool, error) {
+	m, err := c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		c.mapper.Reset()
+		if m, err = c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
+			return schema.GroupVersionResource{}, false, fmt.Errorf("resolving %s: %w", gvk, err)
+		}
+	}
+	return m.Resource, m.Scope.Name() == meta.RESTScopeNameNamespace, nil
+}
+
+// watch starts (once) a host informer for gvr and returns it.
+func (c *Controller) watch(gvr schema.GroupVersionResource) cache.SharedIndexInformer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if inf, ok := c.informers[gvr]; ok {
+		return inf
+	}
+	inf := dynamicinformer.NewFilteredDynamicInformer(c.host, gvr, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
+	h := func(o any) {
+		if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+			o = d.Obj
+		}
+		if acc, err := meta.Accessor(o); err == nil {
+			c.enqueue(objectKey{gvr, acc.GetNamespace(), acc.GetName()})
+		}
+	}
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: h, UpdateFunc: func(_, o any) { h(o) }, DeleteFunc: h})
+	c.informers[gvr] = inf
+	go inf.Run(c.ctx.Done())
+	return inf
+}
+
+func (c *Controller) worker(ctx context.Context) {
+	for {
+		k, quit := c.queue.Get()
+		if quit {
+			return
+		}
+		err := c.reconcile(ctx, k)
+		switch {
+		case err == nil:
+			c.queue.Forget(k)
+		case ctx.Err() != nil:
+		default:
+			c.log.Warn("reconcile failed; retrying", "object", k.String(), "err", err)
+			c.queue.AddRateLimited(k)
+		}
+		c.queue.Done(k)
+	}
+}
+
+// policy is a matched propagation policy.
+type policy struct {
+	name        string // "ns/name" or "cluster/name"
+	clusterWide bool
+	spec        v1alpha1.PropagationSpec
+}
+
+func (c *Controller) policies() []policy {
+	var out []policy
+	for _, inf := range []cache.SharedIndexInformer{c.pps, c.cpps} {
+		for _, o := range inf.GetStore().List() {
+			u := o.(*unstructured.Unstructured)
+			var p v1alpha1.PropagationPolicy
+			if err := v1alpha1.FromUnstructured(u.Object, &p); err != nil {
+				continue
+			}
+			name := u.GetNamespace() + "/" + u.GetName()
+			if inf == c.cpps {
+				name = "cluster/" + u.GetName()
+			}
+			out = append(out, policy{name: name, clusterWide: inf == c.cpps, spec: p.Spec})
+		}
+	}
+	return out
+}
+
+// MatchPolicy picks the policy for obj among ps: namespaced (same
+// namespace) beats cluster-wide, then higher priority, then the more
+// specific selector (name > labels > kind), then the lower name. Returns
+// false if none matches.
+func MatchPolicy(obj *unstructured.Unstructured, ps []policy) (policy, bool) {
+	var best policy
+	bestRank := [3]int{-1}
+	found := false
+	for _, p := range ps {
+		if !p.clusterWide {
+			if ns, _, _ := splitName(p.name); ns != obj.GetNamespace() {
+				continue
+			}
+		}
+		spec := 0
+		for i := range p.spec.ResourceSelectors {
+			spec = max(spec, override.Selects(&p.spec.ResourceSelectors[i], obj))
+		}
+		if spec == 0 {
+			continue
+		}
+		scope := 1
+		if p.clusterWide {
+			scope = 0
+		}
+		rank := [3]int{scope, int(p.spec.Priority), spec}
+		if !found || rankLess(bestRank, rank) || (rank == bestRank && p.name < best.name) {
+			best, bestRank, found = p, rank, true
+		}
+	}
+	return best, found
+}
+
+func rankLess(a, b [3]int) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return false
+}
+
+func splitName(n string) (string, string, bool) {
+	for i := range n {
+		if n[i] == '/' {
+			return n[:i], n[i+1:], true
+		}
+	}
+	return "", n, false
+}
+
+// overridePolicies returns the override policies in scope for obj.
+func (c *Controller) overridePolicies(obj *unstructured.Unstructured) []override.Policy {
+	var out []override.Policy
+	for _, inf := range []cache.SharedIndexInformer{c.cops, c.ops} {
+		for _, o := range inf.GetStore().List() {
+			u := o.(*unstructured.Unstructured)
+			if inf == c.ops && u.GetNamespace() != obj.GetNamespace() {
+				continue
+			}
+			var p v1alpha1.OverridePolicy
+			if err := v1alpha1.FromUnstructured(u.Object, &p); err != nil {
+				c.log.Warn("ignoring undecodable override policy", "name", u.GetName(), "err", err)
+				continue
+			}
+			out = append(out, override.Policy{ClusterWide: inf == c.cops, Name: u.GetName(), Spec: p.Spec})
+		}
+	}
+	return out
+}
+
+// clusterList returns every joined cluster.
+func (c *Controller) clusterList() []*v1alpha1.Cluster {
+	var out []*v1alpha1.Cluster
+	for _, o := range c.clusters.GetStore().List() {
+		var cl v1alpha1.Cluster
+		if err := v1alpha1.FromUnstructured(o.(*unstructured.Unstructured).Object, &cl); err != nil {
+			continue
+		}
+		out = append(out, &cl)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (c *Controller) stateOf(k objectKey) *objState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.state[k]
+	if !ok {
+		s = &objState{hashes: map[string]string{}, evicted: map[string]bool{}}
+		c.state[k] = s
+	}
+	return s
+}
+
+// reconcile brings members in line with one host object.
+func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
+	c.mu.Lock()
+	queued := c.queuedAt[k]
+	delete(c.queuedAt, k)
+	inf := c.informers[k.GVR]
+	c.mu.Unlock()
+	if inf == nil {
+		return nil
+	}
+	key := k.Name
+	if k.Namespace != "" {
+		key = k.Namespace + "/" + k.Name
+	}
+	o, exists, err := inf.GetStore().GetByKey(key)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		c.forget(k)
+		return nil
+	}
+	obj := o.(*unstructured.Unstructured).DeepCopy()
+	if obj.GetDeletionTimestamp() != nil {
+		return c.finalize(ctx, k, obj)
+	}
+
+	pol, hasPolicy := MatchPolicy(obj, c.policies())
+	depClusters := c.depClusters(k)
+	if !hasPolicy && len(depClusters) == 0 {
+		return c.orphan(ctx, k, obj)
+	}
+
+	// The finalizer goes on before anything reaches a member.
+	if !slices.Contains(obj.GetFinalizers(), v1alpha1.Finalizer) {
+		obj.SetFinalizers(append(obj.GetFinalizers(), v1alpha1.Finalizer))
+		if obj, err = c.host.Resource(k.GVR).Namespace(k.Namespace).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("adding finalizer: %w", err)
+		}
+	}
+
+	st := c.stateOf(k)
+	clusters := c.clusterList()
+	infos := map[string]*placement.ClusterInfo{}
+	var all []*placement.ClusterInfo
+	for _, cl := range clusters {
+		ci := clusterInfo(cl)
+		infos[cl.Name] = ci
+		all = append(all, ci)
+	}
+	prev := c.previousClusters(obj, st)
+
+	// Placement.
+	targets := map[string]*int32{}
+	var breakdown []v1alpha1.ClusterBreakdown
+	var placeErr error
+	var recheck time.Duration
+	var evicting map[string]bool
+	replicas, hasReplicas := render.Replicas(obj)
+	if hasPolicy {
+		req := &placement.Request{Placement: pol.spec.Placement, HasReplicas: hasReplicas, Replicas: replicas,
+			Previous: prev, KeepUnready: map[string]bool{}, Evicted: map[string]bool{}}
+		req.ReplicaMilliCPU, req.ReplicaMemory = render.ReplicaRequests(obj)
+		recheck, evicting = c.applyFailover(pol.spec.Failover, clusters, req, st)
+		res, err := c.sched.Schedule(ctx, req, all)
+		if err != nil {
+			placeErr = err
+		} else {
+			for _, t := range res.Targets {
+				targets[t.Cluster] = t.Replicas
+			}
+		}
+	}
+	for cl := range depClusters {
+		if _, ok := targets[cl]; !ok {
+			targets[cl] = nil
+		}
+	}
+	if !hasPolicy || !hasReplicas {
+		for cl := range targets {
+			targets[cl] = nil
+		}
+	}
+
+	// Render and apply.
+	ovr := c.overridePolicies(obj)
+	var members []MemberObject
+	wrote := false
+	var errs []error
+	names := make([]string, 0, len(targets))
+	for cl := range targets {
+		names = append(names, cl)
+	}
+	sort.Strings(names)
+	for _, cl := range names {
+		b := v1alpha1.ClusterBreakdown{Cluster: cl, Replicas: targets[cl]}
+		desired, hash, err := render.Render(obj, infos[cl], targets[cl], ovr)
+		if err != nil {
+			b.Error = err.Error()
+			breakdown = append(breakdown, b)
+			continue
+		}
+		cur, applied, err := c.applyTo(ctx, k, cl, desired, hash, pol.spec.ConflictResolution, st)
+		if applied {
+			wrote = true
+		}
+		if err != nil {
+			b.Error = err.Error()
+			if !errors.Is(err, errConflict) {
+				errs = append(errs, err)
+			}
+		} else {
+			b.Applied = true
+		}
+		members = append(members, MemberObject{Cluster: cl, Obj: cur, Hash: hash})
+		if cur != nil {
+			stt, _, _ := unstructured.NestedMap(cur.Object, "status")
+			b.ReadyReplicas, b.AvailableReplicas, b.UpdatedReplicas = int32(num(stt, "readyReplicas")), int32(num(stt, "availableReplicas")), int32(num(stt, "updatedReplicas"))
+		}
+		breakdown = append(breakdown, b)
+	}
+
+	// Remove from clusters no longer selected (new copies first: an
+	// evicted cluster keeps its copy until the others are ready).
+	var readyNow int64
+	for _, m := range members {
+		if m.Obj != nil {
+			n, _, _ := unstructured.NestedInt64(m.Obj.Object, "status", "readyReplicas")
+			readyNow += n
+		}
+	}
+	for cl := range prev {
+		if _, ok := targets[cl]; ok {
+			continue
+		}
+		if _, joined := infos[cl]; !joined {
+			c.dropCluster(st, cl) // unjoined: orphan
+			continue
+		}
+		if placeErr != nil {
+			// Keep what is there when placement failed.
+			breakdown = append(breakdown, v1alpha1.ClusterBreakdown{Cluster: cl, Error: "kept: " + placeErr.Error()})
+			continue
+		}
+		if evicting[cl] && hasReplicas && readyNow < int64(replicas) {
+			breakdown = append(breakdown, v1alpha1.ClusterBreakdown{Cluster: cl, Evicted: true, Error: "waiting for replacement replicas before removal"})
+			recheck = max(recheck, time.Second)
+			continue
+		}
+		if err := c.deleteFrom(ctx, k, cl); err != nil {
+			errs = append(errs, err)
+			breakdown = append(breakdown, v1alpha1.ClusterBreakdown{Cluster: cl, Error: err.Error()})
+			continue
+		}
+		c.dropCluster(st, cl)
+	}
+
+	// Dependencies follow the workload.
+	if hasPolicy && (pol.spec.PropagateDeps == nil || *pol.spec.PropagateDeps) {
+		c.trackDeps(k, obj, st)
+	}
+
+	if err := c.writeHost(ctx, k, obj, pol, hasPolicy, breakdown, placeErr, members); err != nil {
+		errs = append(errs, err)
+	}
+	if wrote && !queued.IsZero() {
+		c.m.latency.Observe(time.Since(queued).Seconds())
+	}
+	if recheck > 0 {
+		c.queue.AddAfter(k, recheck)
+	}
+	return errors.Join(errs...)
+}
+
+var errConflict = errors.New("conflict")
+
+// applyFailover fills req's KeepUnready/Evicted from the failover policy
+// and remembers evictions in st. It returns when to look again and which
+// clusters are being evicted now.
+func (c *Controller) applyFailover(fp *v1alpha1.FailoverPolicy, clusters []*v1alpha1.Cluster, req *placement.Request, st *objState) (time.Duration, map[string]bool) {
+	health := make([]ClusterHealth, 0, len(clusters))
+	for _, cl := range clusters {
+		h := ClusterHealth{Name: cl.Name}
+		if cond := meta.FindStatusCondition(cl.Status.Conditions, v1alpha1.ClusterReady); cond != nil {
+			h.Ready = cond.Status == metav1.ConditionTrue
+			h.NotReadySince = cond.LastTransitionTime.Time
+		}
+		health = append(health, h)
+	}
+	if fp == nil {
+		// No failover: an unready cluster keeps what it has.
+		for _, h := range health {
+			if !h.Ready && req.Previous[h.Name] {
+				req.KeepUnready[h.Name] = true
+			}
+		}
+		return 0, nil
+	}
+	tol := 300 * time.Second
+	if fp.TolerationSeconds != nil {
+		tol = time.Duration(*fp.TolerationSeconds) * time.Second
+	}
+	d := Failover(health, c.clock.Now(), tol)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name := range d.Tolerating {
+		if req.Previous[name] {
+			req.KeepUnready[name] = true
+		}
+	}
+	evicting := map[string]bool{}
+	for name := range d.Evict {
+		if req.Previous[name] || st.evicted[name] {
+			st.evicted[name] = true
+			evicting[name] = true
+		}
+	}
+	ready := map[string]bool{}
+	for _, h := range health {
+		ready[h.Name] = h.Ready
+	}
+	for name := range st.evicted {
+		if ready[name] && fp.Rebalance {
+			delete(st.evicted, name) // recovered: may take replicas again
+			continue
+		}
+		req.Evicted[name] = true
+	}
+	return d.RecheckAfter, evicting
+}
+
+// previousClusters are the clusters holding obj: what this process
+// applied, else what the breakdown annotation says (after a restart).
+func (c *Controller) previousClusters(obj *unstructured.Unstructured, st *objState) map[string]bool {
+	out := map[string]bool{}
+	c.mu.Lock()
+	for cl := range st.hashes {
+		out[cl] = true
+	}
+	c.mu.Unlock()
+	if len(out) == 0 {
+		var bs []v1alpha1.ClusterBreakdown
+		if a := obj.GetAnnotations()[v1alpha1.AnnotationClusters]; a != "" && json.Unmarshal([]byte(a), &bs) == nil {
+			for _, b := range bs {
+				if b.Applied {
+					out[b.Cluster] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (c *Controller) dropCluster(st *objState, cl string) {
+	c.mu.Lock()
+	delete(st.hashes, cl)
+	c.mu.Unlock()
+}
+
+// member returns the connection to cluster cl, (re)building it when its
+// kubeconfig Secret changed.
+func (c *Controller) member(ctx context.Context, cl string) (*member, error) {
+	var cluster *v1alpha1.Cluster
+	for _, x := range c.clusterList() {
+		if x.Name == cl {
+			cluster = x
+		}
+	}
+	if cluster == nil {
+		return nil, fmt.Errorf("cluster %s is not joined", cl)
+	}
+	ns := cluster.Spec.SecretRef.Namespace
+	if ns == "" {
+		ns = v1alpha1.Namespace
+	}
+	sec, err := c.kube.CoreV1().Secrets(ns).Get(ctx, cluster.Spec.SecretRef.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("reading kubeconfig secret of cluster %s: %w", cl, err)
+	}
+	c.mu.Lock()
+	m := c.members[cl]
+	c.mu.Unlock()
+	if m != nil && m.secretRV == sec.ResourceVersion {
+		return m, nil
+	}
+	cfg, err := memberConfig(sec.Data["kubeconfig"])
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", cl, err)
+	}
+	nm, err := newMember(c.ctx, cl, sec.ResourceVersion, cfg, func(gvr schema.GroupVersionResource, ns, name string) {
+		c.enqueue(objectKey{gvr, ns, name})
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if old := c.members[cl]; old != nil {
+		old.cancel()
+	}
+	c.members[cl] = nm
+	c.mu.Unlock()
+	return nm, nil
+}
+
+// cachedMember returns an existing member connection without building one.
+func (c *Controller) cachedMember(cl string) *member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.members[cl]
+}
+
+// applyTo applies desired to cluster cl unless its hash is already there.
+// It returns the member's copy as last seen, whether a write happened,
+// and an error (wrapping errConflict for conflicts).
+func (c *Controller) applyTo(ctx context.Context, k objectKey, cl string, desired *unstructured.Unstructured, hash string, res v1alpha1.ConflictResolution, st *objState) (*unstructured.Unstructured, bool, error) {
+	m, err := c.member(ctx, cl)
+	if err != nil {
+		return nil, false, err
+	}
+	cur, synced := m.cached(k.GVR, k.Namespace, k.Name)
+	c.mu.Lock()
+	known := st.hashes[cl]
+	c.mu.Unlock()
+	if known == hash && synced && cur != nil && cur.GetAnnotations()[v1alpha1.AnnotationHash] == hash {
+		c.m.skipped.Inc()
+		return cur, false, nil
+	}
+	client := m.dyn.Resource(k.GVR).Namespace(k.Namespace)
+	if !synced || cur == nil {
+		// Not managed (or cache not ready): look for a foreign object.
+		got, err := client.Get(ctx, k.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			cur = nil
+		case err != nil:
+			return nil, false, fmt.Errorf("reading %s in %s: %w", k, cl, err)
+		default:
+			cur = got
+		}
+	}
+	action, why := render.Resolve(cur, desired, res)
+	switch action {
+	case render.Skip:
+		c.mu.Lock()
+		st.hashes[cl] = hash
+		c.mu.Unlock()
+		c.m.skipped.Inc()
+		return cur, false, nil
+	case render.Abort:
+		return cur, false, fmt.Errorf("%w: %s", errConflict, why)
+	}
+	if why != "" {
+		c.log.Info(why, "object", k.String(), "cluster", cl)
+	}
+	if err := m.ensureNamespace(ctx, k.Namespace); err != nil {
+		return cur, false, err
+	}
+	body, err := json.Marshal(desired.Object)
+	if err != nil {
+		return cur, false, fmt.Errorf("encoding %s: %w", k, err)
+	}
+	force := true
+	out, err := client.Patch(ctx, k.Name, types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: v1alpha1.FieldManager, Force: &force})
+	if err != nil {
+		c.m.applies.WithLabelValues(cl, "apply", "error").Inc()
+		return cur, false, fmt.Errorf("applying %s to %s: %w", k, cl, err)
+	}
+	c.m.applies.WithLabelValues(cl, "apply", "ok").Inc()
+	c.mu.Lock()
+	st.hashes[cl] = hash
+	c.mu.Unlock()
+	return out, true, nil
+}
+
+// deleteFrom deletes the member copy of k from cl if keelson manages it.
+func (c *Controller) deleteFrom(ctx context.Context, k objectKey, cl string) error {
+	m, err := c.member(ctx, cl)
+	if err != nil {
+		return err
+	}
+	client := m.dyn.Resource(k.GVR).Namespace(k.Namespace)
+	cur, err := client.Get(ctx, k.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s in %s: %w", k, cl, err)
+	}
+	if cur.GetLabels()[v1alpha1.LabelManaged] != "true" {
+		return nil // not ours: never delete it
+	}
+	uid := cur.GetUID()
+	bg := metav1.DeletePropagationBackground
+	err = client.Delete(ctx, k.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}, PropagationPolicy: &bg})
+	if err != nil && !apierrors.IsNotFound(err) {
+		c.m.applies.WithLabelValues(cl, "delete", "error").Inc()
+		return fmt.Errorf("deleting %s from %s: %w", k, cl, err)
+	}
+	c.m.applies.WithLabelValues(cl, "delete", "ok").Inc()
+	return nil
+}
+
+// finalize deletes a host object's member copies, then its finalizer.
+func (c *Controller) finalize(ctx context.Context, k objectKey, obj *unstructured.Unstructured) error {
+	if !slices.Contains(obj.GetFinalizers(), v1alpha1.Finalizer) {
+		c.forget(k)
+		return nil
+	}
+	st := c.stateOf(k)
+	var errs []error
+	joined := map[string]bool{}
+	for _, cl := range c.clusterList() {
+		joined[cl.Name] = true
+	}
+	for cl := range c.previousClusters(obj, st) {
+		if !joined[cl] {
+			continue
+		}
+		if err := c.deleteFrom(ctx, k, cl); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	obj.SetFinalizers(slices.DeleteFunc(obj.GetFinalizers(), func(f string) bool { return f == v1alpha1.Finalizer }))
+	if _, err := c.host.Resource(k.GVR).Namespace(k.Namespace).Update(ctx, obj, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("removing finalizer: %w", err)
+	}
+	c.forget(k)
+	return nil
+}
+
+// orphan stops managing obj: its member copies stay where they are.
+func (c *Controller) orphan(ctx context.Context, k objectKey, obj *unstructured.Unstructured) error {
+	ann := obj.GetAnnotations()
+	_, hasPolicy := ann[v1alpha1.AnnotationPolicy]
+	_, hasClusters := ann[v1alpha1.AnnotationClusters]
+	if slices.Contains(obj.GetFinalizers(), v1alpha1.Finalizer) || hasPolicy || hasClusters {
+		obj.SetFinalizers(slices.DeleteFunc(obj.GetFinalizers(), func(f string) bool { return f == v1alpha1.Finalizer }))
+		delete(ann, v1alpha1.AnnotationPolicy)
+		delete(ann, v1alpha1.AnnotationClusters)
+		obj.SetAnnotations(ann)
+		if _, err := c.host.Resource(k.GVR).Namespace(k.Namespace).Update(ctx, obj, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("releasing orphaned object: %w", err)
+		}
+		c.log.Info("no policy selects the object any more; member copies orphaned", "object", k.String())
+	}
+	c.forget(k)
+	return nil
+}
+
+func (c *Controller) forget(k objectKey) {
+	c.mu.Lock()
+	st := c.state[k]
+	delete(c.state, k)
+	var deps []objectKey
+	if st != nil {
+		deps = st.deps
+		for _, d := range deps {
+			delete(c.depOwners[d], k)
+			if len(c.depOwners[d]) == 0 {
+				delete(c.depOwners, d)
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, d := range deps {
+		c.enqueue(d)
+	}
+}
+
+var depGVR = map[string]schema.GroupVersionResource{
+	"ConfigMap":      {Version: "v1", Resource: "configmaps"},
+	"Secret":         {Version: "v1", Resource: "secrets"},
+	"ServiceAccount": {Version: "v1", Resource: "serviceaccounts"},
+}
+
+// trackDeps records which dependencies k has now and requeues those that
+// were added or dropped.
+func (c *Controller) trackDeps(k objectKey, obj *unstructured.Unstructured, st *objState) {
+	var now []objectKey
+	for _, d := range render.Dependencies(obj) {
+		gvr := depGVR[d.Kind]
+		c.watch(gvr)
+		now = append(now, objectKey{gvr, k.Namespace, d.Name})
+	}
+	c.mu.Lock()
+	old := st.deps
+	st.deps = now
+	for _, d := range old {
+		if !slices.Contains(now, d) {
+			delete(c.depOwners[d], k)
+			if len(c.depOwners[d]) == 0 {
+				delete(c.depOwners, d)
+			}
+		}
+	}
+	for _, d := range now {
+		if c.depOwners[d] == nil {
+			c.depOwners[d] = map[objectKey]bool{}
+		}
+		c.depOwners[d][k] = true
+	}
+	c.mu.Unlock()
+	for _, d := range now {
+		c.enqueue(d)
+	}
+	for _, d := range old {
+		if !slices.Contains(now, d) {
+			c.enqueue(d)
+		}
+	}
+}
+
+// depClusters is the union of the clusters holding workloads that
+// reference k.
+func (c *Controller) depClusters(k objectKey) map[string]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]bool{}
+	for owner := range c.depOwners[k] {
+		if st := c.state[owner]; st != nil {
+			for cl := range st.hashes {
+				if !st.evicted[cl] {
+					out[cl] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// writeHost records the policy and breakdown annotations and the
+// aggregated status on the host object, writing only what changed.
+func (c *Controller) writeHost(ctx context.Context, k objectKey, obj *unstructured.Unstructured, pol policy, hasPolicy bool, breakdown []v1alpha1.ClusterBreakdown, placeErr error, members []MemberObject) error {
+	sort.Slice(breakdown, func(i, j int) bool { return breakdown[i].Cluster < breakdown[j].Cluster })
+	if placeErr != nil {
+		breakdown = append([]v1alpha1.ClusterBreakdown{{Cluster: "*", Error: placeErr.Error()}}, breakdown...)
+	}
+	bj, err := json.Marshal(breakdown)
+	if err != nil {
+		return fmt.Errorf("encoding breakdown: %w", err)
+	}
+	ann := obj.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	want := map[string]string{v1alpha1.AnnotationClusters: string(bj)}
+	if hasPolicy {
+		want[v1alpha1.AnnotationPolicy] = pol.name
+	}
+	changed := false
+	for key, v := range want {
+		if ann[key] != v {
+			ann[key] = v
+			changed = true
+		}
+	}
+	if !hasPolicy {
+		if _, ok := ann[v1alpha1.AnnotationPolicy]; ok {
+			delete(ann, v1alpha1.AnnotationPolicy)
+			changed = true
+		}
+	}
+	client := c.host.Resource(k.GVR).Namespace(k.Namespace)
+	if changed {
+		obj.SetAnnotations(ann)
+		obj, err = client.Update(ctx, obj, metav1.UpdateOptions{})
+		if err != nil {
+			return fmt.Errorf("updating annotations of %s: %w", k, err)
+		}
+	}
+	if !hasPolicy {
+		return nil
+	}
+	status := AggregateStatus(obj, members)
+	if status == nil {
+		return nil
+	}
+	cur, _, _ := unstructured.NestedMap(obj.Object, "status")
+	if statusEqual(cur, status) {
+		return nil
+	}
+	obj.Object["status"] = status
+	if _, err := client.UpdateStatus(ctx, obj, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("updating status of %s: %w", k, err)
+	}
+	return nil
+}
+
+// statusEqual compares the fields AggregateStatus sets, ignoring condition
+// timestamps (kept from cur anyway).
+func statusEqual(cur, want map[string]any) bool {
+	a, _ := json.Marshal(stripTimes(cur, want))
+	b, _ := json.Marshal(want)
+	return string(a) == string(b)
+}
+
+func stripTimes(cur, want map[string]any) map[string]any {
+	out := map[string]any{}
+	for k := range want {
+		if v, ok := cur[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}

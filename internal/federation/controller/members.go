@@ -1,0 +1,255 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/keelson-dev/keelson/internal/federation/api/v1alpha1"
+	"github.com/keelson-dev/keelson/internal/federation/placement"
+)
+
+// member is the control plane's connection to one member cluster.
+type member struct {
+	name       string
+	secretRV   string
+	dyn        dynamic.Interface
+	kube       kubernetes.Interface
+	ctx        context.Context
+	cancel     context.CancelFunc
+	onChange   func(gvr schema.GroupVersionResource, ns, name string)
+	mu         sync.Mutex
+	informers  map[schema.GroupVersionResource]cache.SharedIndexInformer
+	namespaces map[string]bool
+}
+
+// memberConfig builds a client configuration from a kubeconfig.
+func memberConfig(kubeconfig []byte) (*rest.Config, error) {
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("parsing member kubeconfig: %w", err)
+	}
+	cfg.QPS, cfg.Burst = 200, 400
+	return cfg, nil
+}
+
+func newMember(parent context.Context, name, secretRV string, cfg *rest.Config, onChange func(schema.GroupVersionResource, string, string)) (*member, error) {
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("member %s: %w", name, err)
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("member %s: %w", name, err)
+	}
+	ctx, cancel := context.WithCancel(parent)
+	return &member{name: name, secretRV: secretRV, dyn: dyn, kube: kube, ctx: ctx, cancel: cancel, onChange: onChange,
+		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{}, namespaces: map[string]bool{}}, nil
+}
+
+// informer returns the member informer for gvr (managed objects only),
+// starting it on first use. It does not wait for the cache to sync:
+// synced reports whether it has.
+func (m *member) informer(gvr schema.GroupVersionResource) (inf cache.SharedIndexInformer, synced bool) {
+	m.mu.Lock()
+	inf, ok := m.informers[gvr]
+	if !ok {
+		inf = dynamicinformer.NewFilteredDynamicInformer(m.dyn, gvr, metav1.NamespaceAll, 0, cache.Indexers{},
+			func(o *metav1.ListOptions) { o.LabelSelector = v1alpha1.LabelManaged + "=true" }).Informer()
+		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(o any) { m.notify(gvr, o) },
+			UpdateFunc: func(_, o any) { m.notify(gvr, o) },
+			DeleteFunc: func(o any) { m.notify(gvr, o) },
+		})
+		m.informers[gvr] = inf
+		go inf.Run(m.ctx.Done())
+	}
+	m.mu.Unlock()
+	return inf, inf.HasSynced()
+}
+
+func (m *member) notify(gvr schema.GroupVersionResource, o any) {
+	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = d.Obj
+	}
+	if acc, err := meta.Accessor(o); err == nil {
+		m.onChange(gvr, acc.GetNamespace(), acc.GetName())
+	}
+}
+
+// cached returns the member's managed copy of ns/name from the informer,
+// and whether the informer has synced (if not, the answer means nothing).
+func (m *member) cached(gvr schema.GroupVersionResource, ns, name string) (*unstructured.Unstructured, bool) {
+	inf, synced := m.informer(gvr)
+	if !synced {
+		return nil, false
+	}
+	key := name
+	if ns != "" {
+		key = ns + "/" + name
+	}
+	o, ok, _ := inf.GetStore().GetByKey(key)
+	if !ok {
+		return nil, true
+	}
+	return o.(*unstructured.Unstructured), true
+}
+
+// ensureNamespace creates ns in the member if it is not known to exist.
+func (m *member) ensureNamespace(ctx context.Context, ns string) error {
+	if ns == "" {
+		return nil
+	}
+	m.mu.Lock()
+	known := m.namespaces[ns]
+	m.mu.Unlock()
+	if known {
+		return nil
+	}
+	_, err := m.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns,
+		Labels: map[string]string{v1alpha1.LabelManaged: "true"}}}, metav1.CreateOptions{FieldManager: v1alpha1.FieldManager})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s in %s: %w", ns, m.name, err)
+	}
+	m.mu.Lock()
+	m.namespaces[ns] = true
+	m.mu.Unlock()
+	return nil
+}
+
+// probe is one health check result.
+type probe struct {
+	reachable, ready bool
+	message          string
+	version          string
+	capacity         *v1alpha1.CapacitySummary
+}
+
+// probe checks /readyz and sums node capacity.
+func (m *member) probe(ctx context.Context, timeout time.Duration) probe {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var p probe
+	body, err := m.kube.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+	var status apierrors.APIStatus
+	switch {
+	case err == nil:
+		p.reachable, p.ready = true, true
+	case errors.As(err, &status) && status.Status().Code != 0:
+		p.reachable = true
+		p.message = fmt.Sprintf("/readyz: %s", truncate(string(body), 200))
+	default:
+		p.message = fmt.Sprintf("unreachable: %v", err)
+		return p
+	}
+	if v, err := m.kube.Discovery().ServerVersion(); err == nil {
+		p.version = v.GitVersion
+	}
+	if p.ready {
+		if c, err := capacity(ctx, m.kube); err == nil {
+			p.capacity = c
+		} else {
+			p.message = fmt.Sprintf("capacity: %v", err)
+		}
+	}
+	return p
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// capacity sums allocatable over ready, schedulable nodes and subtracts the
+// requests of the non-terminated pods bound to them.
+func capacity(ctx context.Context, kube kubernetes.Interface) (*v1alpha1.CapacitySummary, error) {
+	nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+	if err != nil {
+		return nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	usable := map[string]bool{}
+	alloc := corev1.ResourceList{}
+	var n int32
+	for i := range nodes.Items {
+		node := &nodes.Items[i]
+		if node.Spec.Unschedulable || !nodeReady(node) {
+			continue
+		}
+		usable[node.Name] = true
+		n++
+		for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourcePods} {
+			q := alloc[r]
+			q.Add(node.Status.Allocatable[r])
+			alloc[r] = q
+		}
+	}
+	avail := alloc.DeepCopy()
+	if n > 0 {
+		pods, err := kube.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		if err != nil {
+			return nil, fmt.Errorf("listing pods: %w", err)
+		}
+		for i := range pods.Items {
+			pod := &pods.Items[i]
+			if !usable[pod.Spec.NodeName] || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+				continue
+			}
+			for _, c := range pod.Spec.Containers {
+				for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+					q := avail[r]
+					q.Sub(c.Resources.Requests[r])
+					avail[r] = q
+				}
+			}
+			q := avail[corev1.ResourcePods]
+			q.Sub(resource.MustParse("1"))
+			avail[corev1.ResourcePods] = q
+		}
+	}
+	return &v1alpha1.CapacitySummary{Nodes: n, Allocatable: alloc, Available: avail}, nil
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// clusterInfo converts a Cluster into what placement sees.
+func clusterInfo(c *v1alpha1.Cluster) *placement.ClusterInfo {
+	ci := &placement.ClusterInfo{
+		Name: c.Name, Labels: c.Labels, Region: c.Spec.Region, Zone: c.Spec.Zone, Provider: c.Spec.Provider,
+		Taints: c.Spec.Taints,
+	}
+	if cond := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ClusterReady); cond != nil {
+		ci.Ready = cond.Status == metav1.ConditionTrue
+	}
+	if cap := c.Status.Capacity; cap != nil {
+		ci.HasCapacity = true
+		ci.AvailableMilliCPU = cap.Available.Cpu().MilliValue()
+		ci.AvailableMemory = cap.Available.Memory().Value()
+		ci.AvailablePods = cap.Available.Pods().Value()
+	}
+	return ci
+}

@@ -1,0 +1,44 @@
+package controller
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics of the control plane; all nil-safe through the methods.
+type metrics struct {
+	latency    prometheus.Histogram
+	applies    *prometheus.CounterVec
+	skipped    prometheus.Counter
+	health     *prometheus.GaugeVec
+	queueDepth prometheus.GaugeFunc
+}
+
+func newMetrics(reg prometheus.Registerer, queueLen func() int) *metrics {
+	m := &metrics{
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "keelson", Subsystem: "federation", Name: "propagation_latency_seconds",
+			Help:    "Time from a host object change being queued to its last member write.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}),
+		applies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "keelson", Subsystem: "federation", Name: "member_writes_total",
+			Help: "Writes to member clusters by cluster and operation (apply, delete) and result.",
+		}, []string{"cluster", "op", "result"}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "keelson", Subsystem: "federation", Name: "member_writes_skipped_total",
+			Help: "Member writes skipped because the rendered manifest hash was unchanged.",
+		}),
+		health: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "keelson", Subsystem: "federation", Name: "cluster_condition",
+			Help: "1 if the member cluster's condition (Ready, Reachable) is True, else 0.",
+		}, []string{"cluster", "condition"}),
+		queueDepth: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "keelson", Subsystem: "federation", Name: "queue_depth",
+			Help: "Host objects waiting to be reconciled.",
+		}, func() float64 { return float64(queueLen()) }),
+	}
+	if reg != nil {
+		reg.MustRegister(m.latency, m.applies, m.skipped, m.health, m.queueDepth)
+	}
+	return m
+}
