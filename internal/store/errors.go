@@ -39,6 +39,10 @@ func toGRPCError(err error) error {
 		return rpctypes.ErrGRPCStopped
 	case errors.Is(err, backend.ErrCorrupt):
 		return rpctypes.ErrGRPCCorrupt
+	case errors.Is(err, backend.ErrUnavailable):
+		// Unavailable is what etcd clients retry (reads, watches) and
+		// what kube-apiserver reports as a storage outage.
+		return status.Error(codes.Unavailable, err.Error())
 	}
 	return status.Error(codes.Unknown, err.Error())
 }

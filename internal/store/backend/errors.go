@@ -15,6 +15,10 @@ var (
 	ErrClosed = errors.New("backend closed")
 	// ErrCorrupt: the stored data failed a checksum or format check.
 	ErrCorrupt = errors.New("stored data is corrupt")
+	// ErrUnavailable: the storage could not be reached (connection lost,
+	// database restarting); the request may be retried. For a write the
+	// outcome may be unknown.
+	ErrUnavailable = errors.New("storage temporarily unavailable")
 	// ErrSchemaVersion: a database holds a schema this build cannot use.
 	ErrSchemaVersion = errors.New("unsupported schema version")
 )

@@ -14,8 +14,15 @@
 //
 // Each test gets a fresh server from a [serverFunc]; the same table runs
 // against embedded etcd (go.etcd.io/etcd/server/v3/embed), which validates
-// the harness, and against keelson store started in-process:
+// the harness, and against keelson store started in-process on each of its
+// engines: embedded (in a temp dir), PostgreSQL (a fresh schema per server)
+// and MariaDB/MySQL (a fresh database per server). Schemas and databases are
+// created through one admin connection pool per run and dropped when their
+// test ends (about 50 ms per server); package dbtest has the helpers, and a
+// database that is down fails the run (see dbtest for the servers used and
+// the KEELSON_TEST_POSTGRES / KEELSON_TEST_MYSQL overrides).
 //
 //	go test ./internal/store/conformance/ -run 'TestConformance/etcd'
-//	go test ./internal/store/conformance/ -run 'TestConformance/keelson'
+//	go test ./internal/store/conformance/ -run 'TestConformance/keelson'           # all engines
+//	go test ./internal/store/conformance/ -run 'TestConformance/keelson/postgres'
 package conformance

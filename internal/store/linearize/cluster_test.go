@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	gomysql "github.com/go-sql-driver/mysql"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -160,3 +161,10 @@ func (c *cluster) revision(ctx context.Context) (int64, error) {
 	}
 	return rev, nil
 }
+
+// The MySQL driver logs every connection the connection-loss tests break.
+func init() { _ = gomysql.SetLogger(discardLogger{}) }
+
+type discardLogger struct{}
+
+func (discardLogger) Print(...any) {}

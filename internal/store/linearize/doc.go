@@ -27,10 +27,21 @@
 //     resume from their last revision + 1 during the run, and every live
 //     stream equals a fresh watch read back from the store afterwards.
 //
-// A fault variant closes instances during the run and starts replacements
-// on the same database (the embedded engine: on the same data directory);
+// Fault variants close instances during the run and start replacements on
+// the same database (the embedded engine: on the same data directory) —
 // clients and watchers bound to a closed instance switch to its
-// replacement, watchers resuming after the last revision they received.
+// replacement, watchers resuming after the last revision they received —
+// or make the database drop every connection of every instance, so that
+// commits end with an outcome the store itself cannot know.
+//
+// TestCommitInDoubt and TestWatchSurvivesConnectionLoss are the minimal
+// reproductions of what the connection-loss runs found: an SQL engine must
+// not re-run a batch whose COMMIT may have happened (fixed in the
+// PostgreSQL engine: FATAL errors are in doubt), and a database error while
+// a watch stream reads must end the stream with codes.Unavailable, which
+// clientv3 retries, never with codes.Unknown, which it treats as final
+// (fixed: SQL engines mark connection errors backend.ErrUnavailable; the
+// test fails on any server-ended watch unless -linearize.strict-watch=false).
 //
 // When porcupine finds a violation the test writes porcupine's HTML
 // visualization to a temp file and prints its path (-linearize.viz writes
@@ -39,6 +50,7 @@
 //	go test ./internal/store/linearize/
 //	go test ./internal/store/linearize/ -run 'TestLinearizable/postgres' -v
 //	go test ./internal/store/linearize/ -linearize.duration 10s
+//	go test ./internal/store/linearize/ -run TestWatchSurvivesConnectionLoss -v
 //
 // PostgreSQL and MariaDB must be running (see
 // internal/store/conformance/dbtest); a database that is down fails the test.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -289,4 +290,55 @@ func CheckAgainstHistory(events []Event, ops []Op) []error {
 		}
 	}
 	return errs
+}
+
+// Explain describes where a history that is not linearizable gets stuck:
+// for each key whose operations alone are not linearizable, the last
+// operations of the longest linearizable prefix porcupine found (with the
+// key's state after each) and the earliest-called operations it could not
+// place after them.
+func Explain(ops []Op, timeout time.Duration) string {
+	var b strings.Builder
+	for _, part := range partitionByKey(Operations(ops)) {
+		res, info := porcupine.CheckOperationsVerbose(Model, part, timeout)
+		if res == porcupine.Ok {
+			continue
+		}
+		key := part[0].Input.(Input).Key
+		fmt.Fprintf(&b, "key %s: %s (%d operations)\n", key, res, len(part))
+		partials := info.PartialLinearizationsOperations()
+		if len(partials) == 0 || len(partials[0]) == 0 {
+			continue
+		}
+		longest := slices.MaxFunc(partials[0], func(a, b []porcupine.Operation) int { return cmp.Compare(len(a), len(b)) })
+		state := Model.Init()
+		placed := map[porcupine.Operation]bool{}
+		for i, op := range longest {
+			_, state = Model.Step(state, op.Input, op.Output)
+			placed[op] = true
+			if i >= len(longest)-6 {
+				fmt.Fprintf(&b, "  linearized  client %2d [%v, %s] %s => %s\n", op.ClientId, time.Duration(op.Call), returnString(op.Return),
+					describe(op.Input.(Input), op.Output.(Output)), Model.DescribeState(state))
+			}
+		}
+		var rest []porcupine.Operation
+		for _, op := range part {
+			if !placed[op] {
+				rest = append(rest, op)
+			}
+		}
+		slices.SortFunc(rest, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
+		for _, op := range rest[:min(len(rest), 10)] {
+			fmt.Fprintf(&b, "  not placed  client %2d [%v, %s] %s\n", op.ClientId, time.Duration(op.Call), returnString(op.Return),
+				describe(op.Input.(Input), op.Output.(Output)))
+		}
+	}
+	return b.String()
+}
+
+func returnString(r int64) string {
+	if r == Infinity {
+		return "∞"
+	}
+	return time.Duration(r).String()
 }

@@ -17,8 +17,9 @@ import (
 )
 
 var (
-	flagDuration = flag.Duration("linearize.duration", 3*time.Second, "how long clients run operations in each test")
+	flagDuration = flag.Duration("linearize.duration", 3*time.Second, "how long clients run operations in each test (1s in -short unless set)")
 	flagViz      = flag.Bool("linearize.viz", false, "write porcupine's visualization for passing runs too")
+	flagStrict   = flag.Bool("linearize.strict-watch", true, "fail connection-loss runs whose watches the server ends with an error (false: only log them)")
 )
 
 const (
@@ -76,6 +77,16 @@ func TestLinearizableWithConnectionLoss(t *testing.T) {
 	}
 }
 
+// duration is how long clients run operations.
+func duration() time.Duration {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "linearize.duration" })
+	if testing.Short() && !set {
+		return time.Second
+	}
+	return *flagDuration
+}
+
 func instancesFor(engine dbtest.Engine) int {
 	if engine.Name == "embedded" {
 		return 1
@@ -109,7 +120,7 @@ func run(t *testing.T, engine dbtest.Engine, faults faultKind) {
 		wwg.Go(func() { w.run(watchCtx) })
 	}
 
-	runCtx, stopRun := context.WithTimeout(ctx, *flagDuration)
+	runCtx, stopRun := context.WithTimeout(ctx, duration())
 	defer stopRun()
 	var cwg sync.WaitGroup
 	var errMu sync.Mutex
@@ -133,7 +144,7 @@ func run(t *testing.T, engine dbtest.Engine, faults faultKind) {
 		// Inject at one third and at two thirds of the run.
 		for k := 1; k <= 2; k++ {
 			select {
-			case <-time.After(*flagDuration * time.Duration(k) / 3): // when to inject, not synchronisation
+			case <-time.After(duration() * time.Duration(k) / 3): // when to inject, not synchronisation
 			case <-runCtx.Done():
 			}
 			f := fault{start: hist.Now()}
@@ -170,6 +181,19 @@ func run(t *testing.T, engine dbtest.Engine, faults faultKind) {
 	stopWatch()
 	wwg.Wait()
 
+	for _, w := range watchers {
+		for _, msg := range w.interrupted {
+			// Known issue: a database error while a stream reads (watch
+			// creation, catch-up) ends the whole stream with codes.Unknown,
+			// which clientv3 does not retry (etcd never does this).
+			if faults == connectionLoss && !*flagStrict {
+				t.Logf("watcher on instance %d: server ended the watch (known issue, resumed): %s", w.slot.idx, msg)
+			} else {
+				t.Errorf("watcher on instance %d: server ended the watch: %s", w.slot.idx, msg)
+			}
+		}
+	}
+
 	ops := hist.Ops()
 	summarize(t, ops, watchers, faultLog, clientErrs, from, to)
 	if faults == noFaults {
@@ -192,7 +216,7 @@ func run(t *testing.T, engine dbtest.Engine, faults faultKind) {
 	}
 	switch res {
 	case porcupine.Illegal:
-		t.Errorf("history is not linearizable (see the visualization above)")
+		t.Errorf("history is not linearizable (see the visualization above):\n%s", Explain(ops, checkTimeout))
 	case porcupine.Unknown:
 		t.Errorf("porcupine gave up after %v", checkTimeout)
 	}
@@ -438,6 +462,8 @@ type watcher struct {
 	next   int64 // the revision to resume at
 	events []Event
 	err    error
+	// interrupted lists the errors the server ended watches with.
+	interrupted []string
 }
 
 func (w *watcher) run(ctx context.Context) {
@@ -475,10 +501,16 @@ func (w *watcher) watchOnce(ctx context.Context, inst *instance) error {
 	got := 0
 	for resp := range cli.Watch(clientv3.WithRequireLeader(wctx), w.prefix, clientv3.WithPrefix(), clientv3.WithRev(from)) {
 		if err := resp.Err(); err != nil {
-			if wctx.Err() != nil {
+			if wctx.Err() != nil || inst.ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("watch from %d: %w", from, err)
+			// The server ended the watch with an error clientv3 does not
+			// retry: record it and resume after the last revision received,
+			// as an application would.
+			w.mu.Lock()
+			w.interrupted = append(w.interrupted, fmt.Sprintf("watch from %d ended after %d events: %v", from, got, err))
+			w.mu.Unlock()
+			return nil
 		}
 		w.mu.Lock()
 		for _, ev := range resp.Events {

@@ -212,7 +212,8 @@ func step(s keyState, in Input, out Output) (bool, keyState) {
 			}
 			return true, s.put(in.Value, out.Rev)
 		}
-		if s.Found && s.ModRev == in.Expect || !s.Found && in.Expect == 0 {
+		// The compare certainly held (ModRev 0 is unknown, not "absent").
+		if s.Found && s.ModRev != 0 && s.ModRev == in.Expect || !s.Found && in.Expect == 0 {
 			return false, s
 		}
 		ok, n := s.read(out)

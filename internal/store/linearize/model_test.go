@@ -110,6 +110,12 @@ func TestModel(t *testing.T) {
 			unknown(cas(1, 2, 3, "a", "x", 9, 0, false)),
 			get(1, 5, 6, "a", 7, "x", 7, 2, 2),
 		}, porcupine.Illegal},
+		{"unknown put seen by a failed create", []Op{
+			put(0, 0, 1, "a", "v1", 2),
+			unknown(put(1, 2, 3, "a", "v2", 0)),
+			{Client: 2, Call: 4, Return: 5, In: Input{Kind: CAS, Key: "a", Value: "x", Expect: 0},
+				Out: Output{Rev: 4, Found: true, Value: "v2", ModRev: 4, CreateRev: 2, Version: 2}},
+		}, porcupine.Ok},
 		{"unknown delete", []Op{
 			put(0, 0, 1, "a", "v1", 2),
 			unknown(del(1, 2, 3, "a", 0, 0)),
@@ -127,6 +133,9 @@ func TestModel(t *testing.T) {
 			res, _ := CheckLinearizable(tt.ops, 10*time.Second)
 			if res != tt.want {
 				t.Errorf("got %s, want %s", res, tt.want)
+			}
+			if res == porcupine.Illegal && testing.Verbose() {
+				t.Logf("explained:\n%s", Explain(tt.ops, 10*time.Second))
 			}
 		})
 	}

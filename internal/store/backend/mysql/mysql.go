@@ -277,9 +277,27 @@ func (d *dialect) Committed(int64) []sqlcommon.Stmt { return nil }
 // ForUpdateOf locks every row the SELECT reads (MariaDB has no OF).
 func (d *dialect) ForUpdateOf(string) string { return " FOR UPDATE" }
 
+// ServerRejected: an error the server answered with, except those that
+// mean it dropped the session (1053 shutdown, 1927 connection killed),
+// which may arrive after a COMMIT was done: outcome unknown.
 func (d *dialect) ServerRejected(err error) bool {
 	var me *gomysql.MySQLError
-	return errors.As(err, &me)
+	return errors.As(err, &me) && !sessionLost(me.Number)
+}
+
+// Unavailable: the connection broke or the server dropped the session.
+func (d *dialect) Unavailable(err error) bool {
+	var me *gomysql.MySQLError
+	if errors.As(err, &me) {
+		return sessionLost(me.Number) || me.Number == 1040 // too many connections
+	}
+	return errors.Is(err, gomysql.ErrInvalidConn)
+}
+
+// sessionLost: 1053 server shutdown in progress, 1927 connection was
+// killed, 2006 server has gone away, 2013 lost connection during query.
+func sessionLost(n uint16) bool {
+	return n == 1053 || n == 1927 || n == 2006 || n == 2013
 }
 
 func (d *dialect) DBSize(ctx context.Context) (int64, error) {

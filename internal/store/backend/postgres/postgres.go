@@ -193,9 +193,36 @@ func (d *dialect) Committed(rev int64) []sqlcommon.Stmt {
 
 func (d *dialect) ForUpdateOf(alias string) string { return " FOR UPDATE OF " + alias }
 
+// ServerRejected: an ERROR aborts the transaction, but a FATAL or PANIC
+// ends the session (pg_terminate_backend, shutdown), possibly after the
+// COMMIT it answers was already done: the outcome is unknown.
 func (d *dialect) ServerRejected(err error) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe)
+	if !errors.As(err, &pe) {
+		return false
+	}
+	sev := pe.SeverityUnlocalized
+	if sev == "" {
+		sev = pe.Severity
+	}
+	return sev != "FATAL" && sev != "PANIC"
+}
+
+// Unavailable: the session ended (FATAL/PANIC: terminated, shutting
+// down), the connection could not be made, or pgx says the failed
+// statement never reached the server.
+func (d *dialect) Unavailable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		sev := pe.SeverityUnlocalized
+		if sev == "" {
+			sev = pe.Severity
+		}
+		// 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now.
+		return sev == "FATAL" || sev == "PANIC" || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	}
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce) || pgconn.SafeToRetry(err) || pgconn.Timeout(err)
 }
 
 func (d *dialect) DBSize(ctx context.Context) (int64, error) {

@@ -78,6 +78,10 @@ type Dialect interface {
 	// transaction is then not committed), as opposed to a broken
 	// connection (outcome unknown).
 	ServerRejected(err error) bool
+	// Unavailable reports a driver-specific sign that the database could
+	// not be reached or dropped the session (beyond the generic network
+	// errors the engine recognises itself).
+	Unavailable(err error) bool
 	// DBSize returns the bytes the store's tables occupy.
 	DBSize(ctx context.Context) (int64, error)
 

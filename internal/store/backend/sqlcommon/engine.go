@@ -2,10 +2,15 @@ package sqlcommon
 
 import (
 	"context"
+	"database/sql/driver"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/keelson-dev/keelson/internal/store/backend"
@@ -139,11 +144,11 @@ func (e *Engine) Update(ctx context.Context, fn func(backend.WriteTx) error) err
 	}
 	select {
 	case err := <-r.done:
-		return err
+		return e.unavailable(err)
 	case <-e.exited:
 		select {
 		case err := <-r.done:
-			return err
+			return e.unavailable(err)
 		default:
 			return backend.ErrClosed
 		}
@@ -566,7 +571,7 @@ func (e *Engine) View(ctx context.Context, fn func(backend.ReadTx) error) error 
 	}
 	conn, err := e.d.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("acquiring connection: %w", err)
+		return e.unavailable(fmt.Errorf("acquiring connection: %w", err))
 	}
 	var dbErr error
 	q := func(sql string, args ...any) (Rows, error) {
@@ -585,14 +590,38 @@ func (e *Engine) View(ctx context.Context, fn func(backend.ReadTx) error) error 
 	rev, compact, err := readMeta(q, false)
 	if err != nil {
 		conn.Release(true)
-		return fmt.Errorf("reading revision: %w", err)
+		return e.unavailable(fmt.Errorf("reading revision: %w", err))
 	}
 	ferr := fn(&readTx{run: q, d: e.d, rev: rev, compact: compact})
 	conn.Truncate(0)
 	conn.Queue(stmtRollback)
 	cerr := conn.Flush(ctx)
 	conn.Release(cerr != nil || dbErr != nil)
-	return ferr
+	return e.unavailable(ferr)
+}
+
+// unavailable marks errors that mean the database could not be reached or
+// dropped the session with backend.ErrUnavailable, so that the store
+// answers them with gRPC Unavailable (which etcd clients retry for reads
+// and watches) instead of a final error.
+func (e *Engine) unavailable(err error) error {
+	if err == nil || errors.Is(err, backend.ErrUnavailable) || !isUnavailable(err, e.d) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", backend.ErrUnavailable, err)
+}
+
+func isUnavailable(err error, d Dialect) bool {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return false
+	case errors.Is(err, driver.ErrBadConn), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.As(err, &ne):
+		return true
+	}
+	return d.Unavailable(err)
 }
 
 // Status reports revisions and size.

@@ -52,7 +52,7 @@ func (h *headNotifier) get() (int64, <-chan struct{}, bool) {
 // Events returns committed events with fromRev <= revision <= toRev.
 func (e *Engine) Events(ctx context.Context, fromRev, toRev int64) ([]backend.Event, error) {
 	evs, _, err := e.events(ctx, fromRev, toRev)
-	return evs, err
+	return evs, e.unavailable(err)
 }
 
 // events reads events in [fromRev, toRev] within one snapshot and returns
