@@ -35,7 +35,7 @@ type Sizes struct {
 }
 
 // sqlClientsWhy is why SQL targets are driven with fewer writers.
-const sqlClientsWhy = "kine holds a transaction while it waits for a second pooled connection: with a bounded pool (--datastore-max-open-connections) at or below the number of concurrent writers every connection ends up idle in transaction and kine deadlocks (seen here at 100 writers on a pool of 45), and an unbounded pool needs about two connections per writer, beyond PostgreSQL's max_connections of 100 on this machine. SQL targets, keelson's included, are therefore driven with fewer writers and kine's writer instance gets a pool of twice that plus 10"
+const sqlClientsWhy = "kine holds a transaction while it waits for a second pooled connection: with a bounded pool (--datastore-max-open-connections) at or below the number of concurrent writers every connection ends up idle in transaction and kine deadlocks (seen here at 100 writers on a pool of 45), and an unbounded pool needs about two connections per writer, beyond PostgreSQL's max_connections of 100 on this machine. SQL targets, keelson's included, are therefore driven with fewer writers and kine's writer instance gets a pool of that plus 20"
 
 // QuickSizes is a smoke run: seconds per target.
 func QuickSizes() Sizes {
@@ -89,6 +89,7 @@ type Config struct {
 	ProfileDir  string // CPU profiles of keelson targets under write load; "" = off
 	ProfileSecs int
 	Command     string // the command line, for the report
+	FromJSON    string // re-render saved results instead of running
 }
 
 // Default is the full run against the embedded peers and every SQL target.

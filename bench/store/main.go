@@ -65,6 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&cfg.MySQLDSN, "mysql", cfg.MySQLDSN, "MySQL/MariaDB admin DSN (go-sql-driver form); a fresh database is created per target")
 	fs.StringVar(&cfg.ProfileDir, "cpu-profile-dir", "", "capture CPU profiles of keelson and etcd under put load at 100 clients into this directory")
 	fs.IntVar(&cfg.ProfileSecs, "profile-seconds", cfg.ProfileSecs, "length of each CPU profile")
+	fs.StringVar(&cfg.FromJSON, "from-json", "", "run nothing: re-render --out from the results a previous run wrote with --json")
 
 	// Size overrides: 0 keeps the preset (--quick or full).
 	var ov Sizes
@@ -196,6 +197,9 @@ type bencher struct {
 }
 
 func run(ctx context.Context, cfg Config) error {
+	if cfg.FromJSON != "" {
+		return rerender(cfg)
+	}
 	// Servers run in their data directories: make paths absolute first.
 	for _, p := range []*string{&cfg.BinDir, &cfg.WorkDir, &cfg.ProfileDir} {
 		if *p == "" {
@@ -277,6 +281,24 @@ func run(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// rerender writes the markdown for saved results.
+func rerender(cfg Config) error {
+	b, err := os.ReadFile(cfg.FromJSON)
+	if err != nil {
+		return fmt.Errorf("reading results: %w", err)
+	}
+	var res Results
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("decoding results: %w", err)
+	}
+	md := renderMarkdown(&res)
+	if cfg.Out == "" {
+		fmt.Print(md)
+		return nil
+	}
+	return writeDoc(cfg.Out, md)
+}
+
 // runTarget runs every selected scenario against fresh instances of spec.
 func (b *bencher) runTarget(ctx context.Context, spec targetSpec) *TargetResult {
 	tr := &TargetResult{Name: spec.Name, Label: spec.Label}
@@ -303,28 +325,24 @@ func (b *bencher) runTarget(ctx context.Context, spec targetSpec) *TargetResult 
 
 	serverScenarios := []string{scPut, scRange, scWatch, scKube}
 	if slices.ContainsFunc(serverScenarios, b.cfg.has) {
-		r, err := b.start(ctx, spec, "main", tr)
-		if err != nil {
-			tr.Skipped = err.Error()
-			return tr
-		}
-		b.mainScenarios(ctx, r, tr)
-		r.stop()
+		b.mainScenarios(ctx, spec, tr)
 	}
-	if b.cfg.has(scMemory) && ctx.Err() == nil {
-		r, err := b.start(ctx, spec, "memory", tr)
+	if b.cfg.has(scMemory) && ctx.Err() == nil && tr.Skipped == "" {
+		l := &live{b: b, spec: spec, tr: tr, parent: ctx, phase: "memory"}
+		r, sctx, err := l.get()
+		if err == nil {
+			var m *MemResult
+			m, err = runMemory(sctx, sizesFor(b.cfg.Sizes, spec), r.writeEndpoint(), r.servers[0].pid())
+			err = l.scenarioErr(err)
+			if err == nil {
+				tr.Mem = m
+				slog.Info("memory", "target", spec.Name, "rss_mib", m.RSSKiB/1024, "anon_mib", m.AnonKiB/1024, "load_s", fmt.Sprintf("%.1f", m.LoadSecs))
+			}
+		}
 		if err != nil {
 			tr.fail(scMemory, err)
-			return tr
 		}
-		m, err := runMemory(ctx, sizesFor(b.cfg.Sizes, spec), r.writeEndpoint(), r.servers[0].pid())
-		if err != nil {
-			tr.fail(scMemory, err)
-		} else {
-			tr.Mem = m
-			slog.Info("memory", "target", spec.Name, "rss_mib", m.RSSKiB/1024, "anon_mib", m.AnonKiB/1024, "load_s", fmt.Sprintf("%.1f", m.LoadSecs))
-		}
-		r.stop()
+		l.stop()
 	}
 	return tr
 }
@@ -386,20 +404,93 @@ func sizesFor(s Sizes, spec targetSpec) Sizes {
 	return s
 }
 
-func (b *bencher) mainScenarios(ctx context.Context, r *running, tr *TargetResult) {
-	s := sizesFor(b.cfg.Sizes, r.spec)
+// live keeps one started target for the server scenarios. A scenario runs
+// under a context that is cancelled when any instance exits (so a crashed
+// server cannot hang a load), and the next scenario gets fresh instances.
+type live struct {
+	b        *bencher
+	spec     targetSpec
+	tr       *TargetResult
+	parent   context.Context
+	phase    string
+	r        *running
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	restarts int
+}
+
+var errExited = errors.New("server exited")
+
+func (l *live) get() (*running, context.Context, error) {
+	if l.r != nil && l.r.alive() == nil {
+		return l.r, l.ctx, nil
+	}
+	if l.r != nil {
+		l.tr.fail("server", l.r.alive())
+		l.stop()
+		if l.restarts++; l.restarts > 2 {
+			return nil, nil, errors.New("server exited three times; giving up on this target")
+		}
+		slog.Warn("restarting target with fresh state", "target", l.spec.Name)
+	}
+	r, err := l.b.start(l.parent, l.spec, fmt.Sprintf("%s%d", l.phase, l.restarts), l.tr)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancelCause(l.parent)
+	for _, srv := range r.servers {
+		go func() {
+			select {
+			case <-srv.exited:
+				cancel(fmt.Errorf("%w: %s", errExited, srv.name))
+			case <-ctx.Done():
+			}
+		}()
+	}
+	l.r, l.ctx, l.cancel = r, ctx, cancel
+	return r, ctx, nil
+}
+
+// scenarioErr prefers the reason the scenario's context was cancelled.
+func (l *live) scenarioErr(err error) error {
+	if err != nil && l.ctx != nil {
+		if cause := context.Cause(l.ctx); cause != nil && errors.Is(cause, errExited) {
+			return fmt.Errorf("%w (%v)", cause, err)
+		}
+	}
+	return err
+}
+
+func (l *live) stop() {
+	if l.r == nil {
+		return
+	}
+	l.cancel(nil)
+	l.r.stop()
+	l.r = nil
+}
+
+func (b *bencher) mainScenarios(ctx context.Context, spec targetSpec, tr *TargetResult) {
+	s := sizesFor(b.cfg.Sizes, spec)
 	tr.Clients = s.PutClients
-	ep := r.writeEndpoint()
-	common := func(clients int) []string {
+	l := &live{b: b, spec: spec, tr: tr, parent: ctx, phase: "main"}
+	defer l.stop()
+	if _, _, err := l.get(); err != nil {
+		tr.Skipped = err.Error()
+		return
+	}
+	sqlTarget := spec.DB == "postgres" || spec.DB == "mysql"
+	common := func(ep string, clients int) []string {
 		return []string{"--endpoints", ep, "--conns", fmt.Sprint(clients), "--clients", fmt.Sprint(clients), "--precise"}
 	}
 	bench := func(name string, clients int, args ...string) (*BenchSummary, error) {
-		if err := r.alive(); err != nil {
-			return nil, err
-		}
-		out, err := b.runBenchmarkTool(ctx, tr.Name+"-"+name, append(common(clients), args...)...)
+		r, sctx, err := l.get()
 		if err != nil {
 			return nil, err
+		}
+		out, err := b.runBenchmarkTool(sctx, tr.Name+"-"+name, append(common(r.writeEndpoint(), clients), args...)...)
+		if err != nil {
+			return nil, l.scenarioErr(err)
 		}
 		sum, err := parseBenchReport(out)
 		if errors.Is(err, errNoSummary) && sum.ErrorCount() > 0 {
@@ -418,7 +509,26 @@ func (b *bencher) mainScenarios(ctx context.Context, r *running, tr *TargetResul
 		return []string{"put", "--key-size", "8", "--val-size", fmt.Sprint(s.PutValueSize), "--total", fmt.Sprint(total),
 			"--sequential-keys=false", "--key-space-size", fmt.Sprint(s.PutKeySpace)}
 	}
-	sqlTarget := r.spec.DB == "postgres" || r.spec.DB == "mysql"
+	// goLoad runs the put loader; if the server crashes under it (kine's
+	// Put has a race on concurrent puts of one key), the crash is noted and
+	// the run is repeated once on fresh state.
+	goLoad := func(clients, total int) (*BenchSummary, error) {
+		for attempt := 0; ; attempt++ {
+			r, sctx, err := l.get()
+			if err != nil {
+				return nil, err
+			}
+			sum, err := runPutLoad(sctx, r.writeEndpoint(), total, clients, s.PutKeySpace, s.PutValueSize)
+			if err == nil {
+				return sum, nil
+			}
+			err = l.scenarioErr(err)
+			if !errors.Is(err, errExited) || attempt > 0 {
+				return nil, err
+			}
+			tr.fail(fmt.Sprintf("put %d clients (first attempt, repeated)", clients), err)
+		}
+	}
 	if b.cfg.has(scPut) && !sqlTarget {
 		var err error
 		if tr.Put1, err = bench("put-1", 1, putArgs(s.PutTotal1)...); err != nil {
@@ -434,7 +544,7 @@ func (b *bencher) mainScenarios(ctx context.Context, r *running, tr *TargetResul
 			clients, total int
 			dst            **BenchSummary
 		}{{1, s.PutTotal1, &tr.Put1}, {s.PutClients, s.PutTotal100, &tr.Put100}} {
-			sum, err := runPutLoad(ctx, ep, run.total, run.clients, s.PutKeySpace, s.PutValueSize)
+			sum, err := goLoad(run.clients, run.total)
 			if err != nil {
 				tr.fail(fmt.Sprintf("put %d clients", run.clients), err)
 				continue
@@ -445,10 +555,13 @@ func (b *bencher) mainScenarios(ctx context.Context, r *running, tr *TargetResul
 	}
 	if b.cfg.has(scRange) {
 		const key = "/bench/range-key"
-		if err := putOne(ctx, ep, key, strings.Repeat("v", s.PutValueSize)); err != nil {
+		r, sctx, err := l.get()
+		if err == nil {
+			err = putOne(sctx, r.writeEndpoint(), key, strings.Repeat("v", s.PutValueSize))
+		}
+		if err != nil {
 			tr.fail("range", err)
 		} else {
-			var err error
 			if tr.RangeS, err = bench("range-s", s.RangeClients, "range", key, "--consistency", "s", "--total", fmt.Sprint(s.RangeTotal)); err != nil {
 				tr.fail("range serializable", err)
 			}
@@ -461,52 +574,73 @@ func (b *bencher) mainScenarios(ctx context.Context, r *running, tr *TargetResul
 		tr.Errors = append(tr.Errors, "watch-latency: not run (the tool's random binary keys are rejected by kine on SQL); the Kubernetes-shaped load measures watch lag across instances instead")
 	}
 	if b.cfg.has(scWatch) && !sqlTarget {
-		if err := r.alive(); err != nil {
-			tr.fail("watch-latency", err)
-		} else {
-			args := append(common(10), "watch-latency", "--put-total", fmt.Sprint(s.WatchPuts), "--put-rate", fmt.Sprint(s.WatchRate),
+		err := func() error {
+			r, sctx, err := l.get()
+			if err != nil {
+				return err
+			}
+			args := append(common(r.writeEndpoint(), 10), "watch-latency", "--put-total", fmt.Sprint(s.WatchPuts), "--put-rate", fmt.Sprint(s.WatchRate),
 				"--streams", fmt.Sprint(s.WatchStreams), "--watchers-per-stream", fmt.Sprint(s.WatchPerStrm),
 				"--key-size", "32", "--val-size", fmt.Sprint(s.PutValueSize))
-			out, err := b.runBenchmarkTool(ctx, tr.Name+"-watch-latency", args...)
-			if err == nil {
-				var put, watch BenchSummary
-				put, watch, err = parseWatchLatency(out)
-				if err == nil {
-					tr.WatchPut, tr.Watch = &put, &watch
-					slog.Info("result", "target", tr.Name, "run", "watch-latency", "p50_ms", fmt.Sprintf("%.2f", watch.Percentiles["50"]*1000), "p99_ms", fmt.Sprintf("%.2f", watch.Percentiles["99"]*1000))
-				}
-			}
+			out, err := b.runBenchmarkTool(sctx, tr.Name+"-watch-latency", args...)
 			if err != nil {
-				tr.fail("watch-latency", err)
+				return l.scenarioErr(err)
 			}
+			put, watch, err := parseWatchLatency(out)
+			if err != nil {
+				return err
+			}
+			tr.WatchPut, tr.Watch = &put, &watch
+			slog.Info("result", "target", tr.Name, "run", "watch-latency", "p50_ms", fmt.Sprintf("%.2f", watch.Percentiles["50"]*1000), "p99_ms", fmt.Sprintf("%.2f", watch.Percentiles["99"]*1000))
+			return nil
+		}()
+		if err != nil {
+			tr.fail("watch-latency", err)
 		}
 	}
 	if b.cfg.has(scKube) {
-		if err := r.alive(); err != nil {
-			tr.fail("kube", err)
-		} else if k, err := runKube(ctx, s, r.writeEndpoint(), r.watchEndpoint()); err != nil {
-			tr.fail("kube", err)
-		} else {
+		err := func() error {
+			r, sctx, err := l.get()
+			if err != nil {
+				return err
+			}
+			k, err := runKube(sctx, s, r.writeEndpoint(), r.watchEndpoint())
+			if err != nil {
+				return l.scenarioErr(err)
+			}
 			tr.Kube = k
 			slog.Info("result", "target", tr.Name, "run", "kube", "creates_per_s", fmt.Sprintf("%.0f", k.CreatesPerS), "updates_per_s", fmt.Sprintf("%.0f", k.UpdatesPerS),
 				"list_p50_ms", fmt.Sprintf("%.1f", k.List.P50), "watch_lag_p99_ms", fmt.Sprintf("%.2f", k.WatchLag.P99), "missing", k.WatchMissing)
+			return nil
+		}()
+		if err != nil {
+			tr.fail("kube", err)
 		}
 	}
-	if b.cfg.ProfileDir != "" && (r.spec.Kind == "keelson" || r.spec.Kind == "etcd") && ctx.Err() == nil {
-		load := func(total int) error {
-			if sqlTarget {
-				_, err := runPutLoad(ctx, ep, total, s.PutClients, s.PutKeySpace, s.PutValueSize)
+	if b.cfg.ProfileDir != "" && (spec.Kind == "keelson" || spec.Kind == "etcd") && ctx.Err() == nil {
+		err := func() error {
+			r, sctx, err := l.get()
+			if err != nil {
 				return err
 			}
-			_, err := b.runBenchmarkTool(ctx, tr.Name+"-profile-load", append(common(s.PutClients), putArgs(total)...)...)
-			return err
-		}
-		if err := b.profile(ctx, r, tr, load); err != nil {
+			load := func(total int) error {
+				if sqlTarget {
+					_, err := runPutLoad(sctx, r.writeEndpoint(), total, s.PutClients, s.PutKeySpace, s.PutValueSize)
+					return err
+				}
+				_, err := b.runBenchmarkTool(sctx, tr.Name+"-profile-load", append(common(r.writeEndpoint(), s.PutClients), putArgs(total)...)...)
+				return err
+			}
+			return b.profile(sctx, r, tr, load)
+		}()
+		if err != nil {
 			tr.fail("cpu profile", err)
 		}
 	}
-	if err := r.alive(); err != nil {
-		tr.fail("server", err)
+	if l.r != nil {
+		if err := l.r.alive(); err != nil {
+			tr.fail("server", err)
+		}
 	}
 }
 

@@ -321,19 +321,33 @@ func renderMarkdown(res *Results) string {
 		b.WriteString("\n")
 	}
 
+	// Notes: one line per distinct message, naming every target it
+	// concerns (the SQL targets share several).
 	var errs []string
 	for _, t := range ran {
 		if t.PutNote != "" {
-			errs = append(errs, "- SQL targets: "+sqlClientsWhy+".")
+			errs = append(errs, "- SQL targets: "+sqlClientsWhy+".", "- SQL targets: "+t.PutNote+".")
 			break
 		}
 	}
+	type note struct {
+		msg     string
+		targets []string
+	}
+	var notes []*note
+	byMsg := map[string]*note{}
+	add := func(target, msg string) {
+		n := byMsg[msg]
+		if n == nil {
+			n = &note{msg: msg}
+			byMsg[msg] = n
+			notes = append(notes, n)
+		}
+		n.targets = append(n.targets, target)
+	}
 	for _, t := range res.Targets {
 		for _, e := range t.Errors {
-			errs = append(errs, fmt.Sprintf("- %s: %s", t.Name, mdCell(e)))
-		}
-		if t.PutNote != "" {
-			errs = append(errs, fmt.Sprintf("- %s: %s", t.Name, t.PutNote))
+			add(t.Name, mdCell(e))
 		}
 		for _, s := range []*BenchSummary{t.Put1, t.Put100, t.RangeS, t.RangeL, t.Watch} {
 			if s == nil {
@@ -345,9 +359,12 @@ func renderMarkdown(res *Results) string {
 			}
 			sort.Strings(keys)
 			for _, k := range keys {
-				errs = append(errs, fmt.Sprintf("- %s: %d × `%s`", t.Name, s.Errors[k], lastBytes(k, 200)))
+				add(t.Name, fmt.Sprintf("%d × `%s`", s.Errors[k], lastBytes(k, 200)))
 			}
 		}
+	}
+	for _, n := range notes {
+		errs = append(errs, fmt.Sprintf("- %s: %s", strings.Join(n.targets, ", "), n.msg))
 	}
 	if len(errs) > 0 {
 		b.WriteString("### Errors and notes from this run\n\n" + strings.Join(errs, "\n") + "\n\n")

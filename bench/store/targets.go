@@ -185,9 +185,10 @@ func (b *bencher) startInstance(ctx context.Context, spec targetSpec, dir, dbURL
 		}
 		args = []string{"--listen-address", listen, "--endpoint", endpoint, "--metrics-bind-address", metrics}
 		if spec.DB == "postgres" || spec.DB == "mysql" {
-			// See sqlClientsWhy: the writer instance gets twice the writers
-			// plus 10, the watching instance a few.
-			pool := 2*b.cfg.Sizes.SQLClients + 10
+			// See sqlClientsWhy: the writer instance gets the writers plus
+			// 20 (no deadlock, and room on a shared database server), the
+			// watching instance a few.
+			pool := b.cfg.Sizes.SQLClients + 20
 			if idx > 0 {
 				pool = 5
 			}
@@ -302,7 +303,7 @@ func (r *running) alive() error {
 	for _, s := range r.servers {
 		select {
 		case <-s.exited:
-			return fmt.Errorf("%s exited: %v (log %s: %s)", s.name, s.waitErr, s.logPath, tail(s.logPath, 400))
+			return fmt.Errorf("%s exited: %v (log %s: %s)", s.name, s.waitErr, s.logPath, crashSummary(s.logPath))
 		default:
 		}
 	}
@@ -343,6 +344,33 @@ func tail(path string, n int) string {
 		return ""
 	}
 	return lastBytes(string(b), n)
+}
+
+// crashSummary is the panic of a crashed Go server with its first frame,
+// or else the end of its log.
+func crashSummary(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	log := string(b)
+	for _, marker := range []string{"panic: ", "fatal error: "} {
+		i := strings.Index(log, marker)
+		if i < 0 {
+			continue
+		}
+		rest := log[i:]
+		lines := strings.SplitN(rest, "\n", 8)
+		keep := []string{lines[0]}
+		for j, l := range lines {
+			if strings.HasPrefix(l, "goroutine ") && j+2 < len(lines) {
+				keep = append(keep, strings.TrimSpace(lines[j+1]), strings.TrimSpace(lines[j+2]))
+				break
+			}
+		}
+		return strings.Join(keep, " | ")
+	}
+	return lastBytes(log, 400)
 }
 
 // lastBytes returns the last n bytes of s with whitespace squeezed.

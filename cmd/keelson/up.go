@@ -22,17 +22,29 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.Reset, "reset", cfg.Reset, "delete the state directory first (a fresh cluster)")
 	fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "number of simulated (kwok) nodes")
 	fs.StringVar(&cfg.Store, "store", cfg.Store, "store under kube-apiserver: keelson, or etcd for debugging and comparison")
+	fs.StringVar(&cfg.Backend, "backend", cfg.Backend,
+		"database `url` the keelson store keeps its data in: postgres://USER@HOST:PORT/DB[?search_path=SCHEMA]\nor mysql://USER@tcp(HOST:PORT)/DB (default: the embedded engine in the state directory)")
+	fs.IntVar(&cfg.StoreReplicas, "store-replicas", cfg.StoreReplicas,
+		"number of keelson store instances on the --backend database; kube-apiserver uses all of them")
+	fs.StringVar(&cfg.Scheduler, "scheduler", cfg.Scheduler, "scheduler: keelson (keelson scheduler, also serving schedulerName default-scheduler), or kube (kube-scheduler)")
 	fs.StringVar(&cfg.BinDir, "bin", cfg.BinDir,
 		"`directory` holding kube-apiserver, kube-controller-manager, kube-scheduler, kwok, etcd\n(default $KEELSON_BIN, else next to the keelson binary; 'make tools' builds them)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: keelson up [flags]
 
 Runs a local Kubernetes cluster until Ctrl-C: keelson store, kube-apiserver,
-kube-controller-manager, kube-scheduler and kwok with simulated nodes. It
+kube-controller-manager, keelson scheduler and kwok with simulated nodes. It
 writes an admin kubeconfig into the state directory and prints how to use it:
 
   export KUBECONFIG=<state-dir>/kubeconfig
   kubectl get nodes
+
+With --backend the store keeps its data in PostgreSQL or MySQL/MariaDB
+instead of the state directory, and --store-replicas N runs N store
+instances on that database (high availability): kube-apiserver lists all of
+them in --etcd-servers and fails over when one stops. For example:
+
+  keelson up --backend 'postgres://postgres@127.0.0.1:5432/keelson' --store-replicas 2
 
 Flags:
 `)

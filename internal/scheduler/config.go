@@ -54,6 +54,16 @@ type MultiInstanceConfig struct {
 	LedgerNamespace string `json:"ledgerNamespace,omitempty"`
 	// InstanceID names this instance in claims (default: host name + pid).
 	InstanceID string `json:"instanceID,omitempty"`
+	// Partition shares pending pods between the live instances (each
+	// holds a membership Lease in LedgerNamespace) instead of every
+	// instance trying every pod. Only with Enabled.
+	Partition bool `json:"partition"`
+	// MemberLeaseDuration: an instance whose membership Lease was not
+	// renewed for this long is gone and its pods go to the others.
+	MemberLeaseDuration metav1.Duration `json:"memberLeaseDuration,omitempty"`
+	// StealAfter: an idle instance takes a pod another live instance owns
+	// once it has been pending this long here (gang members excepted).
+	StealAfter metav1.Duration `json:"stealAfter,omitempty"`
 }
 
 // DefaultProfile is the profile used when the config file names none.
@@ -89,10 +99,14 @@ func Default() Config {
 		PodInitialBackoff:     metav1.Duration{Duration: time.Second},
 		PodMaxBackoff:         metav1.Duration{Duration: 10 * time.Second},
 		PodMaxInUnschedulable: metav1.Duration{Duration: 5 * time.Minute},
-		MultiInstance:         MultiInstanceConfig{Enabled: true, LedgerNamespace: "kube-system"},
-		MetricsAddress:        ":10261",
-		ClientQPS:             500,
-		ClientBurst:           1000,
+		MultiInstance: MultiInstanceConfig{
+			Enabled: true, LedgerNamespace: "kube-system", Partition: true,
+			MemberLeaseDuration: metav1.Duration{Duration: 6 * time.Second},
+			StealAfter:          metav1.Duration{Duration: 2 * time.Second},
+		},
+		MetricsAddress: ":10261",
+		ClientQPS:      500,
+		ClientBurst:    1000,
 	}
 }
 
@@ -172,6 +186,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MultiInstance.Enabled && c.MultiInstance.LedgerNamespace == "" {
 		errs = append(errs, errors.New("multiInstance.ledgerNamespace is empty"))
+	}
+	if c.MultiInstance.Enabled && c.MultiInstance.Partition && c.MultiInstance.MemberLeaseDuration.Duration < 3*time.Second {
+		errs = append(errs, fmt.Errorf("multiInstance.memberLeaseDuration %v must be at least 3s", c.MultiInstance.MemberLeaseDuration.Duration))
+	}
+	if c.MultiInstance.StealAfter.Duration < 0 {
+		errs = append(errs, errors.New("multiInstance.stealAfter is negative"))
 	}
 	if c.ClientQPS < 0 || c.ClientBurst < 0 {
 		errs = append(errs, errors.New("clientQPS and clientBurst must not be negative"))

@@ -128,11 +128,27 @@ const ClaimsAnnotation = "scheduler.keelson.dev/claims"
 // the Lease's resourceVersion as precondition: two instances that read
 // the same version cannot both write, so the loser re-reads (seeing the
 // winner's claim) and re-checks.
+//
+// Claims on one node from this process are combined: while a write to a
+// node's Lease is in flight, further claims for it queue up and go out
+// together in the next write (each checked against the entries accepted
+// before it), so an instance never races itself for a Lease and makes one
+// write per batch rather than one per pod.
 type LeaseLedger struct {
 	Client    kubernetes.Interface
 	Namespace string
 	// MaxRetries bounds conflict retries for one claim (default 8).
 	MaxRetries int
+
+	mu      sync.Mutex
+	pending map[string][]*claimRequest // by node; present while a drain runs
+}
+
+type claimRequest struct {
+	ctx   context.Context
+	entry ClaimEntry
+	check CheckFunc
+	done  chan error
 }
 
 // DecodeClaims returns the entries recorded on a ledger Lease.
@@ -213,11 +229,71 @@ func (l *LeaseLedger) update(ctx context.Context, node string, fn func([]ClaimEn
 	return fmt.Errorf("ledger of %s: %w after %d conflicting writes", node, ErrClaimConflict, retries)
 }
 
-// Claim implements Ledger.
+// Claim implements Ledger. It returns once the batch holding the claim was
+// written (or refused).
 func (l *LeaseLedger) Claim(ctx context.Context, node string, e ClaimEntry, check CheckFunc) error {
-	return l.update(ctx, node, func(entries []ClaimEntry) ([]ClaimEntry, error) {
-		return applyClaim(entries, e, check)
-	})
+	r := &claimRequest{ctx: ctx, entry: e, check: check, done: make(chan error, 1)}
+	l.mu.Lock()
+	if l.pending == nil {
+		l.pending = map[string][]*claimRequest{}
+	}
+	q, running := l.pending[node]
+	l.pending[node] = append(q, r)
+	l.mu.Unlock()
+	if !running {
+		go l.drain(node)
+	}
+	// Not abandoned on ctx: the claim may already be on its way to the
+	// Lease, and the caller must know whether to release it.
+	return <-r.done
+}
+
+// drain writes the queued claims of node batch by batch until none is
+// left.
+func (l *LeaseLedger) drain(node string) {
+	for {
+		l.mu.Lock()
+		batch := l.pending[node]
+		if len(batch) == 0 {
+			delete(l.pending, node)
+			l.mu.Unlock()
+			return
+		}
+		l.pending[node] = batch[:0:0]
+		l.mu.Unlock()
+		live := batch[:0]
+		for _, r := range batch {
+			if err := r.ctx.Err(); err != nil {
+				r.done <- fmt.Errorf("claim on %s: %w", node, err)
+				continue
+			}
+			live = append(live, r)
+		}
+		if len(live) == 0 {
+			continue
+		}
+		results := make([]error, len(live))
+		err := l.update(live[0].ctx, node, func(entries []ClaimEntry) ([]ClaimEntry, error) {
+			out, wrote := entries, false
+			for i, r := range live {
+				next, err := applyClaim(out, r.entry, r.check)
+				results[i] = err
+				if err == nil {
+					out, wrote = next, true
+				}
+			}
+			if !wrote {
+				return nil, errNothingToWrite
+			}
+			return out, nil
+		})
+		for i, r := range live {
+			if err != nil {
+				results[i] = err
+			}
+			r.done <- results[i]
+		}
+	}
 }
 
 // Release implements Ledger. It tries harder than Claim (a claim that

@@ -12,6 +12,9 @@ type Metrics struct {
 	BindDuration    prometheus.Histogram
 	PendingPods     *prometheus.GaugeVec
 	ClaimConflicts  prometheus.Counter
+	BindConflicts   prometheus.Counter
+	StolenPods      prometheus.Counter
+	Instances       prometheus.Gauge
 }
 
 // NewMetrics registers the metrics with reg (nil: not registered).
@@ -42,9 +45,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "keelson", Subsystem: "scheduler", Name: "claim_conflicts_total",
 			Help: "Bindings abandoned because another instance's claim took the room first.",
 		}),
+		BindConflicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "keelson", Subsystem: "scheduler", Name: "bind_conflicts_total",
+			Help: "Bindings refused because another instance bound the pod first.",
+		}),
+		StolenPods: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "keelson", Subsystem: "scheduler", Name: "stolen_pods_total",
+			Help: "Pods another live instance owned that this idle instance took after multiInstance.stealAfter.",
+		}),
+		Instances: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "keelson", Subsystem: "scheduler", Name: "live_instances",
+			Help: "Live scheduler instances sharing pending pods (membership Leases), this one included.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Attempts, m.AttemptDuration, m.E2EDuration, m.BindDuration, m.PendingPods, m.ClaimConflicts)
+		reg.MustRegister(m.Attempts, m.AttemptDuration, m.E2EDuration, m.BindDuration, m.PendingPods, m.ClaimConflicts,
+			m.BindConflicts, m.StolenPods, m.Instances)
 	}
 	return m
 }

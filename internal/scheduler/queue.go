@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -90,6 +91,15 @@ type QueueOptions struct {
 	// Events returns, for a pod's profile, the events each plugin
 	// registered (nil list: every event).
 	Events func(pod *v1.Pod) map[string][]framework.ClusterEvent
+	// Owned tells whether this instance owns a new pending pod (nil: every
+	// pod). Pods it does not own wait in the foreign set: they are popped
+	// only when activeQ is empty and they have waited StealAfter, unless
+	// Stealable says no (then only Reassign moves them).
+	Owned      func(pod *v1.Pod) bool
+	Stealable  func(pod *v1.Pod) bool
+	StealAfter time.Duration
+	// OnSteal is called for each foreign pod popped.
+	OnSteal func()
 }
 
 // Queue holds pods waiting to be scheduled: activeQ (ready, ordered by
@@ -104,6 +114,10 @@ type Queue struct {
 	backoff       *podHeap
 	unschedulable map[types.UID]*framework.QueuedPodInfo
 	gated         map[types.UID]*framework.QueuedPodInfo
+	// foreign holds pending pods another instance owns that may be stolen
+	// (ordered by when they were first seen); held those that may not.
+	foreign *podHeap
+	held    map[types.UID]*framework.QueuedPodInfo
 	// cycle counts pops; moveCycle is the cycle of the last event that
 	// moved pods. A pod whose attempt began before an event is retried
 	// (backoff) rather than parked, so the event is not lost.
@@ -122,6 +136,8 @@ func NewQueue(opts QueueOptions) *Queue {
 		active:        newPodHeap(opts.Less),
 		unschedulable: map[types.UID]*framework.QueuedPodInfo{},
 		gated:         map[types.UID]*framework.QueuedPodInfo{},
+		held:          map[types.UID]*framework.QueuedPodInfo{},
+		foreign:       newPodHeap(func(a, b *framework.QueuedPodInfo) bool { return a.Timestamp.Before(b.Timestamp) }),
 		moveCycle:     -1,
 	}
 	q.backoff = newPodHeap(func(a, b *framework.QueuedPodInfo) bool { return q.backoffEnd(a).Before(q.backoffEnd(b)) })
@@ -166,7 +182,67 @@ func (q *Queue) Add(pod *v1.Pod) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	now := q.opts.Clock.Now()
-	q.pushActiveLocked(&framework.QueuedPodInfo{PodInfo: framework.NewPodInfo(pod), Timestamp: now})
+	p := &framework.QueuedPodInfo{PodInfo: framework.NewPodInfo(pod), Timestamp: now}
+	if q.opts.Owned != nil && !q.opts.Owned(pod) {
+		q.addForeignLocked(p)
+		return
+	}
+	q.pushActiveLocked(p)
+}
+
+func (q *Queue) addForeignLocked(p *framework.QueuedPodInfo) {
+	if q.opts.Stealable != nil && !q.opts.Stealable(p.Pod) {
+		q.held[p.Pod.UID] = p
+		return
+	}
+	q.foreign.upsert(p)
+}
+
+// Reassign re-evaluates ownership after the set of instances changed:
+// foreign pods this instance now owns become active, and pods in activeQ
+// that were never attempted and now belong to another instance become
+// foreign.
+func (q *Queue) Reassign() {
+	if q.opts.Owned == nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := q.opts.Clock.Now()
+	var gained []*framework.QueuedPodInfo
+	for uid, p := range q.held {
+		if q.opts.Owned(p.Pod) {
+			delete(q.held, uid)
+			gained = append(gained, p)
+		}
+	}
+	for _, p := range slices.Clone(q.foreign.items) {
+		if q.opts.Owned(p.Pod) {
+			q.foreign.remove(p.Pod.UID)
+			gained = append(gained, p)
+		}
+	}
+	for _, p := range slices.Clone(q.active.items) {
+		if p.Attempts == 0 && !q.opts.Owned(p.Pod) {
+			q.active.remove(p.Pod.UID)
+			p.Timestamp = now
+			q.addForeignLocked(p)
+		}
+	}
+	for _, p := range gained {
+		q.pushActiveLocked(p)
+	}
+}
+
+// stealableLocked returns the oldest foreign pod that waited StealAfter,
+// when this instance has nothing of its own to do (activeQ and backoffQ
+// empty: busy instances do not duplicate each other's work).
+func (q *Queue) stealableLocked() *framework.QueuedPodInfo {
+	p := q.foreign.peek()
+	if p == nil || q.active.Len() > 0 || q.backoff.Len() > 0 || q.opts.Clock.Since(p.Timestamp) < q.opts.StealAfter {
+		return nil
+	}
+	return p
 }
 
 // Update replaces a pending pod's object wherever it waits. A pod waiting
@@ -178,6 +254,15 @@ func (q *Queue) Update(pod *v1.Pod) {
 	if p := q.active.get(uid); p != nil {
 		p.PodInfo = framework.NewPodInfo(pod)
 		q.active.upsert(p)
+		return
+	}
+	if p := q.foreign.get(uid); p != nil {
+		p.PodInfo = framework.NewPodInfo(pod)
+		q.foreign.upsert(p)
+		return
+	}
+	if p, ok := q.held[uid]; ok {
+		p.PodInfo = framework.NewPodInfo(pod)
 		return
 	}
 	if p := q.backoff.get(uid); p != nil {
@@ -207,6 +292,8 @@ func (q *Queue) Delete(uid types.UID) {
 	q.backoff.remove(uid)
 	delete(q.unschedulable, uid)
 	delete(q.gated, uid)
+	q.foreign.remove(uid)
+	delete(q.held, uid)
 }
 
 // Pop blocks until a pod is active and returns it, with the scheduling
@@ -220,7 +307,11 @@ func (q *Queue) Pop(ctx context.Context) (*framework.QueuedPodInfo, int64, error
 	defer stop()
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	var stolen *framework.QueuedPodInfo
 	for q.active.Len() == 0 {
+		if stolen = q.stealableLocked(); stolen != nil {
+			break
+		}
 		if q.closed {
 			return nil, 0, ErrQueueClosed
 		}
@@ -229,7 +320,15 @@ func (q *Queue) Pop(ctx context.Context) (*framework.QueuedPodInfo, int64, error
 		}
 		q.cond.Wait()
 	}
-	p := heap.Pop(q.active).(*framework.QueuedPodInfo)
+	var p *framework.QueuedPodInfo
+	if stolen != nil {
+		p = heap.Pop(q.foreign).(*framework.QueuedPodInfo)
+		if q.opts.OnSteal != nil {
+			q.opts.OnSteal()
+		}
+	} else {
+		p = heap.Pop(q.active).(*framework.QueuedPodInfo)
+	}
 	p.Attempts++
 	if p.InitialAttemptTimestamp.IsZero() {
 		p.InitialAttemptTimestamp = q.opts.Clock.Now()
@@ -320,6 +419,10 @@ func (q *Queue) Flush() {
 		heap.Pop(q.backoff)
 		q.pushActiveLocked(p)
 	}
+	if q.active.Len() == 0 && q.stealableLocked() != nil {
+		// Wake Pop: a foreign pod waited long enough to be taken.
+		q.cond.Broadcast()
+	}
 	if q.opts.MaxInUnschedulable > 0 {
 		for uid, p := range q.unschedulable {
 			if now.Sub(p.Timestamp) >= q.opts.MaxInUnschedulable {
@@ -366,5 +469,13 @@ func (q *Queue) Has(uid types.UID) bool {
 	defer q.mu.Unlock()
 	_, u := q.unschedulable[uid]
 	_, g := q.gated[uid]
-	return u || g || q.active.get(uid) != nil || q.backoff.get(uid) != nil
+	_, h := q.held[uid]
+	return u || g || h || q.active.get(uid) != nil || q.backoff.get(uid) != nil || q.foreign.get(uid) != nil
+}
+
+// Foreign reports how many pending pods wait for another instance.
+func (q *Queue) Foreign() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.foreign.Len() + len(q.held)
 }

@@ -62,6 +62,11 @@ type Scheduler struct {
 	broadcaster record.EventBroadcaster
 
 	profiles map[string]*framework.Framework
+	// factory feeds the cache and the queue, and the listers plugins use.
+	factory informers.SharedInformerFactory
+	// members shares pending pods between instances (nil: this instance
+	// takes every pod).
+	members  *Members
 	cache    *Cache
 	queue    *Queue
 	snapshot *framework.Snapshot
@@ -103,8 +108,11 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 		host, _ := os.Hostname()
 		s.instanceID = host + "-" + strconv.Itoa(os.Getpid())
 	}
+	if opts.Client != nil {
+		s.factory = informers.NewSharedInformerFactory(opts.Client, 0)
+	}
 	for _, p := range cfg.Profiles {
-		fw, err := framework.New(p, framework.Options{Client: opts.Client, Dynamic: opts.Dynamic, Parallelism: cfg.Parallelism})
+		fw, err := framework.New(p, framework.Options{Client: opts.Client, Dynamic: opts.Dynamic, Parallelism: cfg.Parallelism, Informers: s.factory})
 		if err != nil {
 			return nil, err
 		}
@@ -118,7 +126,32 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 		s.ledger = &LeaseLedger{Client: opts.Client, Namespace: cfg.MultiInstance.LedgerNamespace}
 	}
 	first := s.profiles[cfg.Profiles[0].SchedulerName]
+	mi := cfg.MultiInstance
+	var owned, stealable func(*v1.Pod) bool
+	if mi.Enabled && mi.Partition && opts.Client != nil {
+		names := make([]string, 0, len(cfg.Profiles))
+		for _, p := range cfg.Profiles {
+			names = append(names, p.SchedulerName)
+		}
+		s.members = NewMembers(MembersOptions{
+			Client: opts.Client, Namespace: mi.LedgerNamespace, Self: s.instanceID, Profiles: names,
+			LeaseDuration: mi.MemberLeaseDuration.Duration, Clock: opts.Clock, Logger: opts.Logger,
+			OnChange: func() {
+				s.metrics.Instances.Set(float64(len(s.members.Live())))
+				s.queue.Reassign()
+			},
+		})
+		owned = s.members.Owns
+		// Gang members are not stolen: the held count is per instance, so
+		// a gang split between instances would wait for its timeout.
+		stealable = func(p *v1.Pod) bool { return gang.GroupName(p) == "" }
+	}
+	s.metrics.Instances.Set(1)
 	s.queue = NewQueue(QueueOptions{
+		Owned:              owned,
+		Stealable:          stealable,
+		StealAfter:         mi.StealAfter.Duration,
+		OnSteal:            s.metrics.StolenPods.Inc,
 		Clock:              opts.Clock,
 		InitialBackoff:     cfg.PodInitialBackoff.Duration,
 		MaxBackoff:         cfg.PodMaxBackoff.Duration,
@@ -163,7 +196,15 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		s.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.client.CoreV1().Events("")})
 		defer s.broadcaster.Shutdown()
 	}
-	factory := informers.NewSharedInformerFactory(s.client, 0)
+	if s.members != nil {
+		// Membership first: the first pods the informer delivers are
+		// shared out over the instances already known.
+		if err := s.members.Start(ctx); err != nil {
+			return err
+		}
+		s.metrics.Instances.Set(float64(len(s.members.Live())))
+	}
+	factory := s.factory
 	// The handlers' own HasSynced, not only the informers' stores: the
 	// first scheduling cycle must see every node and bound pod the initial
 	// lists returned, or early pods fail with "0/0 nodes are available".
@@ -216,6 +257,12 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	if !toolscache.WaitForCacheSync(ctx.Done(), synced...) {
 		return fmt.Errorf("informers did not sync: %w", context.Cause(ctx))
 	}
+	// Listers plugins registered (services, replica sets, ...).
+	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("informer for %v did not sync: %w", typ, context.Cause(ctx))
+		}
+	}
 	nodes, pods := s.cache.Counts()
 	s.log.Info("scheduler started", "instance", s.instanceID, "nodes", nodes, "pods", pods, "profiles", len(s.profiles))
 	go s.queue.Run(ctx)
@@ -254,6 +301,7 @@ func (s *Scheduler) reportQueue(ctx context.Context) {
 			s.metrics.PendingPods.WithLabelValues("backoff").Set(float64(b))
 			s.metrics.PendingPods.WithLabelValues("unschedulable").Set(float64(u))
 			s.metrics.PendingPods.WithLabelValues("gated").Set(float64(g))
+			s.metrics.PendingPods.WithLabelValues("foreign").Set(float64(s.queue.Foreign()))
 		}
 	}
 }
@@ -604,6 +652,9 @@ func (s *Scheduler) bindingCycle(ctx context.Context, fw *framework.Framework, s
 			// Another instance bound the pod first ("already assigned"),
 			// or it was deleted: nothing to report on the pod, whose
 			// PodScheduled condition the winning binding already set.
+			if apierrors.IsConflict(err) {
+				s.metrics.BindConflicts.Inc()
+			}
 			s.log.Debug("binding lost", "pod", pod.Pod.Namespace+"/"+pod.Pod.Name, "node", host, "err", err)
 			abort(err, true)
 			return

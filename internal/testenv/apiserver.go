@@ -32,10 +32,11 @@ type APIServer struct {
 	proc *process
 }
 
-// apiserverArgs is the kube-apiserver command line.
-func apiserverArgs(p *pki, storeEndpoint string, port int, certDir string, extra []string) []string {
+// apiserverArgs is the kube-apiserver command line; storeEndpoints is a
+// comma-separated list of store URLs.
+func apiserverArgs(p *pki, storeEndpoints string, port int, certDir string, extra []string) []string {
 	args := []string{
-		"--etcd-servers=" + storeEndpoint,
+		"--etcd-servers=" + storeEndpoints,
 		"--storage-backend=etcd3",
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
@@ -85,7 +86,7 @@ func (e *Env) startAPIServer(ctx context.Context, idx int) (*APIServer, error) {
 		a.URL = "https://127.0.0.1:" + strconv.Itoa(ports[0])
 		certDir := filepath.Join(e.Dir, name)
 		started := time.Now()
-		p, err := startProcess(name, bin, apiserverArgs(e.pki, e.Store.Endpoint, ports[0], certDir, extra), a.LogPath, e.onExit)
+		p, err := startProcess(name, bin, apiserverArgs(e.pki, e.etcdServers(idx), ports[0], certDir, extra), a.LogPath, e.onExit)
 		if err != nil {
 			return err
 		}

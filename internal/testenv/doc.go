@@ -15,6 +15,15 @@
 // signals as a whole; on Linux the children also get SIGKILL if the parent
 // dies.
 //
+// The store may be several keelson store instances on one database
+// (Options.Backend, Options.StoreReplicas), with kube-apiservers on all of
+// them or each on its own (Options.APIServerStores); Env.Stores[i] is killed
+// and restarted one at a time. NewDatabase makes a fresh PostgreSQL schema
+// or MySQL/MariaDB database per test on the shared servers, and
+// StartPrivatePostgres / StartPrivateMariaDB start a database server of the
+// test's own (temporary directory, free port) that it may restart or crash
+// without disturbing the tests that share the machine's servers.
+//
 // In tests, Start registers teardown with t.Cleanup; when the test failed it
 // prints the tail of every log and keeps the directory. New is the variant
 // for programs: it returns an *Env whose Close stops everything.

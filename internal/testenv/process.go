@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/keelson-dev/keelson/internal/store/backend/sqlcommon"
 )
 
 // stopTimeout is how long a component gets to exit after SIGTERM before its
@@ -40,11 +42,17 @@ func startProcess(name, bin string, args []string, logPath string, onExit func(p
 	if err != nil {
 		return nil, fmt.Errorf("opening %s log: %w", name, err)
 	}
-	fmt.Fprintf(f, "=== testenv: %s starting at %s: %s %s\n", name, time.Now().Format(time.RFC3339Nano), bin, strings.Join(args, " "))
+	return startCommand(name, bin, args, logPath, onExit, func(cmd *exec.Cmd) { cmd.SysProcAttr = sysProcAttr() }, f)
+}
+
+// startCommand is startProcess with a hook that adjusts the command (process
+// attributes, working directory) before it starts; it owns f.
+func startCommand(name, bin string, args []string, logPath string, onExit func(p *process), adjust func(*exec.Cmd), f *os.File) (*process, error) {
+	fmt.Fprintf(f, "=== testenv: %s starting at %s: %s %s\n", name, time.Now().Format(time.RFC3339Nano), bin, strings.Join(redactArgs(args), " "))
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout = f
 	cmd.Stderr = f
-	cmd.SysProcAttr = sysProcAttr()
+	adjust(cmd)
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
@@ -60,6 +68,19 @@ func startProcess(name, bin string, args []string, logPath string, onExit func(p
 		}
 	}()
 	return p, nil
+}
+
+// redactArgs hides passwords in database URLs (--backend=…) so that the
+// command line can be written to a log.
+func redactArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(a, "--backend="); ok && v != "" {
+			a = "--backend=" + sqlcommon.RedactURL(v)
+		}
+		out[i] = a
+	}
+	return out
 }
 
 func exitString(err error) string {
@@ -79,14 +100,46 @@ func (p *process) exited() bool {
 	}
 }
 
-// kill sends SIGKILL to the process group and waits for the exit.
+// groupExitTimeout bounds the wait for the rest of a killed process tree
+// (a database server's children) after its leader exited.
+const groupExitTimeout = 10 * time.Second
+
+// kill sends SIGKILL to the process group and to every descendant (some
+// leave the group: PostgreSQL's backends start their own sessions), then
+// waits until all of them are gone: a database server's children hold its
+// shared memory, and a new server on the same data refuses to start while
+// they live.
 func (p *process) kill() {
 	p.expected.Store(true)
 	if p.exited() {
 		return
 	}
-	_ = killGroup(p.cmd.Process.Pid, true)
+	pid := p.cmd.Process.Pid
+	tree := descendants(pid)
+	_ = killGroup(pid, true)
+	killAll(tree)
 	<-p.done
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(groupExitTimeout)
+	// SIGKILL cannot be caught: wait, without signalling pids again (one
+	// could be reused once its process is gone).
+	for anyAlive(pid, tree) {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			return
+		}
+	}
+}
+
+// killAll sends SIGKILL to each of pids.
+func killAll(pids []int) {
+	for _, pid := range pids {
+		if pr, err := os.FindProcess(pid); err == nil {
+			_ = pr.Kill()
+		}
+	}
 }
 
 // stop sends SIGTERM to the process group, waits up to timeout, then kills
@@ -106,6 +159,28 @@ func (p *process) stop(timeout time.Duration) error {
 		_ = killGroup(p.cmd.Process.Pid, true)
 		<-p.done
 		return fmt.Errorf("%s did not exit within %s of SIGTERM; killed", p.name, timeout)
+	}
+}
+
+// stopWith sends sig to the process itself (not its group), waits up to
+// timeout, then kills the group. Database servers choose their shutdown
+// mode by signal (PostgreSQL: SIGINT is a fast shutdown, SIGTERM waits for
+// clients to disconnect).
+func (p *process) stopWith(sig os.Signal, timeout time.Duration) error {
+	p.expected.Store(true)
+	if p.exited() {
+		return nil
+	}
+	_ = p.cmd.Process.Signal(sig)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return nil
+	case <-t.C:
+		_ = killGroup(p.cmd.Process.Pid, true)
+		<-p.done
+		return fmt.Errorf("%s did not exit within %s of %v; killed", p.name, timeout, sig)
 	}
 }
 

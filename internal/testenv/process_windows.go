@@ -15,3 +15,9 @@ func killGroup(pid int, _ bool) error {
 	}
 	return p.Kill()
 }
+
+// descendants is not implemented on Windows.
+func descendants(int) []int { return nil }
+
+// anyAlive reports false: there are no process groups to wait for.
+func anyAlive(int, []int) bool { return false }

@@ -38,18 +38,25 @@ func ParseStoreKind(s string) (StoreKind, error) {
 // storeReadyTimeout bounds a store start, including replay of its data.
 const storeReadyTimeout = 2 * time.Minute
 
-// Store is a running etcd-API store. Its ports and data directory stay the
-// same across Kill, Stop and Start, so kube-apiserver reconnects to it.
+// Store is one running etcd-API store process (one replica when several
+// keelson store instances share a database). Its ports and data directory
+// stay the same across Kill, Stop and Start, so kube-apiserver reconnects
+// to it.
 type Store struct {
 	// Kind is the store implementation.
 	Kind StoreKind
+	// Index is the position in Env.Stores.
+	Index int
 	// Endpoint is the client URL, http://127.0.0.1:PORT.
 	Endpoint string
-	// DataDir holds the store's data.
+	// DataDir holds the store's data; empty when the data is in a
+	// database (Options.Backend).
 	DataDir string
 	// LogPath is the file the store's output is appended to.
 	LogPath string
 
+	name        string // process name in logs: "store", "store-1", …
+	backend     string // database URL (--backend); empty for the embedded engine
 	bin         string
 	port        int
 	peerPort    int // etcd only
@@ -81,19 +88,23 @@ func (s *Store) args() []string {
 			"--log-level=warn",
 		}
 	default:
-		return []string{
+		args := []string{
 			"store",
 			"--listen=" + host + strconv.Itoa(s.port),
-			"--data-dir=" + s.DataDir,
 			"--metrics-listen=" + host + strconv.Itoa(s.metricsPort),
+			"--name=testenv-" + strconv.Itoa(s.Index),
 		}
+		if s.backend != "" {
+			return append(args, "--backend="+s.backend)
+		}
+		return append(args, "--data-dir="+s.DataDir)
 	}
 }
 
 // startFirst picks free ports and starts the store, retrying with new ports
 // if one was taken in the meantime.
 func (s *Store) startFirst(ctx context.Context) error {
-	return startRetrying(s.log, "store", func() error {
+	return startRetrying(s.log, s.name, func() error {
 		ports, err := freePorts(3)
 		if err != nil {
 			return err
@@ -112,11 +123,13 @@ func (s *Store) Start(ctx context.Context) error {
 	if s.proc != nil && !s.proc.exited() {
 		return errors.New("store is already running")
 	}
-	if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
-		return fmt.Errorf("creating store data directory: %w", err)
+	if s.DataDir != "" {
+		if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
+			return fmt.Errorf("creating store data directory: %w", err)
+		}
 	}
 	started := time.Now()
-	p, err := startProcess("store", s.bin, s.args(), s.LogPath, s.onExit)
+	p, err := startProcess(s.name, s.bin, s.args(), s.LogPath, s.onExit)
 	if err != nil {
 		return err
 	}
@@ -126,11 +139,11 @@ func (s *Store) Start(ctx context.Context) error {
 	if err := waitStoreReady(ctx, p, s.Endpoint); err != nil {
 		p.kill()
 		if p.addrInUse() {
-			return fmt.Errorf("store: %w: %w", errAddrInUse, err)
+			return fmt.Errorf("%s: %w: %w", s.name, errAddrInUse, err)
 		}
-		return fmt.Errorf("store %s: %w", s.Kind, err)
+		return fmt.Errorf("%s (%s): %w", s.name, s.Kind, err)
 	}
-	s.log.Info("store ready", "kind", s.Kind, "endpoint", s.Endpoint, "pid", p.cmd.Process.Pid,
+	s.log.Info("store ready", "name", s.name, "kind", s.Kind, "endpoint", s.Endpoint, "pid", p.cmd.Process.Pid,
 		"took", time.Since(started).Round(time.Millisecond), "log", s.LogPath)
 	return nil
 }
@@ -141,7 +154,7 @@ func (s *Store) Kill() {
 	defer s.mu.Unlock()
 	if s.proc != nil {
 		s.proc.kill()
-		s.log.Info("store killed", "kind", s.Kind, "signal", "SIGKILL")
+		s.log.Info("store killed", "name", s.name, "kind", s.Kind, "signal", "SIGKILL")
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -21,6 +23,21 @@ import (
 type Options struct {
 	// Store is the store implementation; default StoreKeelson.
 	Store StoreKind
+	// Backend is a database URL (postgres://…, mysql://…) that every
+	// keelson store instance is started with (--backend). Empty: the
+	// embedded engine, with its files in Dir. Only with StoreKeelson.
+	Backend string
+	// StoreReplicas is the number of keelson store instances, each a
+	// process on its own port; default 1. More than one needs Backend:
+	// the instances share its database (high availability).
+	StoreReplicas int
+	// APIServerStores says which store instances each kube-apiserver's
+	// --etcd-servers lists; default StoresAll.
+	APIServerStores StoreWiring
+	// StoreOnly starts the store instances only: no kube-apiserver and
+	// nothing that needs one (ControllerManager, Scheduler and KwokNodes
+	// must be unset). Env.Config and Env.Kubeconfig stay empty.
+	StoreOnly bool
 	// APIServers is the number of kube-apiservers on the store; default 1.
 	APIServers int
 	// ControllerManager starts kube-controller-manager (all default
@@ -51,19 +68,37 @@ type Options struct {
 	SchedulerArgs         []string
 }
 
+// StoreWiring says which store instances a kube-apiserver talks to.
+type StoreWiring string
+
+const (
+	// StoresAll lists every store instance in each kube-apiserver's
+	// --etcd-servers; the etcd client spreads requests over them and
+	// fails over when one is down.
+	StoresAll StoreWiring = ""
+	// StoresSpread gives kube-apiserver i only store instance
+	// i mod StoreReplicas, so that two apiservers use different instances.
+	StoresSpread StoreWiring = "spread"
+)
+
 // Env is a running control plane.
 type Env struct {
 	// Dir is the environment's directory (see Options.Dir).
 	Dir string
 	// LogDir holds one log file per component.
 	LogDir string
-	// Store is the running store.
+	// Store is the running store: Stores[0].
 	Store *Store
+	// Stores are the store instances (Options.StoreReplicas). Kill,
+	// Start and Restart one of them to fail a replica.
+	Stores []*Store
 	// APIServers are the running kube-apiservers.
 	APIServers []*APIServer
-	// Config is an admin client configuration for APIServers[0].
+	// Config is an admin client configuration for APIServers[0] (nil
+	// with Options.StoreOnly).
 	Config *rest.Config
-	// Kubeconfig is an admin kubeconfig file for APIServers[0].
+	// Kubeconfig is an admin kubeconfig file for APIServers[0] (empty
+	// with Options.StoreOnly).
 	Kubeconfig string
 
 	opts   Options
@@ -83,17 +118,8 @@ type Env struct {
 // is ready. On error, whatever was started is stopped again. The caller
 // stops the environment with Close; Dir is left in place.
 func New(ctx context.Context, opts Options) (_ *Env, err error) {
-	if opts.Store == "" {
-		opts.Store = StoreKeelson
-	}
-	if _, err := ParseStoreKind(string(opts.Store)); err != nil {
+	if err := opts.complete(); err != nil {
 		return nil, err
-	}
-	if opts.APIServers <= 0 {
-		opts.APIServers = 1
-	}
-	if opts.KwokNodes < 0 {
-		return nil, fmt.Errorf("KwokNodes must not be negative, got %d", opts.KwokNodes)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -136,16 +162,18 @@ func New(ctx context.Context, opts Options) (_ *Env, err error) {
 		}
 	}()
 
-	e.Store = &Store{
-		Kind:    opts.Store,
-		DataDir: filepath.Join(e.Dir, "store-"+string(opts.Store)),
-		LogPath: filepath.Join(e.LogDir, "store-"+string(opts.Store)+".log"),
-		bin:     storeBin,
-		log:     e.log,
-		onExit:  e.onExit,
+	// Instances on one database start one after another: the first
+	// creates the schema.
+	for i := range opts.StoreReplicas {
+		s := e.newStore(i, storeBin)
+		e.Stores = append(e.Stores, s)
+		if err := s.startFirst(ctx); err != nil {
+			return nil, err
+		}
 	}
-	if err := e.Store.startFirst(ctx); err != nil {
-		return nil, err
+	e.Store = e.Stores[0]
+	if opts.StoreOnly {
+		return e, nil
 	}
 	for i := range opts.APIServers {
 		a, err := e.startAPIServer(ctx, i)
@@ -183,6 +211,87 @@ func New(ctx context.Context, opts Options) (_ *Env, err error) {
 	return e, nil
 }
 
+// complete fills defaults into opts and checks it.
+func (opts *Options) complete() error {
+	if opts.Store == "" {
+		opts.Store = StoreKeelson
+	}
+	if _, err := ParseStoreKind(string(opts.Store)); err != nil {
+		return err
+	}
+	if opts.StoreReplicas < 0 {
+		return fmt.Errorf("StoreReplicas must not be negative, got %d", opts.StoreReplicas)
+	}
+	if opts.StoreReplicas == 0 {
+		opts.StoreReplicas = 1
+	}
+	if opts.Backend != "" && opts.Store != StoreKeelson {
+		return fmt.Errorf("a database backend needs store %q, not %q", StoreKeelson, opts.Store)
+	}
+	if opts.StoreReplicas > 1 && opts.Backend == "" {
+		return fmt.Errorf("%d store replicas need a database backend that they share", opts.StoreReplicas)
+	}
+	switch opts.APIServerStores {
+	case StoresAll, StoresSpread:
+	default:
+		return fmt.Errorf("unknown APIServerStores %q (want %q or %q)", opts.APIServerStores, StoresAll, StoresSpread)
+	}
+	if opts.StoreOnly {
+		if opts.ControllerManager || opts.Scheduler || opts.KwokNodes != 0 || opts.APIServers != 0 {
+			return errors.New("StoreOnly excludes APIServers, ControllerManager, Scheduler and KwokNodes")
+		}
+		return nil
+	}
+	if opts.APIServers <= 0 {
+		opts.APIServers = 1
+	}
+	if opts.KwokNodes < 0 {
+		return fmt.Errorf("KwokNodes must not be negative, got %d", opts.KwokNodes)
+	}
+	return nil
+}
+
+// newStore describes store instance i (not started).
+func (e *Env) newStore(i int, bin string) *Store {
+	base := "store-" + string(e.opts.Store)
+	name := "store"
+	if e.opts.StoreReplicas > 1 {
+		base += "-" + strconv.Itoa(i)
+		name += "-" + strconv.Itoa(i)
+	}
+	s := &Store{
+		Kind:    e.opts.Store,
+		Index:   i,
+		LogPath: filepath.Join(e.LogDir, base+".log"),
+		name:    name,
+		backend: e.opts.Backend,
+		bin:     bin,
+		log:     e.log,
+		onExit:  e.onExit,
+	}
+	if e.opts.Backend == "" {
+		s.DataDir = filepath.Join(e.Dir, base)
+	}
+	return s
+}
+
+// StoreEndpoints returns the client URL of every store instance.
+func (e *Env) StoreEndpoints() []string {
+	out := make([]string, len(e.Stores))
+	for i, s := range e.Stores {
+		out[i] = s.Endpoint
+	}
+	return out
+}
+
+// etcdServers is the --etcd-servers value of kube-apiserver idx.
+func (e *Env) etcdServers(idx int) string {
+	if e.opts.APIServerStores == StoresSpread {
+		return e.Stores[idx%len(e.Stores)].Endpoint
+	}
+	return strings.Join(e.StoreEndpoints(), ",")
+}
+
 // checkBinaries looks up every binary opts needs, so that a missing one is
 // reported before anything starts. It returns the store's binary.
 func checkBinaries(binDir string, opts Options) (string, error) {
@@ -202,7 +311,10 @@ func checkBinaries(binDir string, opts Options) (string, error) {
 			errs = append(errs, err)
 		}
 	}
-	need := []string{BinKubeAPIServer}
+	var need []string
+	if !opts.StoreOnly {
+		need = append(need, BinKubeAPIServer)
+	}
 	if opts.ControllerManager {
 		need = append(need, BinKubeControllerManager)
 	}
@@ -283,8 +395,8 @@ func (e *Env) Close() error {
 		for _, p := range slices.Backward(procs) {
 			errs = append(errs, p.stop(stopTimeout))
 		}
-		if e.Store != nil {
-			errs = append(errs, e.Store.Stop())
+		for _, s := range slices.Backward(e.Stores) {
+			errs = append(errs, s.Stop())
 		}
 		e.closeErr = errors.Join(errs...)
 		e.log.Info("environment stopped", "dir", e.Dir)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/keelson-dev/keelson/internal/store/backend/sqlcommon"
 	"github.com/keelson-dev/keelson/internal/testenv"
 )
 
@@ -28,6 +29,14 @@ type Config struct {
 	Nodes int
 	// Store is "keelson" or "etcd" (etcd for debugging and comparison).
 	Store string
+	// Backend is a database URL (postgres://…, mysql://…) the keelson
+	// store instances keep their data in; empty: the embedded engine in
+	// StateDir. Never logged with its password.
+	Backend string
+	// StoreReplicas is the number of keelson store instances; more than
+	// one needs Backend. kube-apiserver lists all of them in
+	// --etcd-servers.
+	StoreReplicas int
 	// BinDir holds kube-apiserver, kube-controller-manager, kube-scheduler,
 	// kwok and etcd. Empty: the directory of the keelson executable, its
 	// bin/ subdirectory, or bin/ in the repository around the working
@@ -36,11 +45,14 @@ type Config struct {
 	// Executable is the keelson binary run as `keelson store`; empty: this
 	// process's executable.
 	Executable string
+	// Scheduler is SchedulerKeelson (keelson scheduler, the default) or
+	// SchedulerKube (kube-scheduler); see scheduler.go.
+	Scheduler string
 }
 
 // Default returns the default configuration.
 func Default() Config {
-	return Config{StateDir: DefaultStateDir, Nodes: 10, Store: string(testenv.StoreKeelson)}
+	return Config{StateDir: DefaultStateDir, Nodes: 10, Store: string(testenv.StoreKeelson), StoreReplicas: 1, Scheduler: SchedulerKeelson}
 }
 
 // Validate checks the configuration.
@@ -54,7 +66,42 @@ func (c Config) Validate() error {
 	if _, err := testenv.ParseStoreKind(c.Store); err != nil {
 		return err
 	}
+	if err := c.validateBackend(); err != nil {
+		return err
+	}
+	return validateScheduler(c.Scheduler)
+}
+
+// validateBackend checks Backend and StoreReplicas.
+func (c Config) validateBackend() error {
+	if c.StoreReplicas < 1 {
+		return fmt.Errorf("store replicas must be at least 1, got %d", c.StoreReplicas)
+	}
+	if c.Backend != "" {
+		if c.Store != string(testenv.StoreKeelson) {
+			return fmt.Errorf("a database backend needs store %q, not %q", testenv.StoreKeelson, c.Store)
+		}
+		if !strings.HasPrefix(c.Backend, "postgres://") && !strings.HasPrefix(c.Backend, "postgresql://") && !strings.HasPrefix(c.Backend, "mysql://") {
+			return fmt.Errorf("backend %s: want a postgres:// or mysql:// url", sqlcommon.RedactURL(c.Backend))
+		}
+	}
+	if c.StoreReplicas > 1 && c.Backend == "" {
+		return fmt.Errorf("%d store replicas need a database backend that they share (--backend postgres://… or mysql://…)", c.StoreReplicas)
+	}
 	return nil
+}
+
+// storeDescription says what runs as the store, for the log and the
+// banner; it never shows a password.
+func (c Config) storeDescription() string {
+	if c.Backend == "" {
+		return c.Store + " store"
+	}
+	n := "1 keelson store instance"
+	if c.StoreReplicas > 1 {
+		n = fmt.Sprintf("%d keelson store instances", c.StoreReplicas)
+	}
+	return n + " on " + sqlcommon.RedactURL(c.Backend)
 }
 
 // Run starts the cluster, prints how to use it to out, and blocks until ctx
@@ -80,13 +127,16 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 		return err
 	}
 	store := testenv.StoreKind(cfg.Store)
-	log.Info("starting cluster", "store", store, "nodes", cfg.Nodes, "state_dir", stateDir, "bin", binDir,
+	log.Info("starting cluster", "store", cfg.storeDescription(), "nodes", cfg.Nodes, "state_dir", stateDir, "bin", binDir,
 		"logs", filepath.Join(stateDir, "logs"))
 
 	env, err := testenv.New(ctx, testenv.Options{
 		Store:             store,
+		Backend:           cfg.Backend,
+		StoreReplicas:     cfg.StoreReplicas,
+		APIServerStores:   testenv.StoresAll,
 		ControllerManager: true,
-		Scheduler:         true,
+		Scheduler:         cfg.Scheduler == SchedulerKube,
 		KwokNodes:         cfg.Nodes,
 		BinDir:            binDir,
 		KeelsonBinary:     exe,
@@ -100,9 +150,15 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 		}
 		return fmt.Errorf("starting cluster (component logs in %s): %w", filepath.Join(stateDir, "logs"), err)
 	}
+	if cfg.Scheduler == SchedulerKeelson {
+		if err := startKeelsonScheduler(ctx, env, exe, binDir, log); err != nil {
+			_ = env.Close()
+			return fmt.Errorf("starting keelson scheduler (logs in %s): %w", env.LogDir, err)
+		}
+	}
 
 	fmt.Fprintf(out, `
-Keelson cluster is up: %s store, kube-apiserver, kube-controller-manager, kube-scheduler, %d kwok nodes.
+Keelson cluster is up: %s, kube-apiserver, kube-controller-manager, %s, %d kwok nodes.
 
   export KUBECONFIG=%s
   kubectl get nodes
@@ -111,7 +167,7 @@ Keelson cluster is up: %s store, kube-apiserver, kube-controller-manager, kube-s
 kube-apiserver: %s   store: %s
 Component logs: %s
 Press Ctrl-C to stop.
-`, store, cfg.Nodes, env.Kubeconfig, env.APIServers[0].URL, env.Store.Endpoint, env.LogDir)
+`, cfg.storeDescription(), schedulerComponent(cfg.Scheduler), cfg.Nodes, env.Kubeconfig, env.APIServers[0].URL, strings.Join(env.StoreEndpoints(), ","), env.LogDir)
 
 	waitErr := env.Wait(ctx)
 	if waitErr != nil {

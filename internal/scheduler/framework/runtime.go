@@ -11,6 +11,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -22,6 +23,18 @@ type Options struct {
 	Parallelism int
 	// Dynamic reaches custom resources (PodGroups); may be nil.
 	Dynamic dynamic.Interface
+	// Informers is the scheduler's informer factory; plugins that need
+	// listers (e.g. Services for default spreading) register informers on
+	// it in their factory, and the scheduler starts and syncs them before
+	// the first cycle. May be nil (tests, simulations).
+	Informers informers.SharedInformerFactory
+}
+
+// InformerHandle is implemented by handles that offer the scheduler's
+// informer factory; plugins that need listers assert it (the factory may
+// be nil).
+type InformerHandle interface {
+	SharedInformerFactory() informers.SharedInformerFactory
 }
 
 // FilterRunner is implemented by handles that can run the profile's
@@ -43,6 +56,7 @@ type Framework struct {
 	profile  ProfileConfig
 	client   kubernetes.Interface
 	dynamic  dynamic.Interface
+	inf      informers.SharedInformerFactory
 	par      Parallelizer
 	snapshot atomic.Pointer[Snapshot]
 	waiting  *waitingPods
@@ -69,6 +83,9 @@ type Framework struct {
 
 var _ Handle = (*Framework)(nil)
 
+// SharedInformerFactory implements InformerHandle.
+func (f *Framework) SharedInformerFactory() informers.SharedInformerFactory { return f.inf }
+
 // New builds every plugin of profile and sorts them into extension points.
 func New(profile ProfileConfig, opts Options) (*Framework, error) {
 	if err := profile.Validate(); err != nil {
@@ -78,6 +95,7 @@ func New(profile ProfileConfig, opts Options) (*Framework, error) {
 		profile: profile,
 		client:  opts.Client,
 		dynamic: opts.Dynamic,
+		inf:     opts.Informers,
 		par:     Parallelizer{Workers: max(1, opts.Parallelism)},
 		waiting: newWaitingPods(),
 		events:  map[string][]ClusterEvent{},

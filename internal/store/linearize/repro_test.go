@@ -107,8 +107,9 @@ func TestCommitInDoubt(t *testing.T) {
 // ends with a non-retryable error (codes.Unknown "reading revision:
 // invalid connection", from the backend read at watch creation or
 // catch-up) surfaces to the application, where etcd would have kept
-// the watch (clientv3 retries Unavailable transparently). Known issue:
-// reported, failing only with -linearize.strict-watch.
+// the watch (clientv3 retries Unavailable transparently). Fixed by
+// mapping connection errors to Unavailable; fails unless
+// -linearize.strict-watch=false.
 func TestWatchSurvivesConnectionLoss(t *testing.T) {
 	for _, engine := range dbtest.Engines[1:] {
 		t.Run(engine.Name, func(t *testing.T) {

@@ -11,6 +11,16 @@
 // terminating. Soft constraints (ScheduleAnyway) score nodes with fewer
 // matching pods in their domains higher.
 //
+// Pods without constraints of their own get default constraints (args
+// defaultingType System, the default: SystemDefaultConstraints, hostname
+// maxSkew 3 and zone maxSkew 5, ScheduleAnyway; or List with
+// defaultConstraints) whose selector is derived, as kube-scheduler does,
+// from the Services selecting the pod and its ReplicationController,
+// ReplicaSet or StatefulSet owner; a pod with none gets no defaults. With
+// system defaults a node lacking one topology key is still scored on the
+// other. Listers come from the scheduler's informer factory
+// (framework.InformerHandle); without one defaults do not apply.
+//
 // Counts are built once per pod in PreFilter/PreScore, one pass over the
 // nodes; Filter and Score are lookups.
 package podtopologyspread

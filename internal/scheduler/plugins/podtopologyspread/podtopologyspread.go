@@ -30,12 +30,62 @@ func init() {
 }
 
 // Plugin implements PreFilter, Filter, PreScore and Score.
-type Plugin struct{ h framework.Handle }
+type Plugin struct {
+	h framework.Handle
+	// defaults apply to pods without constraints of their own; system
+	// tells they are SystemDefaultConstraints (a node lacking one of their
+	// keys is still scored on the others).
+	defaults []v1.TopologySpreadConstraint
+	system   bool
+	listers  *listers
+}
 
-// New is the factory; no args (cluster-level default constraints are not
-// supported yet).
+// New is the factory; args: see Args.
 func New(raw json.RawMessage, h framework.Handle) (framework.Plugin, error) {
-	return &Plugin{h: h}, framework.DecodeArgs(raw, &struct{}{})
+	var args Args
+	if err := framework.DecodeArgs(raw, &args); err != nil {
+		return nil, err
+	}
+	if err := validateArgs(&args); err != nil {
+		return nil, err
+	}
+	p := &Plugin{h: h, defaults: args.DefaultConstraints}
+	if args.DefaultingType != DefaultingList {
+		p.defaults, p.system = SystemDefaultConstraints, true
+	}
+	if len(p.defaults) > 0 {
+		// Without listers (tests, simulations) no selector can be
+		// derived, and defaults do not apply.
+		p.listers = newListers(h)
+	}
+	return p, nil
+}
+
+// constraints returns the pod's own constraints, or the defaults with a
+// selector from its workload; optional is true for system defaults.
+func (p *Plugin) constraints(pod *v1.Pod, action v1.UnsatisfiableConstraintAction) ([]*constraint, error) {
+	if len(pod.Spec.TopologySpreadConstraints) > 0 || p.listers == nil {
+		return parse(pod, action)
+	}
+	var cs []*constraint
+	var sel labels.Selector
+	for _, d := range p.defaults {
+		if d.WhenUnsatisfiable != action {
+			continue
+		}
+		if sel == nil {
+			if sel = p.listers.defaultSelector(pod); sel.Empty() {
+				return nil, nil
+			}
+		}
+		c := &constraint{key: d.TopologyKey, maxSkew: int64(d.MaxSkew), minDomains: 1, selector: sel,
+			honorAffinity: true, optional: p.system, counts: map[string]int64{}}
+		if sel.Matches(labels.Set(pod.Labels)) {
+			c.selfMatch = 1
+		}
+		cs = append(cs, c)
+	}
+	return cs, nil
 }
 
 // Name implements framework.Plugin.
@@ -52,6 +102,9 @@ type constraint struct {
 	counts         map[string]int64
 	minMatch       int64
 	domainsCounted int
+	// optional: a node lacking key is left out of this constraint only
+	// (system defaults), not of all of the pod's constraints.
+	optional bool
 }
 
 // Constraints parses the pod's constraints with the given action.
@@ -94,9 +147,11 @@ func parse(pod *v1.Pod, action v1.UnsatisfiableConstraintAction) ([]*constraint,
 	return out, nil
 }
 
+// hasKeys reports whether node carries the topology key of every
+// constraint that is not optional.
 func hasKeys(node *v1.Node, cs []*constraint) bool {
 	for _, c := range cs {
-		if _, ok := node.Labels[c.key]; !ok {
+		if _, ok := node.Labels[c.key]; !ok && !c.optional {
 			return false
 		}
 	}
@@ -172,7 +227,15 @@ func count(snap *framework.Snapshot, pod *v1.Pod, cs []*constraint) {
 					continue
 				}
 			}
-			v := node.Labels[c.key]
+			v, ok := node.Labels[c.key]
+			if !ok {
+				// Only optional constraints get here without their key.
+				if excluded[i] == nil {
+					excluded[i] = map[string]bool{}
+				}
+				excluded[i][node.Name] = true
+				continue
+			}
 			if _, ok := c.counts[v]; !ok {
 				c.counts[v] = 0
 			}
@@ -225,7 +288,7 @@ func (s *filterState) Clone() framework.StateData { return s }
 
 // PreFilter counts matching pods per domain for the hard constraints.
 func (p *Plugin) PreFilter(_ context.Context, state *framework.CycleState, pod *framework.PodInfo) (*framework.PreFilterResult, *framework.Status) {
-	cs, err := parse(pod.Pod, v1.DoNotSchedule)
+	cs, err := p.constraints(pod.Pod, v1.DoNotSchedule)
 	if err != nil {
 		return nil, framework.NewStatus(framework.UnschedulableAndUnresolvable, err.Error())
 	}
@@ -266,7 +329,7 @@ func (s *scoreState) Clone() framework.StateData { return s }
 // PreScore counts matching pods per domain for the soft constraints over
 // all nodes and marks the feasible nodes lacking a topology key.
 func (p *Plugin) PreScore(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, feasible []*framework.NodeInfo) *framework.Status {
-	cs, err := parse(pod.Pod, v1.ScheduleAnyway)
+	cs, err := p.constraints(pod.Pod, v1.ScheduleAnyway)
 	if err != nil {
 		return framework.AsStatus(err)
 	}
@@ -301,7 +364,11 @@ func (p *Plugin) Score(_ context.Context, state *framework.CycleState, _ *framew
 	}
 	var v float64
 	for i, c := range s.constraints {
-		n := c.counts[node.Node().Labels[c.key]]
+		val, ok := node.Node().Labels[c.key]
+		if !ok {
+			continue // optional constraint; the others score the node
+		}
+		n := c.counts[val]
 		v += float64(n+c.maxSkew-1) * s.weights[i]
 	}
 	return int64(math.Round(v)), nil

@@ -3,7 +3,12 @@ package podtopologyspread
 import (
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
 
 	"github.com/keelson-dev/keelson/internal/scheduler/framework"
 	st "github.com/keelson-dev/keelson/internal/scheduler/schedtest"
@@ -99,5 +104,60 @@ func TestScore(t *testing.T) {
 	}
 	if got["d"] != 100 {
 		t.Fatalf("emptiest domain scored %d, want 100", got["d"])
+	}
+}
+
+// informerHandle adds an informer factory to the test handle.
+type informerHandle struct {
+	*st.Handle
+	f informers.SharedInformerFactory
+}
+
+func (h informerHandle) SharedInformerFactory() informers.SharedInformerFactory { return h.f }
+
+func TestSystemDefaultSpreadsReplicaSetPods(t *testing.T) {
+	rs := &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "default"},
+		Spec:       appsv1.ReplicaSetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
+	}
+	client := fake.NewClientset(rs)
+	f := informers.NewSharedInformerFactory(client, 0)
+	owned := func(name, node string) *v1.Pod {
+		p := st.Pod(name).Label("app", "web").Obj()
+		p.Spec.NodeName = node
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-1", Controller: ptr.To(true)}}
+		return p
+	}
+	// Identical nodes without zones; a already holds two replicas, b one.
+	var ns []*v1.Node
+	for _, n := range []string{"a", "b", "c"} {
+		ns = append(ns, st.Node(n).Label(v1.LabelHostname, n).Obj())
+	}
+	snap := st.Cluster(ns, []*v1.Pod{owned("w1", "a"), owned("w2", "a"), owned("w3", "b")}, nil)
+	p, err := New(nil, informerHandle{Handle: &st.Handle{Snap: snap}, f: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Start(t.Context().Done())
+	for typ, ok := range f.WaitForCacheSync(t.Context().Done()) {
+		if !ok {
+			t.Fatalf("%v did not sync", typ)
+		}
+	}
+	got := st.Score(t.Context(), t, p, owned("new", ""), snap)
+	if !(got["c"] > got["b"] && got["b"] > got["a"]) {
+		t.Fatalf("scores = %v, want c > b > a (fewest replicas first)", got)
+	}
+	// A pod without a workload gets no default constraints.
+	if got := st.Score(t.Context(), t, p, st.Pod("lone").Label("app", "web").Obj(), snap); got["a"] != got["c"] {
+		t.Fatalf("scores for a pod without workload = %v, want all equal", got)
+	}
+	// Its own constraints replace the defaults; List without constraints
+	// disables them.
+	if _, err := New([]byte(`{"defaultingType":"List"}`), informerHandle{Handle: &st.Handle{Snap: snap}, f: f}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New([]byte(`{"defaultingType":"Other"}`), &st.Handle{Snap: snap}); err == nil {
+		t.Fatal("unknown defaultingType accepted")
 	}
 }
