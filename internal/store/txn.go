@@ -339,11 +339,15 @@ func (e *evaluator) execRange(ctx context.Context, r *pb.RangeRequest) (*pb.Rang
 		resp.More = true
 	}
 	resp.Kvs = make([]*mvccpb.KeyValue, len(kvs))
+	slab := make([]mvccpb.KeyValue, len(kvs)) // one allocation for a page of 500
 	for i := range kvs {
+		kv := kvs[i]
 		if r.KeysOnly {
-			kvs[i].Value = nil
+			kv.Value = nil
 		}
-		resp.Kvs[i] = toPB(kvs[i])
+		slab[i] = mvccpb.KeyValue{Key: kv.Key, Value: kv.Value, CreateRevision: kv.CreateRevision,
+			ModRevision: kv.ModRevision, Version: kv.Version, Lease: kv.Lease}
+		resp.Kvs[i] = &slab[i]
 	}
 	return resp, nil
 }

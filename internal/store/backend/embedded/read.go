@@ -139,6 +139,11 @@ func (e *Engine) rangeAt(ctx context.Context, opts backend.RangeOptions, txRev i
 	}
 	res.KVs = make([]backend.KeyValue, len(hits))
 	var slab []byte
+	nk := 0
+	for i := range hits {
+		nk += len(hits[i].key)
+	}
+	keys := make([]byte, 0, nk) // one allocation for every key of the page
 	if !opts.KeysOnly {
 		n := 0
 		for i := range hits {
@@ -149,7 +154,8 @@ func (e *Engine) rangeAt(ctx context.Context, opts backend.RangeOptions, txRev i
 	for i := range hits {
 		h := &hits[i]
 		kv := &res.KVs[i]
-		kv.Key = []byte(h.key)
+		keys = append(keys, h.key...)
+		kv.Key = keys[len(keys)-len(h.key) : len(keys) : len(keys)]
 		kv.CreateRevision, kv.ModRevision = h.r.create, h.r.mod
 		kv.Version, kv.Lease = h.r.version, h.r.lease
 		if opts.KeysOnly {
