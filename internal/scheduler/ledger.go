@@ -167,8 +167,11 @@ func decodeEntries(l *coordinationv1.Lease) ([]ClaimEntry, error) {
 }
 
 func (l *LeaseLedger) update(ctx context.Context, node string, fn func([]ClaimEntry) ([]ClaimEntry, error)) error {
+	return l.updateRetrying(ctx, node, l.MaxRetries, fn)
+}
+
+func (l *LeaseLedger) updateRetrying(ctx context.Context, node string, retries int, fn func([]ClaimEntry) ([]ClaimEntry, error)) error {
 	leases := l.Client.CoordinationV1().Leases(l.Namespace)
-	retries := l.MaxRetries
 	if retries <= 0 {
 		retries = 8
 	}
@@ -300,9 +303,7 @@ func (l *LeaseLedger) drain(node string) {
 // loses retries the pod; a release that loses leaves an entry behind), and
 // writes nothing when the entry is not there.
 func (l *LeaseLedger) Release(ctx context.Context, node string, uid types.UID, by string) error {
-	r := *l
-	r.MaxRetries = 4 * max(l.MaxRetries, 8)
-	return r.update(ctx, node, func(entries []ClaimEntry) ([]ClaimEntry, error) {
+	return l.updateRetrying(ctx, node, 4*max(l.MaxRetries, 8), func(entries []ClaimEntry) ([]ClaimEntry, error) {
 		out := releaseEntries(entries, uid, by)
 		if len(out) == len(entries) {
 			return nil, errNothingToWrite

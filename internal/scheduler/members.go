@@ -1,0 +1,329 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+
+	"github.com/keelson-dev/keelson/internal/scheduler/plugins/gang"
+)
+
+// Membership Leases: one per running instance, in the ledger namespace.
+const (
+	// MemberLabel marks an instance's membership Lease.
+	MemberLabel = "scheduler.keelson.dev/member"
+	// MemberProfilesAnnotation lists the schedulerNames an instance
+	// serves, comma-separated: a pod is shared only between the members
+	// that serve its schedulerName.
+	MemberProfilesAnnotation = "scheduler.keelson.dev/profiles"
+	memberLeasePrefix        = "keelson-member-"
+)
+
+// member is a live instance as seen through its Lease.
+type member struct {
+	id       string
+	profiles []string
+	// expires is renewTime + leaseDurationSeconds.
+	expires time.Time
+}
+
+// Members tracks the live scheduler instances through their membership
+// Leases and decides which instance owns a pending pod: the member, among
+// the live ones serving the pod's schedulerName, with the highest
+// rendezvous hash of (pod key, member). When a member joins or leaves only
+// the pods it gains or loses move. This instance always counts itself.
+type Members struct {
+	client    kubernetes.Interface
+	namespace string
+	self      string
+	profiles  []string
+	duration  time.Duration
+	clock     clock.WithTicker
+	log       *slog.Logger
+	// onChange is called (without locks held) when the live set changes.
+	onChange func()
+
+	mu   sync.RWMutex
+	all  map[string]member // by instance ID, from the informer
+	live []member          // sorted by id, refreshed on events and ticks
+}
+
+// MembersOptions configure Members.
+type MembersOptions struct {
+	Client    kubernetes.Interface
+	Namespace string
+	Self      string
+	Profiles  []string
+	// LeaseDuration: a member whose Lease was not renewed for this long is
+	// gone. Renewal happens every third of it.
+	LeaseDuration time.Duration
+	Clock         clock.WithTicker
+	Logger        *slog.Logger
+	OnChange      func()
+}
+
+// NewMembers returns a membership tracker; Start runs it.
+func NewMembers(o MembersOptions) *Members {
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	m := &Members{
+		client: o.Client, namespace: o.Namespace, self: o.Self, profiles: slices.Sorted(slices.Values(o.Profiles)),
+		duration: o.LeaseDuration, clock: o.Clock, log: o.Logger, onChange: o.OnChange,
+		all: map[string]member{},
+	}
+	m.live = []member{{id: o.Self, profiles: m.profiles}}
+	return m
+}
+
+// MemberLeaseName is the name of an instance's membership Lease: a DNS
+// subdomain derived from the instance ID (the ID itself is the Lease's
+// holderIdentity).
+func MemberLeaseName(id string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(id) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '-' || r == '.' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	name := strings.Trim(b.String(), "-.")
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	// The hash keeps IDs that sanitize alike apart.
+	name = fmt.Sprintf("%s%s-%08x", memberLeasePrefix, name, h.Sum32())
+	if len(name) > 253 {
+		name = name[:253]
+	}
+	return name
+}
+
+// Start creates this instance's Lease, starts the informer on membership
+// Leases and waits for its first list; renewal and expiry checks run
+// until ctx ends, when the Lease is deleted (a clean exit hands this
+// instance's pods to the others at once).
+func (m *Members) Start(ctx context.Context) error {
+	if err := m.renew(ctx); err != nil {
+		return err
+	}
+	factory := informers.NewSharedInformerFactoryWithOptions(m.client, 0, informers.WithNamespace(m.namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = MemberLabel }))
+	inf := factory.Coordination().V1().Leases().Informer()
+	reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { m.observe(o.(*coordinationv1.Lease), false) },
+		UpdateFunc: func(_, n any) { m.observe(n.(*coordinationv1.Lease), false) },
+		DeleteFunc: func(o any) {
+			if l, ok := tombstone[*coordinationv1.Lease](o); ok {
+				m.observe(l, true)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("watching member leases: %w", err)
+	}
+	factory.Start(ctx.Done())
+	if !toolscache.WaitForCacheSync(ctx.Done(), reg.HasSynced) {
+		factory.Shutdown()
+		return fmt.Errorf("member leases did not sync: %w", context.Cause(ctx))
+	}
+	go func() {
+		defer factory.Shutdown()
+		m.run(ctx)
+	}()
+	return nil
+}
+
+func (m *Members) run(ctx context.Context) {
+	renew := m.clock.NewTicker(m.duration / 3)
+	defer renew.Stop()
+	// Expiry is checked more often than renewal so that a crashed
+	// member's pods move soon after its Lease runs out.
+	check := m.clock.NewTicker(min(time.Second, m.duration/3))
+	defer check.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			err := m.client.CoordinationV1().Leases(m.namespace).Delete(dctx, MemberLeaseName(m.self), metav1.DeleteOptions{})
+			cancel()
+			if err != nil && !apierrors.IsNotFound(err) {
+				m.log.Warn("deleting member lease", "err", err)
+			}
+			return
+		case <-renew.C():
+			if err := m.renew(ctx); err != nil && ctx.Err() == nil {
+				m.log.Warn("renewing member lease", "err", err)
+			}
+		case <-check.C():
+			m.refresh()
+		}
+	}
+}
+
+// renew creates or renews this instance's Lease.
+func (m *Members) renew(ctx context.Context) error {
+	leases := m.client.CoordinationV1().Leases(m.namespace)
+	name := MemberLeaseName(m.self)
+	now := metav1.NewMicroTime(m.clock.Now())
+	secs := int32(max(1, m.duration/time.Second))
+	l, err := leases.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		l = &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{
+				Name: name, Namespace: m.namespace,
+				Labels:      map[string]string{MemberLabel: "true"},
+				Annotations: map[string]string{MemberProfilesAnnotation: strings.Join(m.profiles, ",")},
+			},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: &m.self, LeaseDurationSeconds: &secs, AcquireTime: &now, RenewTime: &now},
+		}
+		if _, err := leases.Create(ctx, l, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("creating member lease: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading member lease: %w", err)
+	}
+	l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.RenewTime = &m.self, &secs, &now
+	if l.Labels == nil {
+		l.Labels = map[string]string{}
+	}
+	l.Labels[MemberLabel] = "true"
+	if l.Annotations == nil {
+		l.Annotations = map[string]string{}
+	}
+	l.Annotations[MemberProfilesAnnotation] = strings.Join(m.profiles, ",")
+	if _, err := leases.Update(ctx, l, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("renewing member lease: %w", err)
+	}
+	return nil
+}
+
+func (m *Members) observe(l *coordinationv1.Lease, deleted bool) {
+	if l.Spec.HolderIdentity == nil {
+		return
+	}
+	id := *l.Spec.HolderIdentity
+	m.mu.Lock()
+	if deleted {
+		delete(m.all, id)
+	} else {
+		mb := member{id: id}
+		if p := l.Annotations[MemberProfilesAnnotation]; p != "" {
+			mb.profiles = strings.Split(p, ",")
+		}
+		if l.Spec.RenewTime != nil && l.Spec.LeaseDurationSeconds != nil {
+			mb.expires = l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second)
+		}
+		m.all[id] = mb
+	}
+	m.mu.Unlock()
+	m.refresh()
+}
+
+// refresh recomputes the live set and reports a change.
+func (m *Members) refresh() {
+	now := m.clock.Now()
+	m.mu.Lock()
+	live := []member{{id: m.self, profiles: m.profiles}}
+	for id, mb := range m.all {
+		if id != m.self && mb.expires.After(now) {
+			live = append(live, mb)
+		}
+	}
+	slices.SortFunc(live, func(a, b member) int { return strings.Compare(a.id, b.id) })
+	changed := !slices.EqualFunc(live, m.live, func(a, b member) bool {
+		return a.id == b.id && slices.Equal(a.profiles, b.profiles)
+	})
+	if changed {
+		m.live = live
+	}
+	m.mu.Unlock()
+	if changed {
+		ids := make([]string, len(live))
+		for i, mb := range live {
+			ids[i] = mb.id
+		}
+		m.log.Info("scheduler instances changed", "live", ids)
+		if m.onChange != nil {
+			m.onChange()
+		}
+	}
+}
+
+// Live returns the IDs of the live members (this one included).
+func (m *Members) Live() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]string, len(m.live))
+	for i, mb := range m.live {
+		out[i] = mb.id
+	}
+	return out
+}
+
+// Owner returns the instance that owns pod: pods of one gang share an
+// owner (the held count of a gang is per instance), other pods are spread
+// by UID.
+func (m *Members) Owner(pod *v1.Pod) string {
+	key := string(pod.UID)
+	if g := gang.GroupName(pod); g != "" {
+		key = pod.Namespace + "/" + g
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return rendezvous(key, pod.Spec.SchedulerName, m.live)
+}
+
+// Owns reports whether this instance owns pod.
+func (m *Members) Owns(pod *v1.Pod) bool { return m.Owner(pod) == m.self }
+
+// rendezvous picks, among members serving profile, the one with the
+// highest hash of (key, member id). Members that list no profiles serve
+// every one.
+func rendezvous(key, profile string, members []member) string {
+	best, bestScore := "", uint64(0)
+	for _, mb := range members {
+		if len(mb.profiles) > 0 && !slices.Contains(mb.profiles, profile) {
+			continue
+		}
+		h := fnv.New64a()
+		h.Write([]byte(key))
+		h.Write([]byte{0})
+		h.Write([]byte(mb.id))
+		s := mix64(h.Sum64())
+		if best == "" || s > bestScore || (s == bestScore && mb.id < best) {
+			best, bestScore = mb.id, s
+		}
+	}
+	return best
+}
+
+// mix64 is a finalizer (splitmix64) that spreads FNV's output, whose high
+// bits change little for keys that differ in their last bytes.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}

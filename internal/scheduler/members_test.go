@@ -1,0 +1,187 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes/fake"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/keelson-dev/keelson/internal/scheduler/plugins/gang"
+)
+
+func testPod(uid, profile string) *v1.Pod {
+	return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: uid, Namespace: "ns", UID: types.UID(uid)}, Spec: v1.PodSpec{SchedulerName: profile}}
+}
+
+func TestRendezvousSpreadsAndMovesLittle(t *testing.T) {
+	three := []member{{id: "a"}, {id: "b"}, {id: "c"}}
+	counts := map[string]int{}
+	moved := 0
+	const n = 3000
+	for i := range n {
+		key := fmt.Sprintf("pod-%d", i)
+		o3 := rendezvous(key, "keelson", three)
+		counts[o3]++
+		// Removing c moves only c's pods.
+		if o2 := rendezvous(key, "keelson", three[:2]); o2 != o3 {
+			moved++
+			if o3 != "c" {
+				t.Fatalf("%s moved from %s to %s when c left", key, o3, o2)
+			}
+		}
+	}
+	for id, c := range counts {
+		if c < n/3-n/10 || c > n/3+n/10 {
+			t.Errorf("member %s owns %d of %d pods, want about a third", id, c, n)
+		}
+	}
+	if moved != counts["c"] {
+		t.Errorf("moved %d, want c's %d", moved, counts["c"])
+	}
+	// Profiles: only members serving the pod's schedulerName own it.
+	mixed := []member{{id: "a", profiles: []string{"other"}}, {id: "b", profiles: []string{"keelson"}}}
+	for i := range 50 {
+		if o := rendezvous(fmt.Sprint(i), "keelson", mixed); o != "b" {
+			t.Fatalf("owner %s, want b (the only member serving keelson)", o)
+		}
+	}
+}
+
+func TestMembersThroughLeases(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	client := fake.NewClientset()
+	clk := clocktesting.NewFakeClock(time.Now())
+	changes := make(chan struct{}, 16)
+	start := func(id string) *Members {
+		m := NewMembers(MembersOptions{Client: client, Namespace: "kube-system", Self: id, Profiles: []string{"keelson"},
+			LeaseDuration: 6 * time.Second, Clock: clk, OnChange: func() { changes <- struct{}{} }})
+		if err := m.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	a := start("sched-a")
+	b := start("sched-b")
+	waitLive := func(m *Members, want int) {
+		t.Helper()
+		if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+			return len(m.Live()) == want, nil
+		}); err != nil {
+			t.Fatalf("%s sees %v, want %d live", m.self, m.Live(), want)
+		}
+	}
+	waitLive(a, 2)
+	waitLive(b, 2)
+	ownedA, ownedB := 0, 0
+	for i := range 200 {
+		p := testPod(fmt.Sprint("uid-", i), "keelson")
+		if a.Owner(p) != b.Owner(p) {
+			t.Fatalf("instances disagree on %s: %s vs %s", p.UID, a.Owner(p), b.Owner(p))
+		}
+		if a.Owns(p) {
+			ownedA++
+		}
+		if b.Owns(p) {
+			ownedB++
+		}
+	}
+	if ownedA+ownedB != 200 || ownedA < 60 || ownedB < 60 {
+		t.Fatalf("a owns %d, b owns %d of 200", ownedA, ownedB)
+	}
+	// Members of a gang share one owner.
+	owner := ""
+	for i := range 20 {
+		p := testPod(fmt.Sprint("g-", i), "keelson")
+		p.Labels = map[string]string{gang.LabelPodGroup: "g"}
+		if o := a.Owner(p); owner != "" && o != owner {
+			t.Fatalf("gang members owned by %s and %s", owner, o)
+		} else {
+			owner = o
+		}
+	}
+	// b leaves cleanly (its Lease is deleted).
+	if err := client.CoordinationV1().Leases("kube-system").Delete(ctx, MemberLeaseName("sched-b"), metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitLive(a, 1)
+	for i := range 50 {
+		if p := testPod(fmt.Sprint("uid-", i), "keelson"); !a.Owns(p) {
+			t.Fatalf("a does not own %s after b left", p.UID)
+		}
+	}
+	// Expiry without deletion: a lease not renewed for its duration.
+	c := NewMembers(MembersOptions{Client: client, Namespace: "kube-system", Self: "sched-c", Profiles: []string{"keelson"}, LeaseDuration: 6 * time.Second, Clock: clk})
+	if err := c.renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitLive(a, 2)
+	clk.Step(7 * time.Second) // a's own renewal and c's expiry both come due
+	a.refresh()
+	if live := a.Live(); len(live) != 1 {
+		t.Fatalf("live %v after c's lease expired", live)
+	}
+}
+
+func TestQueueForeignPods(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Unix(0, 0))
+	mine := map[types.UID]bool{"m1": true}
+	stolen := 0
+	q := newTestQueue(clk, nil)
+	q.opts.Owned = func(p *v1.Pod) bool { return mine[p.UID] }
+	q.opts.Stealable = func(p *v1.Pod) bool { return gang.GroupName(p) == "" }
+	q.opts.StealAfter = 2 * time.Second
+	q.opts.OnSteal = func() { stolen++ }
+	q.Add(testPod("m1", "keelson"))
+	q.Add(testPod("f1", "keelson"))
+	g := testPod("g1", "keelson")
+	g.Labels = map[string]string{gang.LabelPodGroup: "x"}
+	q.Add(g)
+	if q.Foreign() != 2 {
+		t.Fatalf("foreign = %d, want 2", q.Foreign())
+	}
+	p, _, err := q.Pop(t.Context())
+	if err != nil || p.Pod.UID != "m1" {
+		t.Fatalf("popped %v, %v; want m1", p, err)
+	}
+	// Nothing of ours left: a foreign pod is taken once it waited.
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	if p, _, err := q.Pop(ctx); err == nil {
+		t.Fatalf("popped foreign %s before stealAfter", p.Pod.UID)
+	}
+	cancel()
+	clk.Step(3 * time.Second)
+	if p, _, err := q.Pop(t.Context()); err != nil || p.Pod.UID != "f1" || stolen != 1 {
+		t.Fatalf("popped %v, %v (stolen %d); want f1 stolen", p, err, stolen)
+	}
+	// The gang member is never stolen, but moves when it becomes ours.
+	ctx, cancel = context.WithTimeout(t.Context(), 50*time.Millisecond)
+	if p, _, err := q.Pop(ctx); err == nil {
+		t.Fatalf("popped gang member %s", p.Pod.UID)
+	}
+	cancel()
+	mine["g1"] = true
+	q.Reassign()
+	if p, _, err := q.Pop(t.Context()); err != nil || p.Pod.UID != "g1" {
+		t.Fatalf("popped %v, %v; want g1 after reassign", p, err)
+	}
+	// A pod of ours never attempted goes foreign when it stops being ours.
+	mine["m2"] = true
+	q.Add(testPod("m2", "keelson"))
+	mine["m2"] = false
+	q.Reassign()
+	if q.Foreign() != 1 {
+		t.Fatalf("foreign = %d after reassign, want 1", q.Foreign())
+	}
+	q.Delete("m2")
+	if q.Foreign() != 0 || q.Has("m2") {
+		t.Fatal("deleted foreign pod still queued")
+	}
+}
