@@ -88,6 +88,7 @@ type Config struct {
 	MySQLDSN    string // admin DSN (go-sql-driver form)
 	ProfileDir  string // CPU profiles of keelson targets under write load; "" = off
 	ProfileSecs int
+	PutDistinct bool   // SQL put loader: every put writes a key of its own
 	Command     string // the command line, for the report
 	FromJSON    string // re-render saved results instead of running
 }

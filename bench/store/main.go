@@ -64,6 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&cfg.PostgresURL, "postgres", cfg.PostgresURL, "PostgreSQL admin URL; a fresh database is created per target")
 	fs.StringVar(&cfg.MySQLDSN, "mysql", cfg.MySQLDSN, "MySQL/MariaDB admin DSN (go-sql-driver form); a fresh database is created per target")
 	fs.StringVar(&cfg.ProfileDir, "cpu-profile-dir", "", "capture CPU profiles of keelson and etcd under put load at 100 clients into this directory")
+	fs.BoolVar(&cfg.PutDistinct, "put-distinct-keys", false, "SQL targets' put loader: the i-th put of a run writes key i (no two puts of a run share a key, so kine's crash on concurrent puts to one key cannot happen); default: keys drawn from --key-space")
 	fs.IntVar(&cfg.ProfileSecs, "profile-seconds", cfg.ProfileSecs, "length of each CPU profile")
 	fs.StringVar(&cfg.FromJSON, "from-json", "", "run nothing: re-render --out from the results a previous run wrote with --json")
 
@@ -518,7 +519,7 @@ func (b *bencher) mainScenarios(ctx context.Context, spec targetSpec, tr *Target
 			if err != nil {
 				return nil, err
 			}
-			sum, err := runPutLoad(sctx, r.writeEndpoint(), total, clients, s.PutKeySpace, s.PutValueSize)
+			sum, err := runPutLoad(sctx, r.writeEndpoint(), total, clients, s.PutKeySpace, s.PutValueSize, b.cfg.PutDistinct)
 			if err == nil {
 				return sum, nil
 			}
@@ -540,6 +541,9 @@ func (b *bencher) mainScenarios(ctx context.Context, spec targetSpec, tr *Target
 	}
 	if b.cfg.has(scPut) && sqlTarget {
 		tr.PutNote = putLoadNote
+		if b.cfg.PutDistinct {
+			tr.PutNote += "; with --put-distinct-keys every put of a run writes a key of its own (`d<clients>-%08x` of the put's index) instead"
+		}
 		for _, run := range []struct {
 			clients, total int
 			dst            **BenchSummary
@@ -625,7 +629,7 @@ func (b *bencher) mainScenarios(ctx context.Context, spec targetSpec, tr *Target
 			}
 			load := func(total int) error {
 				if sqlTarget {
-					_, err := runPutLoad(sctx, r.writeEndpoint(), total, s.PutClients, s.PutKeySpace, s.PutValueSize)
+					_, err := runPutLoad(sctx, r.writeEndpoint(), total, s.PutClients, s.PutKeySpace, s.PutValueSize, b.cfg.PutDistinct)
 					return err
 				}
 				_, err := b.runBenchmarkTool(sctx, tr.Name+"-profile-load", append(common(r.writeEndpoint(), s.PutClients), putArgs(total)...)...)

@@ -16,8 +16,9 @@ import (
 const putLoadNote = "put runs use bench/store's own loader (same shape as `benchmark put`: 8-byte keys drawn from the key space, random values, one connection per client) because kine on PostgreSQL/MariaDB rejects the tool's binary keys (invalid UTF-8 / collation errors); its keys are printable (`%08x`)"
 
 // runPutLoad mirrors `benchmark put --key-size 8 --sequential-keys=false`
-// with printable keys and returns the same summary the tool prints.
-func runPutLoad(ctx context.Context, ep string, total, clients, keySpace, valSize int) (*BenchSummary, error) {
+// with printable keys and returns the same summary the tool prints. With
+// distinct, the i-th put writes a key of its own instead of a random one.
+func runPutLoad(ctx context.Context, ep string, total, clients, keySpace, valSize int, distinct bool) (*BenchSummary, error) {
 	conns := make([]*clientv3.Client, clients)
 	for i := range conns {
 		c, err := newClient(ep)
@@ -32,8 +33,11 @@ func runPutLoad(ctx context.Context, ep string, total, clients, keySpace, valSiz
 	value := string(raw)
 	var mu sync.Mutex
 	errs := map[string]int{}
-	lat, elapsed, err := parallel(ctx, total, clients, func(worker, _ int) error {
+	lat, elapsed, err := parallel(ctx, total, clients, func(worker, i int) error {
 		key := fmt.Sprintf("%08x", mrand.IntN(keySpace))
+		if distinct {
+			key = fmt.Sprintf("d%d-%08x", clients, i)
+		}
 		if _, err := conns[worker].Put(ctx, key, value); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

@@ -28,6 +28,8 @@ const (
 	revokesPerTick = 500
 	// revokeParallelism lets the engine batch concurrent revocations.
 	revokeParallelism = 16
+	// grantIDAttempts bounds the random lease IDs one grant tries.
+	grantIDAttempts = 16
 )
 
 // lessor manages leases. Every lease is a backend record, so grants,
@@ -73,7 +75,13 @@ func (l *lessor) grant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.LeaseG
 	var id, rev int64
 	err := l.s.be.Update(ctx, func(tx backend.WriteTx) error {
 		id = r.ID
-		for id == 0 {
+		for attempt := 0; id == 0; attempt++ {
+			// A random ID is taken with negligible odds; a transaction
+			// that keeps answering "taken" (the SQL engines' probe runs
+			// answer every lease exists) must not loop forever.
+			if attempt == grantIDAttempts {
+				return errors.New("no unused lease ID found")
+			}
 			id = rand.Int64() // positive, as etcd's generated IDs
 			if _, err := tx.Lease(ctx, id); err == nil {
 				id = 0

@@ -27,6 +27,7 @@ import (
 	"github.com/keelson-dev/keelson/internal/store/backend"
 	"github.com/keelson-dev/keelson/internal/store/backend/cache"
 	"github.com/keelson-dev/keelson/internal/store/backend/sqlcommon"
+	"github.com/keelson-dev/keelson/internal/store/diag"
 )
 
 // Server serves the etcd v3 API on a backend.Backend.
@@ -408,8 +409,17 @@ func (s *Server) ClientURL() string {
 }
 
 // Close stops serving and releases the backend if the Server opened it.
+//
+// Close returns within closeBudget even if something is stuck, so that a
+// supervisor's SIGKILL (testenv and keelson up send it 15s after SIGTERM)
+// is never needed: in-flight RPCs get up to gracefulStopWait before the
+// gRPC server is stopped hard, and every later step that has not ended
+// when the budget runs out is abandoned. Anything forced or abandoned is
+// logged at error level with a goroutine dump (a file in the data
+// directory or the temporary directory) naming what was stuck.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		deadline := time.Now().Add(closeBudget)
 		if s.cancel != nil {
 			s.cancel() // ends watch and keep-alive streams, loops
 		}
@@ -419,32 +429,35 @@ func (s *Server) Close() error {
 				s.grpc.GracefulStop()
 				close(done)
 			}()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				s.grpc.Stop()
-				<-done
+			if !s.waitStep(done, time.Now().Add(gracefulStopWait), "in-flight RPCs to finish; stopping the gRPC server hard") {
+				s.grpc.Stop() // closes connections; handlers are left to end on their own
+				s.waitStep(done, deadline, "the gRPC server to stop")
 			}
-		} else if s.lis != nil {
-			s.lis.Close()
 		}
 		if s.lis != nil {
 			s.lis.Close() // also ends the split listener
 		}
 		if s.httpSrv != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			s.httpSrv.Shutdown(ctx)
+			ctx, cancel := context.WithTimeout(context.Background(), min(time.Until(deadline), time.Second))
+			if err := s.httpSrv.Shutdown(ctx); err != nil {
+				s.httpSrv.Close()
+			}
 			cancel()
 		}
 		if s.mlis != nil {
 			s.mlis.Close()
 		}
-		s.wg.Wait()
+		loops := make(chan struct{})
+		go func() {
+			s.wg.Wait()
+			close(loops)
+		}()
+		s.waitStep(loops, deadline, "the watch hub, lessor and servers to stop")
 		if s.cache != nil && !s.ownsBE {
-			s.cache.Close() // leaves the caller's engine open
+			s.closeAsync(s.cache.Close, deadline, "the read cache to close") // leaves the caller's engine open
 		}
 		if s.ownsBE && s.be != nil {
-			if err := s.be.Close(); err != nil {
+			if err := s.closeAsync(s.be.Close, deadline, "the backend to close"); err != nil {
 				s.closeErr = fmt.Errorf("closing backend: %w", err)
 			}
 		}
@@ -453,6 +466,47 @@ func (s *Server) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// closeBudget bounds Close; gracefulStopWait is the part of it in-flight
+// RPCs get to finish.
+const (
+	closeBudget      = 12 * time.Second
+	gracefulStopWait = 5 * time.Second
+)
+
+// errCloseTimeout: a step of Close did not finish in time.
+var errCloseTimeout = errors.New("did not finish in time; abandoned")
+
+// closeAsync runs closeFn, waiting for it until deadline (and dumping
+// goroutines if it takes longer).
+func (s *Server) closeAsync(closeFn func() error, deadline time.Time, what string) error {
+	done := make(chan struct{})
+	var err error
+	go func() {
+		err = closeFn()
+		close(done)
+	}()
+	if !s.waitStep(done, deadline, what) {
+		return errCloseTimeout
+	}
+	return err
+}
+
+// waitStep waits until deadline for done. If done is not closed by then
+// it logs what it was waiting for and where a goroutine dump was written,
+// and returns false.
+func (s *Server) waitStep(done <-chan struct{}, deadline time.Time, what string) bool {
+	t := time.NewTimer(max(time.Until(deadline), 0))
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+	}
+	path, err := diag.DumpGoroutines(s.cfg.DataDir, os.Stderr)
+	s.log.Error("store close: gave up waiting for "+what, "goroutine_dump", path, "dump_err", err)
+	return false
 }
 
 // currentRevision reads the store's current revision.

@@ -277,6 +277,16 @@ func (d *dialect) Committed(int64) []sqlcommon.Stmt { return nil }
 // ForUpdateOf locks every row the SELECT reads (MariaDB has no OF).
 func (d *dialect) ForUpdateOf(string) string { return " FOR UPDATE" }
 
+// KeyIn lists the keys (arguments are interpolated client-side, so the
+// SQL text varying with their number costs nothing).
+func (d *dialect) KeyIn(col string, keys [][]byte) (string, []any) {
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	return col + " IN (?" + strings.Repeat(", ?", len(keys)-1) + ")", args
+}
+
 // ServerRejected: an error the server answered with, except those that
 // mean it dropped the session (1053 shutdown, 1927 connection killed),
 // which may arrive after a COMMIT was done: outcome unknown.

@@ -193,6 +193,13 @@ func (d *dialect) Committed(rev int64) []sqlcommon.Stmt {
 
 func (d *dialect) ForUpdateOf(alias string) string { return " FOR UPDATE OF " + alias }
 
+// KeyIn passes the keys as one array: pgx prepares every distinct SQL text
+// on every pooled connection, so an IN list whose length varies with the
+// batch would cost a prepare round trip for most batches.
+func (d *dialect) KeyIn(col string, keys [][]byte) (string, []any) {
+	return col + " = ANY(?::bytea[])", []any{keys}
+}
+
 // ServerRejected: an ERROR aborts the transaction, but a FATAL or PANIC
 // ends the session (pg_terminate_backend, shutdown), possibly after the
 // COMMIT it answers was already done: the outcome is unknown.

@@ -74,6 +74,10 @@ type Dialect interface {
 	// ForUpdateOf is the locking clause of a SELECT that locks the rows of
 	// table alias (the statement may outer-join others).
 	ForUpdateOf(alias string) string
+	// KeyIn returns a condition selecting the rows whose column col is one
+	// of keys, and its arguments. Its SQL should not depend on how many
+	// keys there are where the driver prepares statements per SQL text.
+	KeyIn(col string, keys [][]byte) (string, []any)
 	// ServerRejected reports an error the server answered with (the
 	// transaction is then not committed), as opposed to a broken
 	// connection (outcome unknown).

@@ -8,12 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/keelson-dev/keelson/internal/store/backend"
+	"github.com/keelson-dev/keelson/internal/store/diag"
 )
 
 // Options tune an Engine.
@@ -45,6 +47,9 @@ type Engine struct {
 	reqs   chan *request
 	stop   chan struct{} // closed by Close: committer drains and exits
 	exited chan struct{} // closed when the committer has exited
+	// gone is closed when Close returns, also when it gave up waiting for
+	// a stuck committer: callers still waiting for it then get ErrClosed.
+	gone   chan struct{}
 	closed atomic.Bool
 	once   sync.Once
 
@@ -91,6 +96,7 @@ func New(ctx context.Context, d Dialect, opts Options) (*Engine, error) {
 		reqs:    make(chan *request, 4096),
 		stop:    make(chan struct{}),
 		exited:  make(chan struct{}),
+		gone:    make(chan struct{}),
 		watchOn: make(chan struct{}),
 	}
 	e.head.init()
@@ -116,17 +122,60 @@ func New(ctx context.Context, d Dialect, opts Options) (*Engine, error) {
 
 // Close stops the engine: queued Updates fail with backend.ErrClosed, a
 // batch being committed finishes, Watch calls return.
+//
+// Close always returns within about 4*CloseWait: a committer that does not
+// finish its batch in CloseWait has its database statements cancelled
+// (the batch fails, or its outcome is unknown), and one that still does
+// not stop (stuck outside the database) is abandoned, as are a change
+// feed and a connection pool that do not close. Each of those is logged
+// with a goroutine dump.
 func (e *Engine) Close() error {
 	e.once.Do(func() {
+		defer close(e.gone)
 		e.closed.Store(true)
 		close(e.stop)
-		<-e.exited
+		if !e.waitFor(e.exited, "write committer to finish its batch") {
+			e.dbCancel() // fails the batch's statements; the committer then exits
+			if !e.waitFor(e.exited, "write committer after cancelling its statements") {
+				e.log.Error("abandoning a stuck write committer; its callers get ErrClosed")
+			}
+		}
 		e.dbCancel()
 		e.head.close()
-		e.feedWG.Wait()
-		e.d.Close()
+		feedDone := make(chan struct{})
+		go func() {
+			e.feedWG.Wait()
+			close(feedDone)
+		}()
+		e.waitFor(feedDone, "change feed to stop")
+		dbDone := make(chan struct{})
+		go func() {
+			e.d.Close() // a connection pool waits for connections in use
+			close(dbDone)
+		}()
+		e.waitFor(dbDone, "database connections to close")
 	})
 	return nil
+}
+
+// CloseWait is how long Close waits for each step of shutting down. A
+// batch normally commits in milliseconds; the store's own Close (which
+// must end within its supervisor's 15s) leaves the engine about 7s.
+var CloseWait = 3 * time.Second
+
+// waitFor waits up to CloseWait for done; if it is not closed by then it
+// logs what was awaited and a goroutine dump, and returns false.
+func (e *Engine) waitFor(done <-chan struct{}, what string) bool {
+	t := time.NewTimer(CloseWait)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+	}
+	path, err := diag.DumpGoroutines("", os.Stderr)
+	e.log.Error("engine close: still waiting for "+what, "waited", CloseWait, "goroutine_dump", path, "dump_err", err)
+	return false
 }
 
 // Update runs fn in a write transaction shared with concurrent callers.
@@ -152,6 +201,9 @@ func (e *Engine) Update(ctx context.Context, fn func(backend.WriteTx) error) err
 		default:
 			return backend.ErrClosed
 		}
+	case <-e.gone:
+		// Close gave up on a stuck committer.
+		return backend.ErrClosed
 	case <-ctx.Done():
 		// The outcome is unknown: the batch may still commit.
 		return ctx.Err()
@@ -162,14 +214,26 @@ func (e *Engine) committer() {
 	defer close(e.exited)
 	batch := make([]*request, 0, e.opts.MaxBatch)
 	prev := 0
+	// inFlight is the batch whose COMMIT is on its way, if any: the next
+	// batch is gathered and locks the meta row meanwhile.
+	var inFlight *inflight
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
 		batch = batch[:0]
+		var idle <-chan struct{}
+		if inFlight != nil {
+			idle = inFlight.done
+		}
 		select {
 		case r := <-e.reqs:
 			batch = append(batch, r)
+		case <-idle:
+			e.settle(inFlight)
+			inFlight = nil
+			continue
 		case <-e.stop:
+			e.settle(inFlight)
 			e.failQueued()
 			return
 		}
@@ -207,7 +271,9 @@ func (e *Engine) committer() {
 			}
 		}
 		prev = len(batch)
-		e.runBatch(batch)
+		// The batch gets its own slice: an in-flight one keeps its own.
+		reqs := append([]*request(nil), batch...)
+		inFlight = e.runBatch(reqs, inFlight)
 	}
 }
 
@@ -392,13 +458,30 @@ func (b *batch) queue(s ...Stmt) {
 	}
 }
 
-// runBatch commits reqs in one transaction. A batch that failed before
-// COMMIT was sent did not commit, so its functions are run again (the
-// store's functions may be re-run): once as a batch, then one by one so
-// that a function whose writes the database rejects fails alone. A failure
-// at COMMIT leaves the outcome unknown and is reported.
-func (e *Engine) runBatch(reqs []*request) {
-	results, err, inDoubt := e.tryBatch(reqs)
+// runBatch commits reqs in one transaction. prev, if not nil, is the
+// batch whose COMMIT is still on its way; runBatch settles it.
+//
+// When the batch gets as far as sending its COMMIT, runBatch returns it
+// in flight: its callers are answered when the COMMIT returns, while the
+// committer gathers the next batch, which queues for the meta row lock
+// behind it (see settle for failures). Otherwise it settles the batch
+// itself.
+func (e *Engine) runBatch(reqs []*request, prev *inflight) *inflight {
+	f, results, err, inDoubt := e.tryBatch(reqs, prev, !tmpNoPipe)
+	if f != nil {
+		return f
+	}
+	e.retryBatch(reqs, results, err, inDoubt)
+	return nil
+}
+
+// retryBatch answers the callers of a batch that ran with the given
+// outcome. A batch that failed before COMMIT was sent, or whose COMMIT
+// the server rejected, did not commit, so its functions are run again
+// (the store's functions may be re-run): once as a batch, then one by one
+// so that a function whose writes the database rejects fails alone. A
+// failure at COMMIT that leaves the outcome unknown is reported.
+func (e *Engine) retryBatch(reqs []*request, results []error, err error, inDoubt bool) {
 	for attempt := 1; err != nil && !inDoubt && !e.closed.Load() && attempt <= 2; attempt++ {
 		e.log.Warn("write batch failed before commit; retrying", "functions", len(reqs), "err", err)
 		// Back off a little: connections are often lost together.
@@ -408,12 +491,12 @@ func (e *Engine) runBatch(reqs []*request) {
 		case <-e.stop:
 			t.Stop()
 		}
-		results, err, inDoubt = e.tryBatch(reqs)
+		_, results, err, inDoubt = e.tryBatch(reqs, nil, false)
 	}
 	if err != nil && !inDoubt && len(reqs) > 1 && !e.closed.Load() {
 		e.log.Warn("write batch failed again; committing its functions one by one", "functions", len(reqs), "err", err)
 		for _, r := range reqs {
-			res, err, _ := e.tryBatch([]*request{r})
+			_, res, err, _ := e.tryBatch([]*request{r}, nil, false)
 			if err != nil {
 				r.done <- fmt.Errorf("write transaction: %w", err)
 			} else {
@@ -431,13 +514,85 @@ func (e *Engine) runBatch(reqs []*request) {
 	}
 }
 
+// inflight is a batch whose COMMIT was sent and whose outcome the
+// committer has not settled yet.
+type inflight struct {
+	reqs    []*request
+	results []error
+	conn    Conn
+	base    int64 // the revision the batch started from
+	rev     int64 // the revision the batch commits
+	moved   bool  // the batch advanced the revision
+	// err and inDoubt are the COMMIT's outcome; set before done closes.
+	err     error
+	inDoubt bool
+	done    chan struct{}
+}
+
+// commit sends f's queued statements and COMMIT, and answers f's callers
+// if it succeeded. It runs beside the committer.
+func (e *Engine) commit(f *inflight, start, locked, ran time.Time) {
+	defer close(f.done)
+	flushed := time.Now()
+	if err := f.conn.Flush(e.dbCtx); err != nil {
+		f.err, f.inDoubt = err, !e.d.ServerRejected(err)
+		f.conn.Truncate(0)
+		f.conn.Queue(stmtRollback)
+		rerr := f.conn.Flush(e.dbCtx)
+		f.conn.Release(rerr != nil)
+		return
+	}
+	f.conn.Release(false)
+	if f.moved {
+		e.head.observe(f.rev)
+	}
+	for i, r := range f.reqs {
+		r.done <- f.results[i]
+	}
+	if d := time.Since(start); d > time.Second {
+		e.log.Warn("slow write batch", "functions", len(f.reqs), "duration", d)
+	} else if e.log.Enabled(e.dbCtx, slog.LevelDebug) {
+		e.log.Debug("write batch", "functions", len(f.reqs), "revisions", f.rev-f.base, "locked", locked.Sub(start),
+			"ran", ran.Sub(locked), "committed", time.Since(flushed))
+	}
+}
+
+// settle waits for an in-flight batch (nil: none) and, if its COMMIT
+// failed, clears the write cache (which already holds the batch's writes)
+// and retries or fails its functions as runBatch would have. The
+// committer calls it, holding no connection that waits for the meta row
+// lock, so that a retry can take it.
+func (e *Engine) settle(f *inflight) {
+	if f == nil {
+		return
+	}
+	<-f.done
+	if f.err == nil {
+		return
+	}
+	e.cache.reset(0)
+	e.retryBatch(f.reqs, nil, f.err, f.inDoubt)
+}
+
 // tryBatch runs one write transaction; results holds each function's
 // outcome when err is nil. inDoubt says COMMIT was sent and failed.
-func (e *Engine) tryBatch(reqs []*request) (results []error, err error, inDoubt bool) {
+//
+// prev, if not nil, is the batch whose COMMIT is in flight: tryBatch
+// settles it, after the meta row lock is granted when it gets that far
+// (the lock is granted only once prev's transaction ended, so nothing of
+// this batch runs before prev's outcome is known). With async, a batch
+// that gets as far as COMMIT is returned in flight (f) instead.
+func (e *Engine) tryBatch(reqs []*request, prev *inflight, async bool) (f *inflight, results []error, err error, inDoubt bool) {
+	settled := prev == nil
+	defer func() {
+		if !settled {
+			e.settle(prev)
+		}
+	}()
 	start := time.Now()
 	conn, err := e.d.Acquire(e.dbCtx)
 	if err != nil {
-		return nil, fmt.Errorf("acquiring connection: %w", err), false
+		return nil, nil, fmt.Errorf("acquiring connection: %w", err), false
 	}
 	b := &batch{e: e, conn: conn}
 	var keys [][]byte
@@ -448,8 +603,24 @@ func (e *Engine) tryBatch(reqs []*request) (results []error, err error, inDoubt 
 	base, compact, found, err := b.lockAndPrefetch(keys)
 	if err != nil {
 		conn.Release(true)
+		e.settle(prev)
+		settled = true
 		e.cache.reset(0)
-		return nil, fmt.Errorf("locking revision: %w", err), false
+		return nil, nil, fmt.Errorf("locking revision: %w", err), false
+	}
+	if !settled {
+		<-prev.done
+		settled = true
+		if prev.err != nil {
+			// prev did not commit (or may not have): give the lock up so
+			// that prev can be retried, then run this batch afresh.
+			conn.Truncate(0)
+			conn.Queue(stmtRollback)
+			rerr := conn.Flush(e.dbCtx)
+			conn.Release(rerr != nil)
+			e.settle(prev)
+			return e.tryBatch(reqs, nil, async)
+		}
 	}
 	locked := time.Now()
 	if !e.opts.NoWriteCache {
@@ -498,11 +669,21 @@ func (e *Engine) tryBatch(reqs []*request) (results []error, err error, inDoubt 
 			b.queue(Stmt{SQL: "UPDATE meta SET rev = ? WHERE id = 1", Args: []any{tx.rev}})
 			b.queue(e.d.Committed(tx.rev)...)
 		}
+		b.queue(stmtCommit)
+		if async {
+			// Writes and COMMIT in one round trip, answered beside the
+			// committer. The write cache is valid at tx.rev from now on
+			// unless the COMMIT fails (settle clears it then).
+			f := &inflight{reqs: reqs, results: results, conn: conn, base: base, rev: tx.rev, moved: tx.rev != base,
+				done: make(chan struct{})}
+			e.cache.rev = tx.rev
+			go e.commit(f, start, locked, ran)
+			return f, nil, nil, false
+		}
 		// Writes and COMMIT in one round trip. If the server answered with
 		// an error the transaction did not commit; if the connection broke
 		// the outcome is unknown.
 		flushed = time.Now()
-		b.queue(stmtCommit)
 		if b.err = conn.Flush(e.dbCtx); b.err != nil {
 			inDoubt = !e.d.ServerRejected(b.err)
 		}
@@ -513,7 +694,7 @@ func (e *Engine) tryBatch(reqs []*request) (results []error, err error, inDoubt 
 		rerr := conn.Flush(e.dbCtx)
 		conn.Release(rerr != nil)
 		e.cache.reset(0)
-		return nil, b.err, inDoubt
+		return nil, nil, b.err, inDoubt
 	}
 	conn.Release(false)
 	e.cache.rev = tx.rev
@@ -526,7 +707,7 @@ func (e *Engine) tryBatch(reqs []*request) (results []error, err error, inDoubt 
 		e.log.Debug("write batch", "functions", len(reqs), "revisions", tx.rev-base,
 			"locked", locked.Sub(start), "ran", ran.Sub(locked), "committed", time.Since(flushed))
 	}
-	return results, nil, false
+	return nil, results, nil, false
 }
 
 // callFn runs fn, turning a panic into an error so one bad function cannot
@@ -690,3 +871,5 @@ func (e *Engine) addWatcher(delta int) {
 		e.watchOn = make(chan struct{})
 	}
 }
+
+var tmpNoPipe = os.Getenv("KEELSON_TMP_NOPIPE") != ""

@@ -2,8 +2,8 @@ package sqlcommon
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/keelson-dev/keelson/internal/store/backend"
 )
@@ -20,6 +20,14 @@ import (
 // This relies on Update functions being safe to run more than once (the
 // store's are: each run starts a fresh evaluator); a probe run's result
 // is thrown away.
+//
+// A probe run's answers are made up (every lease exists, keys outside the
+// write cache are absent), so a function that loops until it reads a
+// particular answer may never see it: picking an unused lease ID, for
+// one, retries for as long as the lease it tried exists. The committer
+// runs probes, so such a loop would stop every write of the instance. A
+// probe run therefore gets at most probeMaxCalls calls of its probeTx;
+// past that every call fails with errProbeLimit and the run ends.
 
 // probeTx is the WriteTx of a probe run.
 type probeTx struct {
@@ -27,6 +35,23 @@ type probeTx struct {
 	rev     int64
 	compact int64
 	missed  map[string]struct{}
+	calls   int // calls of this run, bounded by probeMaxCalls
+}
+
+// probeMaxCalls bounds the calls one probe run makes. The store's largest
+// functions (transactions of MaxTxnOps operations) make a few hundred.
+const probeMaxCalls = 4096
+
+// errProbeLimit ends a probe run that made probeMaxCalls calls.
+var errProbeLimit = errors.New("probe run made too many calls")
+
+// spend counts one call and reports whether the run is over its budget.
+func (p *probeTx) spend() error {
+	p.calls++
+	if p.calls > probeMaxCalls {
+		return errProbeLimit
+	}
+	return nil
 }
 
 func (p *probeTx) Revision() int64        { return p.rev }
@@ -34,6 +59,9 @@ func (p *probeTx) CompactRevision() int64 { return p.compact }
 
 func (p *probeTx) Range(ctx context.Context, opts backend.RangeOptions) (backend.RangeResult, error) {
 	res := backend.RangeResult{Revision: p.rev}
+	if err := p.spend(); err != nil {
+		return res, err
+	}
 	if opts.End != nil || (opts.Revision != 0 && opts.Revision != p.rev) {
 		return res, nil
 	}
@@ -54,13 +82,19 @@ func (p *probeTx) Range(ctx context.Context, opts backend.RangeOptions) (backend
 // Lease pretends every lease exists, so that a probed function goes on to
 // the keys it reads.
 func (p *probeTx) Lease(_ context.Context, id int64) (backend.Lease, error) {
+	if err := p.spend(); err != nil {
+		return backend.Lease{}, err
+	}
 	return backend.Lease{ID: id}, nil
 }
-func (p *probeTx) Leases(context.Context) ([]backend.Lease, error)    { return nil, nil }
-func (p *probeTx) LeaseKeys(context.Context, int64) ([][]byte, error) { return nil, nil }
-func (p *probeTx) PutLease(context.Context, backend.Lease) error      { return nil }
-func (p *probeTx) DeleteLease(context.Context, int64) error           { return nil }
+func (p *probeTx) Leases(context.Context) ([]backend.Lease, error)    { return nil, p.spend() }
+func (p *probeTx) LeaseKeys(context.Context, int64) ([][]byte, error) { return nil, p.spend() }
+func (p *probeTx) PutLease(context.Context, backend.Lease) error      { return p.spend() }
+func (p *probeTx) DeleteLease(context.Context, int64) error           { return p.spend() }
 func (p *probeTx) Apply(_ context.Context, rev int64, _ []backend.Event) error {
+	if err := p.spend(); err != nil {
+		return err
+	}
 	p.rev = rev
 	return nil
 }
@@ -80,7 +114,7 @@ func (c *writeCache) probe(reqs []*request) [][]byte {
 		if r.ctx.Err() != nil {
 			continue
 		}
-		p.rev = c.rev
+		p.rev, p.calls = c.rev, 0
 		_ = callFn(r.fn, p)
 	}
 	keys := make([][]byte, 0, len(p.missed))
@@ -101,12 +135,9 @@ func (b *batch) lockAndPrefetch(keys [][]byte) (rev, compact int64, found []back
 		rev, compact, err = readMeta(b.query, true)
 		return rev, compact, nil, err
 	}
-	args := make([]any, len(keys))
-	for i, k := range keys {
-		args[i] = k
-	}
+	cond, args := b.e.d.KeyIn("c.k", keys)
 	q := "SELECT m.rev, m.compact_rev, c.k, c.create_rev, c.mod_rev, c.version, c.lease, c.value" +
-		" FROM meta m LEFT JOIN kv_current c ON c.k IN (?" + strings.Repeat(", ?", len(keys)-1) + ")" +
+		" FROM meta m LEFT JOIN kv_current c ON " + cond +
 		" WHERE m.id = 1" + b.e.d.ForUpdateOf("m")
 	rows, err := b.query(q, args...)
 	if err != nil {

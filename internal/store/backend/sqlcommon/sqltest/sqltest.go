@@ -58,6 +58,7 @@ func Run(t *testing.T, db DB) {
 	t.Run("ConnectionLoss", func(t *testing.T) { testConnectionLoss(t, db) })
 	t.Run("WatchLag", func(t *testing.T) { testWatchLag(t, db) })
 	t.Run("CompactUnderLoad", func(t *testing.T) { testCompactUnderLoad(t, db) })
+	t.Run("LeaseGrantInBatch", func(t *testing.T) { testLeaseGrantInBatch(t, db) })
 }
 
 func ctxT(t testing.TB) context.Context {
@@ -782,5 +783,55 @@ func testCompactUnderLoad(t *testing.T, db DB) {
 		if string(kv.Value) != fmt.Sprint(versions-1) || kv.Version != versions {
 			t.Errorf("%s at compaction revision: %s", kv.Key, kv.Value)
 		}
+	}
+}
+
+// testLeaseGrantInBatch: functions that retry until they find an unused
+// lease ID (as the store's LeaseGrant without an ID does) commit in
+// batches with other writes. Such a function loops for as long as its
+// transaction says the lease exists; a batch's probe run must not make it
+// loop forever (that stopped every write of the instance).
+func testLeaseGrantInBatch(t *testing.T, db DB) {
+	b := db.open(t, db.NewURL(t))
+	ctx, cancel := context.WithTimeout(ctxT(t), time.Minute)
+	defer cancel()
+	grant := func(tx backend.WriteTx) error {
+		for {
+			id := rand.Int64N(1<<62) + 1
+			_, err := tx.Lease(ctx, id)
+			if errors.Is(err, backend.ErrLeaseNotFound) {
+				return tx.PutLease(ctx, backend.Lease{ID: id, TTL: 60, Expiry: time.Now().Add(time.Minute)})
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	errs := make(chan error, 32)
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			for j := range 10 {
+				var err error
+				if i%2 == 0 {
+					err = b.Update(ctx, grant)
+				} else {
+					key := fmt.Sprintf("grant-batch/%d/%d", i, j)
+					err = b.Update(ctx, func(tx backend.WriteTx) error {
+						_, err := backendtest.ApplyOps(ctx, tx, backendtest.Put(key, "v"))
+						return err
+					})
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
