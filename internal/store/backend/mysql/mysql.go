@@ -222,7 +222,7 @@ func placeholders(b *strings.Builder, rows, cols int) {
 	}
 }
 
-func (d *dialect) Apply(hist []sqlcommon.HistoryRow, dels [][]byte, puts []backend.KeyValue) []sqlcommon.Stmt {
+func (d *dialect) Apply(hist []sqlcommon.HistoryRow, dels [][]byte, puts, news []backend.KeyValue) []sqlcommon.Stmt {
 	var b strings.Builder
 	b.WriteString("INSERT INTO kv_history (rev, sub, k, del, create_rev, version, lease, value, prev_rev) VALUES ")
 	placeholders(&b, len(hist), 9)
@@ -249,14 +249,24 @@ func (d *dialect) Apply(hist []sqlcommon.HistoryRow, dels [][]byte, puts []backe
 		b.WriteByte(')')
 		out = append(out, sqlcommon.Stmt{SQL: b.String(), Args: args})
 	}
-	if len(puts) > 0 {
+	// New keys get a plain INSERT, the others an upsert.
+	for _, c := range []struct {
+		kvs  []backend.KeyValue
+		tail string
+	}{
+		{news, ""},
+		{puts, " ON DUPLICATE KEY UPDATE create_rev = VALUES(create_rev), mod_rev = VALUES(mod_rev)," +
+			" version = VALUES(version), lease = VALUES(lease), value = VALUES(value)"},
+	} {
+		if len(c.kvs) == 0 {
+			continue
+		}
 		b.Reset()
 		b.WriteString("INSERT INTO kv_current (k, create_rev, mod_rev, version, lease, value) VALUES ")
-		placeholders(&b, len(puts), 6)
-		b.WriteString(" ON DUPLICATE KEY UPDATE create_rev = VALUES(create_rev), mod_rev = VALUES(mod_rev)," +
-			" version = VALUES(version), lease = VALUES(lease), value = VALUES(value)")
-		args := make([]any, 0, 6*len(puts))
-		for _, kv := range puts {
+		placeholders(&b, len(c.kvs), 6)
+		b.WriteString(c.tail)
+		args := make([]any, 0, 6*len(c.kvs))
+		for _, kv := range c.kvs {
 			args = append(args, kv.Key, kv.CreateRevision, kv.ModRevision, kv.Version, kv.Lease, kv.Value)
 		}
 		out = append(out, sqlcommon.Stmt{SQL: b.String(), Args: args})

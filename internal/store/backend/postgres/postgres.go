@@ -142,7 +142,7 @@ func (d *dialect) Migrations() [][]string {
 	}}
 }
 
-func (d *dialect) Apply(hist []sqlcommon.HistoryRow, dels [][]byte, puts []backend.KeyValue) []sqlcommon.Stmt {
+func (d *dialect) Apply(hist []sqlcommon.HistoryRow, dels [][]byte, puts, news []backend.KeyValue) []sqlcommon.Stmt {
 	n := len(hist)
 	revs, subs, creates, versions, leases, prevs := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	keys, values := make([][]byte, n), make([][]byte, n)
@@ -162,21 +162,32 @@ func (d *dialect) Apply(hist []sqlcommon.HistoryRow, dels [][]byte, puts []backe
 	if len(dels) > 0 {
 		out = append(out, sqlcommon.Stmt{SQL: "DELETE FROM kv_current WHERE k = ANY(?::bytea[])", Args: []any{dels}})
 	}
-	if m := len(puts); m > 0 {
-		pk, pv := make([][]byte, m), make([][]byte, m)
-		pc, pm, pver, pl := make([]int64, m), make([]int64, m), make([]int64, m), make([]int64, m)
-		for i, kv := range puts {
-			pk[i], pc[i], pm[i], pver[i], pl[i], pv[i] = kv.Key, kv.CreateRevision, kv.ModRevision, kv.Version, kv.Lease, kv.Value
-		}
-		out = append(out, sqlcommon.Stmt{
-			SQL: "INSERT INTO kv_current (k, create_rev, mod_rev, version, lease, value)" +
-				" SELECT * FROM unnest(?::bytea[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bytea[])" +
-				" ON CONFLICT (k) DO UPDATE SET create_rev = EXCLUDED.create_rev, mod_rev = EXCLUDED.mod_rev," +
-				" version = EXCLUDED.version, lease = EXCLUDED.lease, value = EXCLUDED.value",
-			Args: []any{pk, pc, pm, pver, pl, pv},
-		})
+	// New keys get a plain INSERT: an upsert of a new key costs
+	// PostgreSQL a speculative insertion (an extra index probe and WAL
+	// record), about half again the insert's time.
+	if len(news) > 0 {
+		out = append(out, currentRows("", news))
+	}
+	if len(puts) > 0 {
+		out = append(out, currentRows(" ON CONFLICT (k) DO UPDATE SET create_rev = EXCLUDED.create_rev, mod_rev = EXCLUDED.mod_rev,"+
+			" version = EXCLUDED.version, lease = EXCLUDED.lease, value = EXCLUDED.value", puts))
 	}
 	return out
+}
+
+// currentRows inserts kvs into kv_current, followed by onConflict.
+func currentRows(onConflict string, kvs []backend.KeyValue) sqlcommon.Stmt {
+	m := len(kvs)
+	pk, pv := make([][]byte, m), make([][]byte, m)
+	pc, pm, pver, pl := make([]int64, m), make([]int64, m), make([]int64, m), make([]int64, m)
+	for i, kv := range kvs {
+		pk[i], pc[i], pm[i], pver[i], pl[i], pv[i] = kv.Key, kv.CreateRevision, kv.ModRevision, kv.Version, kv.Lease, kv.Value
+	}
+	return sqlcommon.Stmt{
+		SQL: "INSERT INTO kv_current (k, create_rev, mod_rev, version, lease, value)" +
+			" SELECT * FROM unnest(?::bytea[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bytea[])" + onConflict,
+		Args: []any{pk, pc, pm, pver, pl, pv},
+	}
 }
 
 func (d *dialect) PutLease(l backend.Lease) sqlcommon.Stmt {

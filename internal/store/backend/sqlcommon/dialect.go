@@ -64,8 +64,10 @@ type Dialect interface {
 	UnlockSchema() Stmt
 
 	// Apply returns the statements that record one revision: insert
-	// hist into kv_history, delete dels from kv_current and upsert puts.
-	Apply(hist []HistoryRow, dels [][]byte, puts []backend.KeyValue) []Stmt
+	// hist into kv_history, delete dels from kv_current, upsert puts and
+	// insert news (keys known to have no row in kv_current: creates, which
+	// a plain INSERT writes more cheaply than an upsert).
+	Apply(hist []HistoryRow, dels [][]byte, puts, news []backend.KeyValue) []Stmt
 	// PutLease returns an upsert of one lease.
 	PutLease(l backend.Lease) Stmt
 	// Committed returns statements to run just before COMMIT of a batch

@@ -214,26 +214,14 @@ func (e *Engine) committer() {
 	defer close(e.exited)
 	batch := make([]*request, 0, e.opts.MaxBatch)
 	prev := 0
-	// inFlight is the batch whose COMMIT is on its way, if any: the next
-	// batch is gathered and locks the meta row meanwhile.
-	var inFlight *inflight
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
 		batch = batch[:0]
-		var idle <-chan struct{}
-		if inFlight != nil {
-			idle = inFlight.done
-		}
 		select {
 		case r := <-e.reqs:
 			batch = append(batch, r)
-		case <-idle:
-			e.settle(inFlight)
-			inFlight = nil
-			continue
 		case <-e.stop:
-			e.settle(inFlight)
 			e.failQueued()
 			return
 		}
@@ -271,9 +259,7 @@ func (e *Engine) committer() {
 			}
 		}
 		prev = len(batch)
-		// The batch gets its own slice: an in-flight one keeps its own.
-		reqs := append([]*request(nil), batch...)
-		inFlight = e.runBatch(reqs, inFlight)
+		e.runBatch(batch)
 	}
 }
 
@@ -319,6 +305,10 @@ type batch struct {
 
 	hist   []HistoryRow
 	curLog []curOp
+	// touched holds the keys this batch wrote (also by functions that
+	// failed): a write of any other key the write cache knows absent
+	// creates a row of kv_current.
+	touched map[string]struct{}
 
 	// Bookkeeping for the function running now: mark, histMark and
 	// logMark are where its statements and rows start; placed says its
@@ -332,6 +322,9 @@ type curOp struct {
 	key []byte
 	kv  backend.KeyValue
 	del bool
+	// fresh: the key had no row in kv_current when the batch began and
+	// this is the batch's first write of it.
+	fresh bool
 }
 
 // applyStmts turns buffered rows into statements: history rows in order,
@@ -343,6 +336,7 @@ func (b *batch) applyStmts(hist []HistoryRow, log []curOp) []Stmt {
 	}
 	final := make(map[string]int, len(log))
 	var order []int
+	var fresh []bool // per key: its first write here created its row
 	for i, op := range log {
 		if j, ok := final[string(op.key)]; ok {
 			order[j] = i
@@ -350,21 +344,25 @@ func (b *batch) applyStmts(hist []HistoryRow, log []curOp) []Stmt {
 		}
 		final[string(op.key)] = len(order)
 		order = append(order, i)
+		fresh = append(fresh, op.fresh)
 	}
 	var dels [][]byte
-	var puts []backend.KeyValue
-	for _, i := range order {
-		if log[i].del {
+	var puts, news []backend.KeyValue
+	for j, i := range order {
+		switch {
+		case log[i].del:
 			dels = append(dels, log[i].key)
-		} else {
+		case fresh[j]:
+			news = append(news, log[i].kv)
+		default:
 			puts = append(puts, log[i].kv)
 		}
 	}
 	var out []Stmt
-	for len(hist) > 0 || len(dels) > 0 || len(puts) > 0 {
+	for len(hist) > 0 || len(dels) > 0 || len(puts) > 0 || len(news) > 0 {
 		var h []HistoryRow
 		var d [][]byte
-		var p []backend.KeyValue
+		var p, n []backend.KeyValue
 		size := 0
 		for len(hist) > 0 && (len(h) == 0 || size < maxStmtBytes) {
 			size += len(hist[0].Key) + len(hist[0].Value)
@@ -378,7 +376,11 @@ func (b *batch) applyStmts(hist []HistoryRow, log []curOp) []Stmt {
 			size += len(puts[0].Key) + len(puts[0].Value)
 			p, puts = append(p, puts[0]), puts[1:]
 		}
-		out = append(out, b.e.d.Apply(h, d, p)...)
+		for len(news) > 0 && (size < maxStmtBytes || len(h)+len(d)+len(p)+len(n) == 0) {
+			size += len(news[0].Key) + len(news[0].Value)
+			n, news = append(n, news[0]), news[1:]
+		}
+		out = append(out, b.e.d.Apply(h, d, p, n)...)
 	}
 	return out
 }
@@ -458,30 +460,13 @@ func (b *batch) queue(s ...Stmt) {
 	}
 }
 
-// runBatch commits reqs in one transaction. prev, if not nil, is the
-// batch whose COMMIT is still on its way; runBatch settles it.
-//
-// When the batch gets as far as sending its COMMIT, runBatch returns it
-// in flight: its callers are answered when the COMMIT returns, while the
-// committer gathers the next batch, which queues for the meta row lock
-// behind it (see settle for failures). Otherwise it settles the batch
-// itself.
-func (e *Engine) runBatch(reqs []*request, prev *inflight) *inflight {
-	f, results, err, inDoubt := e.tryBatch(reqs, prev, !tmpNoPipe)
-	if f != nil {
-		return f
-	}
-	e.retryBatch(reqs, results, err, inDoubt)
-	return nil
-}
-
-// retryBatch answers the callers of a batch that ran with the given
-// outcome. A batch that failed before COMMIT was sent, or whose COMMIT
-// the server rejected, did not commit, so its functions are run again
-// (the store's functions may be re-run): once as a batch, then one by one
-// so that a function whose writes the database rejects fails alone. A
-// failure at COMMIT that leaves the outcome unknown is reported.
-func (e *Engine) retryBatch(reqs []*request, results []error, err error, inDoubt bool) {
+// runBatch commits reqs in one transaction. A batch that failed before
+// COMMIT was sent did not commit, so its functions are run again (the
+// store's functions may be re-run): once as a batch, then one by one so
+// that a function whose writes the database rejects fails alone. A failure
+// at COMMIT leaves the outcome unknown and is reported.
+func (e *Engine) runBatch(reqs []*request) {
+	results, err, inDoubt := e.tryBatch(reqs)
 	for attempt := 1; err != nil && !inDoubt && !e.closed.Load() && attempt <= 2; attempt++ {
 		e.log.Warn("write batch failed before commit; retrying", "functions", len(reqs), "err", err)
 		// Back off a little: connections are often lost together.
@@ -491,12 +476,12 @@ func (e *Engine) retryBatch(reqs []*request, results []error, err error, inDoubt
 		case <-e.stop:
 			t.Stop()
 		}
-		_, results, err, inDoubt = e.tryBatch(reqs, nil, false)
+		results, err, inDoubt = e.tryBatch(reqs)
 	}
 	if err != nil && !inDoubt && len(reqs) > 1 && !e.closed.Load() {
 		e.log.Warn("write batch failed again; committing its functions one by one", "functions", len(reqs), "err", err)
 		for _, r := range reqs {
-			_, res, err, _ := e.tryBatch([]*request{r}, nil, false)
+			res, err, _ := e.tryBatch([]*request{r})
 			if err != nil {
 				r.done <- fmt.Errorf("write transaction: %w", err)
 			} else {
@@ -514,87 +499,15 @@ func (e *Engine) retryBatch(reqs []*request, results []error, err error, inDoubt
 	}
 }
 
-// inflight is a batch whose COMMIT was sent and whose outcome the
-// committer has not settled yet.
-type inflight struct {
-	reqs    []*request
-	results []error
-	conn    Conn
-	base    int64 // the revision the batch started from
-	rev     int64 // the revision the batch commits
-	moved   bool  // the batch advanced the revision
-	// err and inDoubt are the COMMIT's outcome; set before done closes.
-	err     error
-	inDoubt bool
-	done    chan struct{}
-}
-
-// commit sends f's queued statements and COMMIT, and answers f's callers
-// if it succeeded. It runs beside the committer.
-func (e *Engine) commit(f *inflight, start, locked, ran time.Time) {
-	defer close(f.done)
-	flushed := time.Now()
-	if err := f.conn.Flush(e.dbCtx); err != nil {
-		f.err, f.inDoubt = err, !e.d.ServerRejected(err)
-		f.conn.Truncate(0)
-		f.conn.Queue(stmtRollback)
-		rerr := f.conn.Flush(e.dbCtx)
-		f.conn.Release(rerr != nil)
-		return
-	}
-	f.conn.Release(false)
-	if f.moved {
-		e.head.observe(f.rev)
-	}
-	for i, r := range f.reqs {
-		r.done <- f.results[i]
-	}
-	if d := time.Since(start); d > time.Second {
-		e.log.Warn("slow write batch", "functions", len(f.reqs), "duration", d)
-	} else if e.log.Enabled(e.dbCtx, slog.LevelDebug) {
-		e.log.Debug("write batch", "functions", len(f.reqs), "revisions", f.rev-f.base, "locked", locked.Sub(start),
-			"ran", ran.Sub(locked), "committed", time.Since(flushed))
-	}
-}
-
-// settle waits for an in-flight batch (nil: none) and, if its COMMIT
-// failed, clears the write cache (which already holds the batch's writes)
-// and retries or fails its functions as runBatch would have. The
-// committer calls it, holding no connection that waits for the meta row
-// lock, so that a retry can take it.
-func (e *Engine) settle(f *inflight) {
-	if f == nil {
-		return
-	}
-	<-f.done
-	if f.err == nil {
-		return
-	}
-	e.cache.reset(0)
-	e.retryBatch(f.reqs, nil, f.err, f.inDoubt)
-}
-
 // tryBatch runs one write transaction; results holds each function's
 // outcome when err is nil. inDoubt says COMMIT was sent and failed.
-//
-// prev, if not nil, is the batch whose COMMIT is in flight: tryBatch
-// settles it, after the meta row lock is granted when it gets that far
-// (the lock is granted only once prev's transaction ended, so nothing of
-// this batch runs before prev's outcome is known). With async, a batch
-// that gets as far as COMMIT is returned in flight (f) instead.
-func (e *Engine) tryBatch(reqs []*request, prev *inflight, async bool) (f *inflight, results []error, err error, inDoubt bool) {
-	settled := prev == nil
-	defer func() {
-		if !settled {
-			e.settle(prev)
-		}
-	}()
+func (e *Engine) tryBatch(reqs []*request) (results []error, err error, inDoubt bool) {
 	start := time.Now()
 	conn, err := e.d.Acquire(e.dbCtx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("acquiring connection: %w", err), false
+		return nil, fmt.Errorf("acquiring connection: %w", err), false
 	}
-	b := &batch{e: e, conn: conn}
+	b := &batch{e: e, conn: conn, touched: map[string]struct{}{}}
 	var keys [][]byte
 	if !e.opts.NoWriteCache && !e.opts.NoProbe && len(reqs) > 1 {
 		keys = e.cache.probe(reqs)
@@ -603,24 +516,8 @@ func (e *Engine) tryBatch(reqs []*request, prev *inflight, async bool) (f *infli
 	base, compact, found, err := b.lockAndPrefetch(keys)
 	if err != nil {
 		conn.Release(true)
-		e.settle(prev)
-		settled = true
 		e.cache.reset(0)
-		return nil, nil, fmt.Errorf("locking revision: %w", err), false
-	}
-	if !settled {
-		<-prev.done
-		settled = true
-		if prev.err != nil {
-			// prev did not commit (or may not have): give the lock up so
-			// that prev can be retried, then run this batch afresh.
-			conn.Truncate(0)
-			conn.Queue(stmtRollback)
-			rerr := conn.Flush(e.dbCtx)
-			conn.Release(rerr != nil)
-			e.settle(prev)
-			return e.tryBatch(reqs, nil, async)
-		}
+		return nil, fmt.Errorf("locking revision: %w", err), false
 	}
 	locked := time.Now()
 	if !e.opts.NoWriteCache {
@@ -669,21 +566,11 @@ func (e *Engine) tryBatch(reqs []*request, prev *inflight, async bool) (f *infli
 			b.queue(Stmt{SQL: "UPDATE meta SET rev = ? WHERE id = 1", Args: []any{tx.rev}})
 			b.queue(e.d.Committed(tx.rev)...)
 		}
-		b.queue(stmtCommit)
-		if async {
-			// Writes and COMMIT in one round trip, answered beside the
-			// committer. The write cache is valid at tx.rev from now on
-			// unless the COMMIT fails (settle clears it then).
-			f := &inflight{reqs: reqs, results: results, conn: conn, base: base, rev: tx.rev, moved: tx.rev != base,
-				done: make(chan struct{})}
-			e.cache.rev = tx.rev
-			go e.commit(f, start, locked, ran)
-			return f, nil, nil, false
-		}
 		// Writes and COMMIT in one round trip. If the server answered with
 		// an error the transaction did not commit; if the connection broke
 		// the outcome is unknown.
 		flushed = time.Now()
+		b.queue(stmtCommit)
 		if b.err = conn.Flush(e.dbCtx); b.err != nil {
 			inDoubt = !e.d.ServerRejected(b.err)
 		}
@@ -694,7 +581,7 @@ func (e *Engine) tryBatch(reqs []*request, prev *inflight, async bool) (f *infli
 		rerr := conn.Flush(e.dbCtx)
 		conn.Release(rerr != nil)
 		e.cache.reset(0)
-		return nil, nil, b.err, inDoubt
+		return nil, b.err, inDoubt
 	}
 	conn.Release(false)
 	e.cache.rev = tx.rev
@@ -707,7 +594,7 @@ func (e *Engine) tryBatch(reqs []*request, prev *inflight, async bool) (f *infli
 		e.log.Debug("write batch", "functions", len(reqs), "revisions", tx.rev-base,
 			"locked", locked.Sub(start), "ran", ran.Sub(locked), "committed", time.Since(flushed))
 	}
-	return nil, results, nil, false
+	return results, nil, false
 }
 
 // callFn runs fn, turning a panic into an error so one bad function cannot
@@ -871,5 +758,3 @@ func (e *Engine) addWatcher(delta int) {
 		e.watchOn = make(chan struct{})
 	}
 }
-
-var tmpNoPipe = os.Getenv("KEELSON_TMP_NOPIPE") != ""

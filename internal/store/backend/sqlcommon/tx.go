@@ -277,14 +277,30 @@ func (t *writeTx) Apply(ctx context.Context, rev int64, events []backend.Event) 
 	}
 	t.b.hist = append(t.b.hist, hist...)
 	for _, kv := range puts {
-		t.b.curLog = append(t.b.curLog, curOp{key: kv.Key, kv: kv})
+		t.b.curLog = append(t.b.curLog, curOp{key: kv.Key, kv: kv, fresh: t.absent(kv.Key)})
+		t.b.touched[string(kv.Key)] = struct{}{}
 	}
 	for _, k := range dels {
 		t.b.curLog = append(t.b.curLog, curOp{key: k, del: true})
+		t.b.touched[string(k)] = struct{}{}
 	}
 	t.cacheApply(puts, dels)
 	t.rev = rev
 	return nil
+}
+
+// absent reports that key had no row in kv_current when the batch began:
+// the write cache, valid at the batch's start, says so and nothing in the
+// batch wrote the key since. Without the cache nothing is known absent.
+func (t *writeTx) absent(key []byte) bool {
+	if t.b.cache == nil {
+		return false
+	}
+	if _, ok := t.b.touched[string(key)]; ok {
+		return false
+	}
+	e, ok := t.b.cache.m[string(key)]
+	return ok && !e.exists
 }
 
 func (t *writeTx) PutLease(ctx context.Context, l backend.Lease) error {

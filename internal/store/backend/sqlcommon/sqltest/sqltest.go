@@ -59,6 +59,7 @@ func Run(t *testing.T, db DB) {
 	t.Run("WatchLag", func(t *testing.T) { testWatchLag(t, db) })
 	t.Run("CompactUnderLoad", func(t *testing.T) { testCompactUnderLoad(t, db) })
 	t.Run("LeaseGrantInBatch", func(t *testing.T) { testLeaseGrantInBatch(t, db) })
+	t.Run("Recreate", func(t *testing.T) { testRecreate(t, db) })
 }
 
 func ctxT(t testing.TB) context.Context {
