@@ -241,6 +241,9 @@ func script(r *run) {
 	hist.sync("replayed history")
 	hist.progress()
 	r.at("put /d/a while history watchers run")(c.Put(ctx, "/d/a", "13"))
+	// Let every watcher receive that put before cancelling one: whether a
+	// cancel overtakes an event in flight is timing, on etcd as here.
+	hist.sync("put while history watchers run")
 	hist.cancel("prefix-from-base+1")
 	r.at("put /d/b after a cancel")(c.Put(ctx, "/d/b", "3"))
 	hist.sync("after cancel")
