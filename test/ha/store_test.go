@@ -2,7 +2,6 @@ package ha
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -100,15 +99,6 @@ func TestDatabaseRestartUnderLoad(t *testing.T) {
 	for _, db := range []database{{"postgres", privatePostgres}, {"mariadb", privateMariaDB}} {
 		for _, fault := range faults {
 			t.Run(db.name+"-"+fault.name, func(t *testing.T) {
-				if db.name == "mariadb" && fault.name == "crash" && os.Getenv("KEELSON_HA_MARIADB_CRASH") == "" {
-					// Quarantined, not passing: after SIGKILL of MariaDB the
-					// last 2-3 acknowledged puts before the crash are
-					// missing and their revisions are reused (reproducible;
-					// not yet explained: the server runs with
-					// innodb_flush_log_at_trx_commit=1). Tracked in the
-					// store-at-scale issue; run with KEELSON_HA_MARIADB_CRASH=1.
-					t.Skip("known durability bug on MariaDB crash under investigation; KEELSON_HA_MARIADB_CRASH=1 runs it")
-				}
 				testDatabaseFault(t, db, fault.name, fault.inject)
 			})
 		}
