@@ -119,7 +119,9 @@ type WriteTx interface {
 // the WriteTx other than results it overwrites on every run.
 //
 // Reads: View runs fn on a consistent snapshot of committed state. It never
-// sees a change that is not yet durable.
+// sees a change that is not yet durable. An engine may run fn again on a
+// newer snapshot (when a compaction overtook the first one), so fn, like an
+// Update function, must only set results it overwrites on every run.
 //
 // Change feed: every committed revision reaches every Watch subscriber, in
 // revision order, exactly once, whichever instance wrote it.

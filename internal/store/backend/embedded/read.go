@@ -21,7 +21,17 @@ func (e *Engine) View(ctx context.Context, fn func(backend.ReadTx) error) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return fn(&readTx{e: e, rev: e.committed.Load()})
+	// A View reads at the revision committed when it began. If a
+	// compaction overtakes that revision while fn runs (a starved reader),
+	// its reads fail with ErrCompacted although the caller asked for
+	// current state: run fn again on a fresh snapshot, a few times.
+	for attempt := 0; ; attempt++ {
+		tx := &readTx{e: e, rev: e.committed.Load()}
+		err := fn(tx)
+		if err == nil || attempt == 2 || !errors.Is(err, backend.ErrCompacted) || tx.rev >= tx.CompactRevision() {
+			return err
+		}
+	}
 }
 
 type readTx struct {
