@@ -31,6 +31,11 @@ const (
 	EnvPostgresURL = "KEELSON_TEST_POSTGRES"
 	// EnvMySQLURL overrides DefaultMySQLURL.
 	EnvMySQLURL = "KEELSON_TEST_MYSQL"
+
+	// PostgresStartHint and MySQLStartHint say how to start the machine's
+	// shared servers; errors about an unreachable server end with them.
+	PostgresStartHint = "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+	MySQLStartHint    = "start it with: start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"
 )
 
 // PostgresURL returns the shared PostgreSQL server's URL: $KEELSON_TEST_POSTGRES,
@@ -138,7 +143,7 @@ func pgExec(ctx context.Context, u, stmt string) error {
 	defer cancel()
 	c, err := pgx.Connect(ctx, u)
 	if err != nil {
-		return fmt.Errorf("connecting to postgresql at %s: %w", sqlcommon.RedactURL(u), sqlcommon.Scrub(err, sqlcommon.Secrets(u)))
+		return fmt.Errorf("connecting to postgresql at %s: %w; %s", sqlcommon.RedactURL(u), sqlcommon.Scrub(err, sqlcommon.Secrets(u)), PostgresStartHint)
 	}
 	defer c.Close(context.WithoutCancel(ctx))
 	if _, err := c.Exec(ctx, stmt); err != nil {
@@ -169,6 +174,9 @@ func mysqlExec(ctx context.Context, u, stmt string) error {
 		return err
 	}
 	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		return fmt.Errorf("connecting to mysql at %s: %w; %s", sqlcommon.RedactURL(u), sqlcommon.Scrub(err, sqlcommon.Secrets(u)), MySQLStartHint)
+	}
 	if _, err := db.ExecContext(ctx, stmt); err != nil {
 		return fmt.Errorf("%s on mysql at %s: %w", stmt, sqlcommon.RedactURL(u), sqlcommon.Scrub(err, sqlcommon.Secrets(u)))
 	}

@@ -3,22 +3,18 @@ package cache
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	gomysql "github.com/go-sql-driver/mysql"
-	"github.com/jackc/pgx/v5"
-
 	"github.com/keelson-dev/keelson/internal/store/backend"
 	"github.com/keelson-dev/keelson/internal/store/backend/embedded"
 	"github.com/keelson-dev/keelson/internal/store/backend/mysql"
 	"github.com/keelson-dev/keelson/internal/store/backend/postgres"
+	"github.com/keelson-dev/keelson/internal/testenv"
 )
 
 // Servers the tests use; KEELSON_TEST_POSTGRES, KEELSON_TEST_MYSQL and
@@ -30,17 +26,9 @@ func envOr(name, def string) string {
 	return def
 }
 
-func pgBase() string {
-	return envOr("KEELSON_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
-}
-func mysqlBase() string { return envOr("KEELSON_TEST_MYSQL", "mysql://root@tcp(127.0.0.1:3306)/test") }
 func redisBase() string { return envOr("KEELSON_TEST_REDIS", "redis://127.0.0.1:6379/0") }
 
-const (
-	pgHint    = "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
-	mysqlHint = "start it with: start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"
-	redisHint = `start it with: redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log`
-)
+const redisHint = `start it with: redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log`
 
 func randName() string {
 	var b [6]byte
@@ -48,72 +36,15 @@ func randName() string {
 	return "keelson_cache_" + hex.EncodeToString(b[:])
 }
 
-func pgExec(t testing.TB, stmt string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, pgBase())
-	if err != nil {
-		t.Fatalf("postgresql is not reachable (%v); %s", err, pgHint)
-	}
-	defer c.Close(ctx)
-	if _, err := c.Exec(ctx, stmt); err != nil {
-		t.Fatalf("%s: %v", stmt, err)
-	}
-}
-
-// pgURL creates a fresh schema, dropped when the test ends.
+// pgURL and mysqlURL create a fresh schema / database on the shared
+// servers (testenv's, which fail the test with how to start a server that
+// is down), dropped when the test ends.
 func pgURL(t testing.TB) string {
-	t.Helper()
-	schema := randName()
-	pgExec(t, "CREATE SCHEMA "+schema)
-	t.Cleanup(func() { pgExec(t, "DROP SCHEMA "+schema+" CASCADE") })
-	u, err := url.Parse(pgBase())
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return testenv.NewDatabase(t, testenv.PostgresURL(), "keelson_cache")
 }
 
-func mysqlExec(t testing.TB, stmt string) {
-	t.Helper()
-	cfg, err := mysql.ParseURL(mysqlBase())
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := gomysql.NewConnector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := sql.OpenDB(conn)
-	defer db.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		t.Fatalf("mysql is not reachable (%v); %s", err, mysqlHint)
-	}
-	if _, err := db.ExecContext(ctx, stmt); err != nil {
-		t.Fatalf("%s: %v", stmt, err)
-	}
-}
-
-// mysqlURL creates a fresh database, dropped when the test ends.
 func mysqlURL(t testing.TB) string {
-	t.Helper()
-	name := randName()
-	mysqlExec(t, "CREATE DATABASE "+name)
-	t.Cleanup(func() { mysqlExec(t, "DROP DATABASE "+name) })
-	base := mysqlBase()
-	i := strings.LastIndex(base, "/")
-	_, q, _ := strings.Cut(base[i+1:], "?")
-	u := base[:i+1] + name
-	if q != "" {
-		u += "?" + q
-	}
-	return u
+	return testenv.NewDatabase(t, testenv.MySQLURL(), "keelson_cache")
 }
 
 // engine names an engine under test and opens instances of it.
