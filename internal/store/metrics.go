@@ -83,10 +83,37 @@ func newMetrics(s *Server) *metrics {
 			return float64(s.lessor.count.Load())
 		}),
 		newCacheCollector(s),
+		engineCollector{s},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+// collectorSource is implemented by engines that export their own
+// Prometheus metrics (the embedded engine's commit and fsync histograms).
+type collectorSource interface {
+	Collectors() []prometheus.Collector
+}
+
+// engineCollector forwards to the engine's collectors, found when scraped
+// (the engine may sit behind the read cache). It describes nothing, which
+// makes it an unchecked collector: the engine's metrics are not known when
+// the registry is built.
+type engineCollector struct{ s *Server }
+
+func (engineCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
+	be := c.s.be
+	if c.s.cache != nil {
+		be = c.s.cache.Backend()
+	}
+	if src, ok := be.(collectorSource); ok {
+		for _, col := range src.Collectors() {
+			col.Collect(ch)
+		}
+	}
 }
 
 // cacheCollector exports the read cache's counters (nothing when the

@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -153,3 +155,41 @@ func TestHTTPEndpoints(t *testing.T) {
 }
 
 var _ backend.Backend = (*embedded.Engine)(nil)
+
+// TestEngineMetrics checks the embedded engine's commit metrics reach the
+// store's /metrics and count the writes made.
+func TestEngineMetrics(t *testing.T) {
+	s := startServer(t, "")
+	c := newClient(t, s)
+	const puts = 5
+	for i := range puts {
+		if _, err := c.Put(t.Context(), fmt.Sprintf("/m/%d", i), "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := http.Get("http://" + s.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"keelson_store_embedded_commit_sync_duration_seconds_bucket",
+		"keelson_store_embedded_commits_total",
+		"keelson_store_embedded_segments 1",
+		"keelson_store_db_size_in_use_bytes",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	var updates float64
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "keelson_store_embedded_commit_batch_updates_sum "); ok {
+			updates, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if updates < puts {
+		t.Errorf("commit_batch_updates_sum = %v, want at least %d (the puts made)", updates, puts)
+	}
+}

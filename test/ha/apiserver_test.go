@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/keelson-dev/keelson/internal/testenv"
 )
@@ -175,166 +172,25 @@ func testStaleUpdate(t *testing.T, a, b typedcorev1.ConfigMapInterface) {
 func testAPIServerStoreKill(t *testing.T, env *testenv.Env, a, b *kubernetes.Clientset) {
 	ctx := t.Context()
 	const ns = "ha-load"
-	if _, err := a.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	// Both apiservers must know the namespace before B writes into it.
-	poll(t, "the namespace through B", 30*time.Second, func(ctx context.Context) (bool, error) {
-		_, err := b.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-		return err == nil, err
-	})
+	createNamespace(t, ns, a, b)
 	cmsA, cmsB := a.CoreV1().ConfigMaps(ns), b.CoreV1().ConfigMaps(ns)
+	load := startKubeLoad(t, cmsB, cmsA, cmsB)
+	defer load.stop()
 
-	start, err := cmsB.List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wctx, wcancel := context.WithCancel(ctx)
-	defer wcancel()
-	rw, err := watchtools.NewRetryWatcherWithContext(wctx, start.ResourceVersion, configMapWatcher{cmsB})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rw.Stop()
-	var (
-		watchMu   sync.Mutex
-		watched   = map[string]int{}
-		watchErrs []string
-	)
-	go func() {
-		for ev := range rw.ResultChan() {
-			watchMu.Lock()
-			switch ev.Type {
-			case watch.Added:
-				watched[ev.Object.(*corev1.ConfigMap).Name]++
-			case watch.Error:
-				watchErrs = append(watchErrs, apierrors.FromObject(ev.Object).Error())
-			}
-			watchMu.Unlock()
-		}
-	}()
-
-	var (
-		mu     sync.Mutex
-		acked  [2][]string // by apiserver
-		failed atomic.Int64
-	)
-	count := func(i int) int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(acked[i])
-	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 4 {
-		via := w % 2 // writers 0 and 2 through A, 1 and 3 through B
-		cms := []typedcorev1.ConfigMapInterface{cmsA, cmsB}[via]
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				name := fmt.Sprintf("load-%d-%06d", w, i)
-				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				_, err := cms.Create(rctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-				cancel()
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				mu.Lock()
-				acked[via] = append(acked[via], name)
-				mu.Unlock()
-			}
-		})
-	}
-	stopped := false
-	stopWriters := func() {
-		if !stopped {
-			stopped = true
-			close(stop)
-			wg.Wait()
-		}
-	}
-	defer stopWriters()
-	waitMore := func(what string, via, n int, timeout time.Duration) {
-		t.Helper()
-		target := count(via) + n
-		poll(t, what, timeout, func(context.Context) (bool, error) {
-			return count(via) >= target, fmt.Errorf("%d of %d creates acknowledged, %d failed", count(via), target, failed.Load())
-		})
-	}
-
-	waitMore("creates through B before the kill", 1, 100, time.Minute)
+	load.waitMore(t, "creates through B before the kill", 1, 100, time.Minute)
 	env.Stores[1].Kill()
 	killed := time.Now()
-	waitMore("creates through A while B's store is down", 0, 100, time.Minute)
+	load.waitMore(t, "creates through A while B's store is down", 0, 100, time.Minute)
 	if err := env.Stores[1].Start(ctx); err != nil {
 		t.Fatalf("restarting store 1: %v", err)
 	}
 	if err := env.APIServers[1].WaitReady(ctx); err != nil {
 		t.Fatalf("apiserver B after its store returned: %v", err)
 	}
-	waitMore("creates through B after its store returned", 1, 100, 90*time.Second)
+	load.waitMore(t, "creates through B after its store returned", 1, 100, 90*time.Second)
 	t.Logf("B's writes recovered %s after the kill", time.Since(killed).Round(time.Millisecond))
-	stopWriters()
-
-	mu.Lock()
-	want := append(append([]string(nil), acked[0]...), acked[1]...)
-	mu.Unlock()
-	for i, cms := range []typedcorev1.ConfigMapInterface{cmsA, cmsB} {
-		have := map[string]bool{}
-		opts := metav1.ListOptions{Limit: 500}
-		for {
-			list, err := cms.List(ctx, opts)
-			if err != nil {
-				t.Fatalf("listing through apiserver %d: %v", i, err)
-			}
-			for _, cm := range list.Items {
-				have[cm.Name] = true
-			}
-			if list.Continue == "" {
-				break
-			}
-			opts.Continue = list.Continue
-		}
-		missing := 0
-		for _, name := range want {
-			if !have[name] {
-				missing++
-				if missing <= 5 {
-					t.Errorf("apiserver %d: acknowledged ConfigMap %s is missing", i, name)
-				}
-			}
-		}
-		if missing > 0 {
-			t.Errorf("apiserver %d: %d of %d acknowledged ConfigMaps missing", i, missing, len(want))
-		}
-	}
-	poll(t, "the watch through B to deliver every acknowledged create", time.Minute, func(context.Context) (bool, error) {
-		watchMu.Lock()
-		defer watchMu.Unlock()
-		if len(watchErrs) > 0 {
-			return false, fmt.Errorf("watch errors: %v", watchErrs)
-		}
-		n := 0
-		for _, name := range want {
-			if watched[name] == 0 {
-				n++
-			}
-		}
-		return n == 0, fmt.Errorf("%d acknowledged creates not seen yet", n)
-	})
-	watchMu.Lock()
-	for name, c := range watched {
-		if c != 1 {
-			t.Errorf("watch through B delivered ADDED %s %d times", name, c)
-		}
-	}
-	watchMu.Unlock()
-	t.Logf("%d creates acknowledged (%d through A, %d through B), %d failed", len(want), count(0), count(1), failed.Load())
+	load.stop()
+	load.verify(t, cmsA, cmsB)
 }
 
 // configMapWatcher adapts a ConfigMap client to cache.WatcherWithContext.
@@ -344,4 +200,55 @@ type configMapWatcher struct {
 
 func (w configMapWatcher) WatchWithContext(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 	return w.cms.Watch(ctx, opts)
+}
+
+// TestAPIServerDatabaseFaults runs kube-apiserver on a keelson store over a
+// private database server and, while ConfigMaps are created through the
+// apiserver, restarts the database cleanly and then crashes it (SIGKILL).
+// After each fault creates succeed again; at the end every acknowledged
+// ConfigMap is listed and a watch started before the first fault delivered
+// each creation exactly once.
+func TestAPIServerDatabaseFaults(t *testing.T) {
+	skipShort(t)
+	for _, db := range []database{{"postgres", privatePostgres}, {"mariadb", privateMariaDB}} {
+		t.Run(db.name, func(t *testing.T) {
+			base, server := db.base(t)
+			env := testenv.Start(t, testenv.Options{
+				Backend: testenv.NewDatabase(t, base, "keelson_ha"),
+			})
+			c, err := kubernetes.NewForConfig(env.APIServers[0].Config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const ns = "db-fault"
+			createNamespace(t, ns, c)
+			cms := c.CoreV1().ConfigMaps(ns)
+			load := startKubeLoad(t, cms, cms)
+			defer load.stop()
+			load.waitMore(t, "creates before the first fault", 0, 100, time.Minute)
+
+			for _, fault := range []struct {
+				name   string
+				inject func(context.Context) error
+			}{
+				{"restart", server.Restart},
+				{"crash", func(ctx context.Context) error { server.Kill(); return server.Start(ctx) }},
+			} {
+				began := time.Now()
+				if err := fault.inject(t.Context()); err != nil {
+					t.Fatalf("%s of %s: %v", fault.name, db.name, err)
+				}
+				load.waitMore(t, "creates after the database "+fault.name, 0, 100, 90*time.Second)
+				t.Logf("%s %s: creates through kube-apiserver recovered %s after it began",
+					db.name, fault.name, time.Since(began).Round(time.Millisecond))
+				if !env.Stores[0].Running() {
+					t.Fatalf("the store exited during the database %s (log %s)", fault.name, env.Stores[0].LogPath)
+				}
+			}
+			if err := env.APIServers[0].WaitReady(t.Context()); err != nil {
+				t.Errorf("kube-apiserver not ready after the faults: %v", err)
+			}
+			load.verify(t, cms)
+		})
+	}
 }

@@ -394,6 +394,7 @@ func (e *Engine) recordStats(info CommitInfo) {
 	s.SyncTotal += info.Sync
 	s.SyncMax = max(s.SyncMax, info.Sync)
 	e.stats.Unlock()
+	e.metrics.observe(info)
 	if e.opts.OnCommit != nil {
 		e.opts.OnCommit(info)
 	}

@@ -161,6 +161,7 @@ type Engine struct {
 		sync.Mutex
 		Stats
 	}
+	metrics *engineMetrics
 }
 
 var _ backend.Backend = (*Engine)(nil)
@@ -213,6 +214,7 @@ func Open(dir string, opts Options) (*Engine, error) {
 		maintDone:    make(chan struct{}),
 	}
 	e.feed.init()
+	e.metrics = newEngineMetrics(e)
 	// An empty store is at revision 1, as etcd is: kube-apiserver treats
 	// resource version 0 as "unset", so the first write gets revision 2.
 	e.committed.Store(1)
@@ -330,8 +332,14 @@ func (e *Engine) Status(ctx context.Context) (backend.Status, error) {
 			return backend.Status{}, fmt.Errorf("status: %w", err)
 		}
 		st.DBSize += fi.Size()
+		// A segment a compaction walk covered holds only its reachable
+		// versions in use; the others count whole.
+		if l := s.liveBytes.Load(); l > 0 {
+			st.DBSizeInUse += min(l-1, fi.Size())
+		} else {
+			st.DBSizeInUse += fi.Size()
+		}
 	}
-	st.DBSizeInUse = st.DBSize
 	return st, nil
 }
 

@@ -190,6 +190,9 @@ func (e *Engine) compactWalk(rev int64) (cands []*segment, live map[uint32]int64
 		}
 		e.mu.Unlock()
 		if len(batch) < compactChunk {
+			for _, s := range cands {
+				s.liveBytes.Store(live[s.id] + 1)
+			}
 			return cands, live, true
 		}
 		cursor, first = batch[len(batch)-1].key, false

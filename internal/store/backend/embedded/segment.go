@@ -64,6 +64,9 @@ type segment struct {
 	// (startRev if none). Set under Engine.mu; final once the log has
 	// rolled to a later segment.
 	lastRev int64
+	// liveBytes is 1 + the bytes of reachable versions the last
+	// compaction walk counted in the segment; 0 until a walk covered it.
+	liveBytes atomic.Int64
 
 	refs      atomic.Int64
 	retired   atomic.Bool
