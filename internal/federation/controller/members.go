@@ -33,7 +33,7 @@ type member struct {
 	kube       kubernetes.Interface
 	ctx        context.Context
 	cancel     context.CancelFunc
-	onChange   func(gvr schema.GroupVersionResource, ns, name string)
+	onChange   func(gvr schema.GroupVersionResource, ns, name, rv string, initial bool)
 	mu         sync.Mutex
 	informers  map[schema.GroupVersionResource]cache.SharedIndexInformer
 	namespaces map[string]bool
@@ -49,7 +49,7 @@ func memberConfig(kubeconfig []byte) (*rest.Config, error) {
 	return cfg, nil
 }
 
-func newMember(parent context.Context, name, secretRV string, cfg *rest.Config, onChange func(schema.GroupVersionResource, string, string)) (*member, error) {
+func newMember(parent context.Context, name, secretRV string, cfg *rest.Config, onChange func(gvr schema.GroupVersionResource, ns, name, rv string, initial bool)) (*member, error) {
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("member %s: %w", name, err)
@@ -72,10 +72,11 @@ func (m *member) informer(gvr schema.GroupVersionResource) (inf cache.SharedInde
 	if !ok {
 		inf = dynamicinformer.NewFilteredDynamicInformer(m.dyn, gvr, metav1.NamespaceAll, 0, cache.Indexers{},
 			func(o *metav1.ListOptions) { o.LabelSelector = v1alpha1.LabelManaged + "=true" }).Informer()
-		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(o any) { m.notify(gvr, o) },
-			UpdateFunc: func(_, o any) { m.notify(gvr, o) },
-			DeleteFunc: func(o any) { m.notify(gvr, o) },
+		_ = inf.SetTransform(stripMemberCopy)
+		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+			AddFunc:    func(o any, initial bool) { m.notify(gvr, o, initial) },
+			UpdateFunc: func(_, o any) { m.notify(gvr, o, false) },
+			DeleteFunc: func(o any) { m.notify(gvr, o, false) },
 		})
 		m.informers[gvr] = inf
 		go inf.Run(m.ctx.Done())
@@ -84,19 +85,69 @@ func (m *member) informer(gvr schema.GroupVersionResource) (inf cache.SharedInde
 	return inf, inf.HasSynced()
 }
 
-func (m *member) notify(gvr schema.GroupVersionResource, o any) {
+func (m *member) notify(gvr schema.GroupVersionResource, o any, initial bool) {
+	rv := ""
 	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
 		o = d.Obj
+	} else if acc, err := meta.Accessor(o); err == nil {
+		rv = acc.GetResourceVersion()
 	}
 	if acc, err := meta.Accessor(o); err == nil {
-		m.onChange(gvr, acc.GetNamespace(), acc.GetName())
+		m.onChange(gvr, acc.GetNamespace(), acc.GetName(), rv, initial)
 	}
 }
 
+// stripMemberCopy keeps of a member object what the control plane reads
+// from its cache — identity, labels, the hash annotation, generation and
+// status — so that caching tens of thousands of member copies stays
+// small. Conflict checks on objects keelson does not manage read the
+// member (those are not in this cache at all).
+func stripMemberCopy(o any) (any, error) {
+	u, ok := o.(*unstructured.Unstructured)
+	if !ok {
+		return o, nil
+	}
+	md := map[string]any{}
+	for _, k := range []string{"name", "namespace", "uid", "resourceVersion", "generation", "labels", "deletionTimestamp"} {
+		if v, ok := u.Object["metadata"].(map[string]any)[k]; ok {
+			md[k] = v
+		}
+	}
+	if h, ok := u.GetAnnotations()[v1alpha1.AnnotationHash]; ok {
+		md["annotations"] = map[string]any{v1alpha1.AnnotationHash: h}
+	}
+	out := map[string]any{"apiVersion": u.Object["apiVersion"], "kind": u.Object["kind"], "metadata": md}
+	if st, ok := u.Object["status"]; ok {
+		out["status"] = st
+	}
+	u.Object = out
+	return u, nil
+}
+
+// dropManagedFields removes metadata.managedFields from cached objects.
+func dropManagedFields(o any) (any, error) {
+	if u, ok := o.(*unstructured.Unstructured); ok {
+		u.SetManagedFields(nil)
+	}
+	return o, nil
+}
+
+// memberSyncTimeout bounds the wait for a member cache to sync; past it
+// the control plane reads the member instead.
+const memberSyncTimeout = 30 * time.Second
+
 // cached returns the member's managed copy of ns/name from the informer,
 // and whether the informer has synced (if not, the answer means nothing).
-func (m *member) cached(gvr schema.GroupVersionResource, ns, name string) (*unstructured.Unstructured, bool) {
+// The first call for a kind waits (up to memberSyncTimeout) for the
+// informer to sync: reading thousands of objects one by one after a
+// restart costs far more than one list.
+func (m *member) cached(ctx context.Context, gvr schema.GroupVersionResource, ns, name string) (*unstructured.Unstructured, bool) {
 	inf, synced := m.informer(gvr)
+	if !synced {
+		wctx, cancel := context.WithTimeout(ctx, memberSyncTimeout)
+		synced = cache.WaitForCacheSync(wctx.Done(), inf.HasSynced)
+		cancel()
+	}
 	if !synced {
 		return nil, false
 	}
