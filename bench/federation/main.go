@@ -60,7 +60,7 @@ func main() {
 	flag.IntVar(&c.failoverObjects, "failover-objects", 1000, "Deployments of the failover scenario")
 	flag.IntVar(&c.failoverReplicas, "failover-replicas", 10, "replicas of each failover Deployment, Divided")
 	flag.Float64Var(&c.placementSecs, "placement-seconds", 3, "duration of each in-process placement measurement")
-	flag.StringVar(&scenarios, "scenarios", "placement,burst,paced,restart,failover", "scenarios to run, comma-separated")
+	flag.StringVar(&scenarios, "scenarios", "placement,ceiling,burst,paced,restart,failover", "scenarios to run, comma-separated")
 	flag.StringVar(&cpArgs, "control-plane-args", "", "extra flags for `keelson federation`, space-separated")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), `Usage: go run ./bench/federation --bin bin --out docs/benchmarks-federation.md [flags]
@@ -118,7 +118,7 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 		}
 	}
 	needEnv := false
-	for _, s := range []string{"burst", "paced", "restart", "failover"} {
+	for _, s := range []string{"ceiling", "burst", "paced", "restart", "failover"} {
 		needEnv = needEnv || cfg.want(s)
 	}
 	if needEnv {
@@ -129,7 +129,7 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 		for _, s := range []struct {
 			name string
 			fn   func(context.Context) error
-		}{{"burst", b.burst}, {"paced", b.pacedRun}, {"restart", b.restart}, {"failover", b.failover}} {
+		}{{"ceiling", b.ceiling}, {"burst", b.burst}, {"paced", b.pacedRun}, {"restart", b.restart}, {"failover", b.failover}} {
 			if !cfg.want(s.name) {
 				continue
 			}
@@ -237,11 +237,13 @@ func (b *bench) teardown() {
 	if b.cp != nil {
 		b.cp.stop()
 	}
+	var wg sync.WaitGroup
 	for _, e := range append([]*testenv.Env{b.host}, b.members...) {
 		if e != nil {
-			_ = e.Close()
+			wg.Go(func() { _ = e.Close() })
 		}
 	}
+	wg.Wait()
 	if b.cfg.dir == "" && b.dir != "" {
 		_ = os.RemoveAll(b.dir)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -9,7 +10,9 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/keelson-dev/keelson/internal/federation/api/v1alpha1"
 )
@@ -440,4 +443,55 @@ func maxTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// ceilingResult is the same member writes made directly by this program,
+// without the control plane: what the member apiservers take on this
+// machine.
+type ceilingResult struct {
+	objects, members int
+	wall             time.Duration
+	writesPerSec     float64
+}
+
+// ceiling server-side-applies n Deployments to every member from this
+// process (64 concurrent requests), the write the control plane makes,
+// and deletes them again.
+func (b *bench) ceiling(ctx context.Context) error {
+	ns := "ceiling"
+	n := b.cfg.burst
+	r := &ceilingResult{objects: n, members: b.cfg.members}
+	for _, k := range b.mkube {
+		if _, err := k.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+	force := true
+	start := time.Now()
+	err := parallel(ctx, n*b.cfg.members, 64, func(i int) error {
+		d := deployment(ns, objName(i/b.cfg.members), 1)
+		d.TypeMeta = metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}
+		d.Labels[v1alpha1.LabelManaged] = "true"
+		body, err := json.Marshal(d)
+		if err != nil {
+			return err
+		}
+		_, err = b.mkube[i%b.cfg.members].AppsV1().Deployments(ns).Patch(ctx, d.Name, types.ApplyPatchType, body,
+			metav1.PatchOptions{FieldManager: "bench", Force: &force})
+		return err
+	})
+	r.wall = time.Since(start)
+	if err != nil {
+		return err
+	}
+	r.writesPerSec = float64(n*b.cfg.members) / r.wall.Seconds()
+	b.res.ceiling = r
+	b.log.Info("ceiling", "writes", n*b.cfg.members, "wall", r.wall.Round(time.Millisecond), "writes/s", fmt.Sprintf("%.0f", r.writesPerSec))
+	for _, k := range b.mkube {
+		if err := k.AppsV1().Deployments(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+			return err
+		}
+	}
+	b.obs.forget(ns)
+	return nil
 }

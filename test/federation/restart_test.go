@@ -103,6 +103,18 @@ func TestRestartWritesNothingUnchanged(t *testing.T) {
 			"placement":         map[string]any{"clusterAffinity": map[string]any{"clusterNames": []any{"m1"}}},
 		},
 	})
+	// An object of the same name that the member already has and keelson
+	// did not create is left alone (conflictResolution Abort), although
+	// the member cache sees it before any read.
+	if _, err := m1.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m1.kube.AppsV1().Deployments(ns).Create(ctx, restartDeployment(ns, "foreign", "theirs:1"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := host.kube.AppsV1().Deployments(ns).Create(ctx, restartDeployment(ns, "foreign", "ours:1"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	for i := range objects {
 		if _, err := host.kube.AppsV1().Deployments(ns).Create(ctx, restartDeployment(ns, fmt.Sprintf("d%02d", i), "app:1"), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
@@ -113,7 +125,20 @@ func TestRestartWritesNothingUnchanged(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		return len(l.Items) == objects, fmt.Errorf("%d of %d", len(l.Items), objects)
+		managed := 0
+		for _, d := range l.Items {
+			if d.Labels[v1alpha1.LabelManaged] == "true" {
+				managed++
+			}
+		}
+		return managed == objects, fmt.Errorf("%d of %d", managed, objects)
+	})
+	eventually(t, "the conflict reported on the host", func(ctx context.Context) (bool, error) {
+		d, err := host.kube.AppsV1().Deployments(ns).Get(ctx, "foreign", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return strings.Contains(d.Annotations[v1alpha1.AnnotationClusters], "conflict"), fmt.Errorf("breakdown %q", d.Annotations[v1alpha1.AnnotationClusters])
 	})
 	stop()
 
@@ -151,8 +176,20 @@ func TestRestartWritesNothingUnchanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range l.Items {
-		if img := d.Spec.Template.Spec.Containers[0].Image; d.Name != "d00" && img != "app:1" || !strings.HasPrefix(img, "app:") {
-			t.Errorf("%s has image %s", d.Name, img)
+		img := d.Spec.Template.Spec.Containers[0].Image
+		switch d.Name {
+		case "foreign":
+			if img != "theirs:1" || d.Labels[v1alpha1.LabelManaged] != "" {
+				t.Errorf("foreign object taken over: image %s labels %v", img, d.Labels)
+			}
+		case "d00":
+			if img != "app:2" {
+				t.Errorf("d00 has image %s", img)
+			}
+		default:
+			if img != "app:1" {
+				t.Errorf("%s has image %s", d.Name, img)
+			}
 		}
 	}
 }

@@ -813,9 +813,12 @@ func (c *Controller) member(ctx context.Context, cl string) (*member, error) {
 		return nil, fmt.Errorf("cluster %s: %w", cl, err)
 	}
 	cfg.QPS, cfg.Burst = c.cfg.MemberQPS, c.cfg.MemberBurst
-	nm, err := newMember(c.ctx, cl, sec.ResourceVersion, cfg, func(gvr schema.GroupVersionResource, ns, name, rv string, initial bool) {
+	nm, err := newMember(c.ctx, cl, sec.ResourceVersion, cfg, func(gvr schema.GroupVersionResource, ns, name, rv string, managed, initial bool) {
 		k := objectKey{gvr, ns, name}
 		switch {
+		case !managed && !c.known(k):
+			// A member object of a propagated kind that keelson never
+			// wrote nor tried to: none of its business.
 		case initial:
 			c.enqueueBackground(k)
 		case c.ownMemberWrite(k, cl, rv):
@@ -852,8 +855,10 @@ func (c *Controller) applyTo(ctx context.Context, k objectKey, cl string, desire
 	}
 	cur, synced := m.cached(ctx, k.GVR, k.Namespace, k.Name)
 	client := m.dyn.Resource(k.GVR).Namespace(k.Namespace)
-	if !synced || cur == nil {
-		// Not managed (or cache not ready): look for a foreign object.
+	if !synced || (cur != nil && cur.GetLabels()[v1alpha1.LabelManaged] != "true") {
+		// Cache not ready, or an object keelson does not manage: read
+		// all of it for the conflict check. (Absent from a synced cache
+		// means absent, as far as a read a moment earlier could tell.)
 		got, err := client.Get(ctx, k.Name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
@@ -938,6 +943,13 @@ func (c *Controller) ownHostWrite(k objectKey, rv string) bool {
 	defer c.mu.Unlock()
 	st := c.state[k]
 	return st != nil && rv != "" && slices.Contains(st.hostRVs, rv)
+}
+
+// known reports whether the controller keeps state for host object k.
+func (c *Controller) known(k objectKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state[k] != nil
 }
 
 // ownMemberWrite reports whether resourceVersion rv of k in cluster cl

@@ -33,7 +33,7 @@ type member struct {
 	kube       kubernetes.Interface
 	ctx        context.Context
 	cancel     context.CancelFunc
-	onChange   func(gvr schema.GroupVersionResource, ns, name, rv string, initial bool)
+	onChange   func(gvr schema.GroupVersionResource, ns, name, rv string, managed, initial bool)
 	mu         sync.Mutex
 	informers  map[schema.GroupVersionResource]cache.SharedIndexInformer
 	namespaces map[string]bool
@@ -49,7 +49,7 @@ func memberConfig(kubeconfig []byte) (*rest.Config, error) {
 	return cfg, nil
 }
 
-func newMember(parent context.Context, name, secretRV string, cfg *rest.Config, onChange func(gvr schema.GroupVersionResource, ns, name, rv string, initial bool)) (*member, error) {
+func newMember(parent context.Context, name, secretRV string, cfg *rest.Config, onChange func(gvr schema.GroupVersionResource, ns, name, rv string, managed, initial bool)) (*member, error) {
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("member %s: %w", name, err)
@@ -63,15 +63,16 @@ func newMember(parent context.Context, name, secretRV string, cfg *rest.Config, 
 		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{}, namespaces: map[string]bool{}}, nil
 }
 
-// informer returns the member informer for gvr (managed objects only),
+// informer returns the member informer for gvr (every object of the kind,
+// stripped by stripMemberCopy: absence from a synced cache means a new
+// copy needs no read first, and a foreign object is seen by its labels),
 // starting it on first use. It does not wait for the cache to sync:
 // synced reports whether it has.
 func (m *member) informer(gvr schema.GroupVersionResource) (inf cache.SharedIndexInformer, synced bool) {
 	m.mu.Lock()
 	inf, ok := m.informers[gvr]
 	if !ok {
-		inf = dynamicinformer.NewFilteredDynamicInformer(m.dyn, gvr, metav1.NamespaceAll, 0, cache.Indexers{},
-			func(o *metav1.ListOptions) { o.LabelSelector = v1alpha1.LabelManaged + "=true" }).Informer()
+		inf = dynamicinformer.NewFilteredDynamicInformer(m.dyn, gvr, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
 		_ = inf.SetTransform(stripMemberCopy)
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
 			AddFunc:    func(o any, initial bool) { m.notify(gvr, o, initial) },
@@ -93,7 +94,7 @@ func (m *member) notify(gvr schema.GroupVersionResource, o any, initial bool) {
 		rv = acc.GetResourceVersion()
 	}
 	if acc, err := meta.Accessor(o); err == nil {
-		m.onChange(gvr, acc.GetNamespace(), acc.GetName(), rv, initial)
+		m.onChange(gvr, acc.GetNamespace(), acc.GetName(), rv, acc.GetLabels()[v1alpha1.LabelManaged] == "true", initial)
 	}
 }
 
@@ -101,7 +102,7 @@ func (m *member) notify(gvr schema.GroupVersionResource, o any, initial bool) {
 // from its cache — identity, labels, the hash annotation, generation and
 // status — so that caching tens of thousands of member copies stays
 // small. Conflict checks on objects keelson does not manage read the
-// member (those are not in this cache at all).
+// whole object from the member.
 func stripMemberCopy(o any) (any, error) {
 	u, ok := o.(*unstructured.Unstructured)
 	if !ok {
@@ -136,7 +137,7 @@ func dropManagedFields(o any) (any, error) {
 // the control plane reads the member instead.
 const memberSyncTimeout = 30 * time.Second
 
-// cached returns the member's managed copy of ns/name from the informer,
+// cached returns the member's copy of ns/name (stripped) from the informer,
 // and whether the informer has synced (if not, the answer means nothing).
 // The first call for a kind waits (up to memberSyncTimeout) for the
 // informer to sync: reading thousands of objects one by one after a
