@@ -367,6 +367,15 @@ func (b *bench) writes(ctx context.Context) (applied, skipped float64, err error
 		sumMetric(m, "keelson_federation_member_writes_skipped_total"), nil
 }
 
+// hostWrites returns the control plane's writes to host objects so far.
+func (b *bench) hostWrites(ctx context.Context) float64 {
+	m, err := b.cp.scrape(ctx)
+	if err != nil {
+		return -1
+	}
+	return sumMetric(m, "keelson_federation_host_writes_total")
+}
+
 func (b *bench) queueDepth(ctx context.Context) float64 {
 	m, err := b.cp.scrape(ctx)
 	if err != nil {

@@ -141,7 +141,16 @@ func sumMetric(m map[string]float64, name string, want ...string) float64 {
 
 // profile fetches a CPU profile of secs seconds into file.
 func (cp *controlPlane) profile(ctx context.Context, secs int, file string) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", cp.metrics, secs), nil)
+	return cp.fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", cp.metrics, secs), file)
+}
+
+// heapProfile fetches a heap profile into file.
+func (cp *controlPlane) heapProfile(ctx context.Context, file string) error {
+	return cp.fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/heap", cp.metrics), file)
+}
+
+func (cp *controlPlane) fetch(ctx context.Context, url, file string) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

@@ -110,7 +110,7 @@ func writeReport(path string, r *results) error {
 		fmt.Fprintf(&b, "| *reference:* the same applies sent straight to the members by the benchmark, no control plane | %.0f | — | — | |\n", r.ceiling.writesPerSec)
 	}
 	if rr := r.restart; rr != nil && rr.changeLatency > 0 {
-		fmt.Fprintf(&b, "| new change propagated after a restart, %d objects × %d members | %s | ≤ 5 s | ~20 min with ~10k objects | %s |\n",
+		fmt.Fprintf(&b, "| a change made right after a restart in every member, %d objects × %d members | %s | ≤ 5 s | ~20 min with ~10k objects | %s |\n",
 			rr.objects, rr.members, ms(rr.changeLatency), verdict(rr.changeLatency <= 5*time.Second))
 		unchanged := rr.writesAfter - float64(rr.members)
 		fmt.Fprintf(&b, "| member writes for unchanged objects after the restart | %.0f | 0 | — | %s |\n", unchanged, verdict(unchanged <= 0))
@@ -173,10 +173,11 @@ func writeReport(path string, r *results) error {
 		fmt.Fprintf(&b, "%d Deployments created on the host (32 clients, took %s), propagated to %d members (%.0f member writes, all in every member %s after the first create: %.0f writes/s). ",
 			rr.objects, ms(rr.createWall), rr.members, rr.writes, ms(rr.propagateWall), rr.writesPerSec)
 		fmt.Fprintf(&b, "Once the queue was empty: RSS %.0f MiB, peak %.0f MiB. ", rr.settled.rss, rr.settled.hwm)
-		fmt.Fprintf(&b, "Then the control plane was stopped (SIGTERM), one Deployment's image changed on the host, and the control plane started again: "+
-			"the change was in all %d members %s after the new process was started; the new process had caught up (empty queue, no writes for 2 s) after %s, "+
-			"having made %.0f member writes (the changed object accounts for %d) and skipped %.0f unchanged ones; its RSS then %.0f MiB (peak %.0f).\n\n",
-			rr.members, ms(rr.changeLatency), ms(rr.caughtUp), rr.writesAfter, rr.members, rr.skippedAfter, rr.after.rss, rr.after.hwm)
+		fmt.Fprintf(&b, "Then the control plane was stopped (SIGTERM) and started again; it logged that its caches had synced and its workers run %s after the process started. "+
+			"Right then one Deployment's image was changed on the host (the last one created): the change was in all %d members %s after the update call returned, "+
+			"while the new process was still going over the objects it already knew. It had caught up (empty queue, no writes for 2 s) %s after it started, "+
+			"having made %.0f member writes (the changed object accounts for %d), skipped %.0f unchanged ones and written %.0f times to host objects; its RSS then %.0f MiB (peak %.0f).\n\n",
+			ms(rr.startup), rr.members, ms(rr.changeLatency), ms(rr.caughtUp), rr.writesAfter, rr.members, rr.skippedAfter, rr.hostWritesAfter, rr.after.rss, rr.after.hwm)
 	}
 	if f := r.failover; f != nil {
 		fmt.Fprintf(&b, "## Failover\n\n")

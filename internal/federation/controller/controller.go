@@ -536,6 +536,7 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 		if obj, err = c.host.Resource(k.GVR).Namespace(k.Namespace).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("adding finalizer: %w", err)
 		}
+		c.m.hostWrites.WithLabelValues("finalizer").Inc()
 		c.recordHostWrite(st, obj)
 	}
 
@@ -1159,6 +1160,7 @@ func (c *Controller) writeHost(ctx context.Context, k objectKey, st *objState, o
 		if err != nil {
 			return fmt.Errorf("updating annotations of %s: %w", k, err)
 		}
+		c.m.hostWrites.WithLabelValues("annotations").Inc()
 		c.recordHostWrite(st, obj)
 	}
 	if !hasPolicy {
@@ -1177,24 +1179,56 @@ func (c *Controller) writeHost(ctx context.Context, k objectKey, st *objState, o
 	if err != nil {
 		return fmt.Errorf("updating status of %s: %w", k, err)
 	}
+	c.m.hostWrites.WithLabelValues("status").Inc()
 	c.recordHostWrite(st, out)
 	return nil
 }
 
-// statusEqual compares the fields AggregateStatus sets, ignoring condition
-// timestamps (kept from cur anyway).
+// statusEqual compares the fields AggregateStatus sets (condition
+// timestamps are kept from cur anyway). A counter of 0 and a missing one
+// are equal: the apiserver drops zero counters of workload statuses
+// (omitempty), so comparing them literally would rewrite the status of
+// every object with a zero counter on every reconcile.
 func statusEqual(cur, want map[string]any) bool {
-	a, _ := json.Marshal(stripTimes(cur, want))
-	b, _ := json.Marshal(want)
+	a, _ := json.Marshal(withoutZeros(onlyKeys(cur, want)))
+	b, _ := json.Marshal(withoutZeros(want))
 	return string(a) == string(b)
 }
 
-func stripTimes(cur, want map[string]any) map[string]any {
+// onlyKeys returns the entries of cur whose keys want has.
+func onlyKeys(cur, want map[string]any) map[string]any {
 	out := map[string]any{}
 	for k := range want {
 		if v, ok := cur[k]; ok {
 			out[k] = v
 		}
+	}
+	return out
+}
+
+// withoutZeros returns m without its numeric zero entries.
+func withoutZeros(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		switch n := v.(type) {
+		case int64:
+			if n == 0 {
+				continue
+			}
+		case float64:
+			if n == 0 {
+				continue
+			}
+		case int:
+			if n == 0 {
+				continue
+			}
+		case int32:
+			if n == 0 {
+				continue
+			}
+		}
+		out[k] = v
 	}
 	return out
 }
