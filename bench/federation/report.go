@@ -173,7 +173,7 @@ func writeReport(path string, r *results) error {
 		fmt.Fprintf(&b, "%d Deployments created on the host (32 clients, took %s), propagated to %d members (%.0f member writes, all in every member %s after the first create: %.0f writes/s). ",
 			rr.objects, ms(rr.createWall), rr.members, rr.writes, ms(rr.propagateWall), rr.writesPerSec)
 		fmt.Fprintf(&b, "Once the queue was empty: RSS %.0f MiB, peak %.0f MiB. ", rr.settled.rss, rr.settled.hwm)
-		fmt.Fprintf(&b, "Then the control plane was stopped (SIGTERM) and started again; it logged that its caches had synced and its workers run %s after the process started. "+
+		fmt.Fprintf(&b, "Then the control plane was stopped (SIGTERM) and started again; it logged that it had started (its policy and Cluster caches loaded, workers running; the Deployment and member caches still loading) %s after the process started. "+
 			"Right then one Deployment's image was changed on the host (the last one created): the change was in all %d members %s after the update call returned, "+
 			"while the new process was still going over the objects it already knew. It had caught up (empty queue, no writes for 2 s) %s after it started, "+
 			"having made %.0f member writes (the changed object accounts for %d), skipped %.0f unchanged ones and written %.0f times to host objects; its RSS then %.0f MiB (peak %.0f).\n\n",
