@@ -145,9 +145,6 @@ func New(cfg Config) (*Controller, error) {
 		queuedAt:  map[objectKey]time.Time{},
 	}
 	c.m = newMetrics(cfg.Registerer, c.queue.Len)
-	c.clusterView = newView(c.buildClusters)
-	c.policyView = newView(c.decodePolicies)
-	c.overrideView = newView(c.decodeOverrides)
 	return c, nil
 }
 
@@ -167,11 +164,9 @@ func (c *Controller) Start(ctx context.Context) error {
 	c.cpps = f.ForResource(v1alpha1.ClusterPropagationPolicyGVR).Informer()
 	c.ops = f.ForResource(v1alpha1.OverridePoliciesGVR).Informer()
 	c.cops = f.ForResource(v1alpha1.ClusterOverridePoliciesGVR).Informer()
-	invalidateOn(c.clusters, c.clusterView)
-	invalidateOn(c.pps, c.policyView)
-	invalidateOn(c.cpps, c.policyView)
-	invalidateOn(c.ops, c.overrideView)
-	invalidateOn(c.cops, c.overrideView)
+	c.clusterView = newView(c.buildClusters, c.clusters.GetStore())
+	c.policyView = newView(c.decodePolicies, c.pps.GetStore(), c.cpps.GetStore())
+	c.overrideView = newView(c.decodeOverrides, c.ops.GetStore(), c.cops.GetStore())
 	// Member kubeconfigs (join stores them in this namespace).
 	kf := informers.NewSharedInformerFactoryWithOptions(c.kube, 0, informers.WithNamespace(v1alpha1.Namespace))
 	secretInf := kf.Core().V1().Secrets()
@@ -352,8 +347,12 @@ func (c *Controller) worker(ctx context.Context) {
 		if quit {
 			return
 		}
+		rctx := ctx
+		if c.bg.has(k) {
+			rctx = context.WithValue(ctx, bulkKey{}, true)
+		}
 		c.bg.clear(k)
-		err := c.reconcile(ctx, k)
+		err := c.reconcile(rctx, k)
 		switch {
 		case err == nil:
 			c.queue.Forget(k)
@@ -365,6 +364,16 @@ func (c *Controller) worker(ctx context.Context) {
 		c.queue.Done(k)
 	}
 }
+
+// bulkKey marks the context of a reconcile that came from the background
+// (an initial list or a requeue of everything), not from a live change.
+type bulkKey struct{}
+
+func isBulk(ctx context.Context) bool { b, _ := ctx.Value(bulkKey{}).(bool); return b }
+
+// bulkRetry is how soon a bulk reconcile deferred for a loading member
+// cache is tried again.
+const bulkRetry = 500 * time.Millisecond
 
 // policy is a matched propagation policy.
 type policy struct {
@@ -586,6 +595,21 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 		names = append(names, cl)
 	}
 	sort.Strings(names)
+	// A bulk reconcile waits (requeued, not holding a worker) until the
+	// member caches it needs have loaded: after a restart that is one
+	// list per member instead of a read per object, and the workers stay
+	// free for live changes, which read the member when its cache is not
+	// there yet.
+	if isBulk(ctx) {
+		for _, cl := range names {
+			if m, err := c.member(ctx, cl); err == nil && m.syncing(k.GVR) {
+				c.bg.mark(k)
+				c.queue.AddAfter(k, bulkRetry)
+				return nil
+			}
+		}
+	}
+
 	// Render each cluster's manifest, then apply to the clusters in
 	// parallel (one request per member at most).
 	type outcome struct {
@@ -854,7 +878,7 @@ func (c *Controller) applyTo(ctx context.Context, k objectKey, cl string, desire
 	if err != nil {
 		return nil, false, err
 	}
-	cur, synced := m.cached(ctx, k.GVR, k.Namespace, k.Name)
+	cur, synced := m.cached(k.GVR, k.Namespace, k.Name)
 	client := m.dyn.Resource(k.GVR).Namespace(k.Namespace)
 	if !synced || (cur != nil && cur.GetLabels()[v1alpha1.LabelManaged] != "true") {
 		// Cache not ready, or an object keelson does not manage: read
@@ -918,7 +942,7 @@ func (c *Controller) unchanged(ctx context.Context, k objectKey, cl, hash string
 	if err != nil {
 		return nil, false
 	}
-	cur, synced := m.cached(ctx, k.GVR, k.Namespace, k.Name)
+	cur, synced := m.cached(k.GVR, k.Namespace, k.Name)
 	if !synced || cur == nil || cur.GetLabels()[v1alpha1.LabelManaged] != "true" || cur.GetAnnotations()[v1alpha1.AnnotationHash] != hash {
 		return nil, false
 	}

@@ -36,6 +36,7 @@ type member struct {
 	onChange   func(gvr schema.GroupVersionResource, ns, name, rv string, managed, initial bool)
 	mu         sync.Mutex
 	informers  map[schema.GroupVersionResource]cache.SharedIndexInformer
+	started    map[schema.GroupVersionResource]time.Time
 	namespaces map[string]bool
 }
 
@@ -60,7 +61,8 @@ func newMember(parent context.Context, name, secretRV string, cfg *rest.Config, 
 	}
 	ctx, cancel := context.WithCancel(parent)
 	return &member{name: name, secretRV: secretRV, dyn: dyn, kube: kube, ctx: ctx, cancel: cancel, onChange: onChange,
-		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{}, namespaces: map[string]bool{}}, nil
+		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{}, started: map[schema.GroupVersionResource]time.Time{},
+		namespaces: map[string]bool{}}, nil
 }
 
 // informer returns the member informer for gvr (every object of the kind,
@@ -80,6 +82,7 @@ func (m *member) informer(gvr schema.GroupVersionResource) (inf cache.SharedInde
 			DeleteFunc: func(o any) { m.notify(gvr, o, false) },
 		})
 		m.informers[gvr] = inf
+		m.started[gvr] = time.Now()
 		go inf.Run(m.ctx.Done())
 	}
 	m.mu.Unlock()
@@ -133,22 +136,31 @@ func dropManagedFields(o any) (any, error) {
 	return o, nil
 }
 
-// memberSyncTimeout bounds the wait for a member cache to sync; past it
-// the control plane reads the member instead.
+// memberSyncTimeout bounds how long bulk reconciles wait for a member
+// cache to sync; past it the control plane reads the member instead.
 const memberSyncTimeout = 30 * time.Second
 
-// cached returns the member's copy of ns/name (stripped) from the informer,
-// and whether the informer has synced (if not, the answer means nothing).
-// The first call for a kind waits (up to memberSyncTimeout) for the
-// informer to sync: reading thousands of objects one by one after a
-// restart costs far more than one list.
-func (m *member) cached(ctx context.Context, gvr schema.GroupVersionResource, ns, name string) (*unstructured.Unstructured, bool) {
-	inf, synced := m.informer(gvr)
-	if !synced {
-		wctx, cancel := context.WithTimeout(ctx, memberSyncTimeout)
-		synced = cache.WaitForCacheSync(wctx.Done(), inf.HasSynced)
-		cancel()
+// syncing starts the member cache of gvr if needed and reports whether
+// it is still loading: not synced, and started less than
+// memberSyncTimeout ago (past that, callers stop waiting for it and read
+// the member instead).
+func (m *member) syncing(gvr schema.GroupVersionResource) bool {
+	_, synced := m.informer(gvr)
+	if synced {
+		return false
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return time.Since(m.started[gvr]) < memberSyncTimeout
+}
+
+// cached returns the member's copy of ns/name (stripped) from the informer,
+// and whether the informer has synced (if not, the answer means nothing
+// and the caller reads the member). It never waits: bulk reconciles wait
+// for the caches before they start (see Controller.reconcile), a live one
+// reads the few objects it needs.
+func (m *member) cached(gvr schema.GroupVersionResource, ns, name string) (*unstructured.Unstructured, bool) {
+	inf, synced := m.informer(gvr)
 	if !synced {
 		return nil, false
 	}

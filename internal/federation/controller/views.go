@@ -2,8 +2,10 @@ package controller
 
 import (
 	"sort"
+	"strings"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/cache"
 
@@ -11,43 +13,52 @@ import (
 	"github.com/keelson-dev/keelson/internal/federation/placement"
 )
 
-// view is a decoded snapshot of informer contents, rebuilt on the first
-// read after the informer changed, so that reconciles do not decode every
-// Cluster and policy object for every host object. Values are shared:
-// callers must not modify them.
+// view is a decoded snapshot of informer contents, rebuilt when the
+// stores changed, so that reconciles do not decode every Cluster and
+// policy object for every host object. Whether they changed is read from
+// the stores themselves (the resourceVersions of their objects), not from
+// event handlers: a handler of one informer may run after another handler
+// already queued work that reads the view. Values are shared: callers must
+// not modify them.
 type view[T any] struct {
-	mu         sync.Mutex
-	gen, built uint64
-	ok         bool
-	val        T
-	build      func() T
+	mu     sync.Mutex
+	stores []cache.Store
+	ok     bool
+	seen   string
+	val    T
+	build  func() T
 }
 
-func newView[T any](build func() T) *view[T] { return &view[T]{build: build} }
+func newView[T any](build func() T, stores ...cache.Store) *view[T] {
+	return &view[T]{build: build, stores: stores}
+}
 
-// invalidate is called by the informer's handlers (after its store
-// changed).
-func (v *view[T]) invalidate() {
-	v.mu.Lock()
-	v.gen++
-	v.mu.Unlock()
+// fingerprint identifies the stores' contents.
+func (v *view[T]) fingerprint() string {
+	var b strings.Builder
+	for _, s := range v.stores {
+		var ids []string // List's order is not stable
+		for _, o := range s.List() {
+			if acc, err := meta.Accessor(o); err == nil {
+				ids = append(ids, string(acc.GetUID())+"@"+acc.GetResourceVersion())
+			}
+		}
+		sort.Strings(ids)
+		b.WriteString(strings.Join(ids, ";"))
+		b.WriteByte('|')
+	}
+	return b.String()
 }
 
 func (v *view[T]) get() T {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if !v.ok || v.built != v.gen {
-		g := v.gen
+	fp := v.fingerprint()
+	if !v.ok || fp != v.seen {
 		v.val = v.build()
-		v.built, v.ok = g, true
+		v.seen, v.ok = fp, true
 	}
 	return v.val
-}
-
-// invalidateOn registers v's invalidation on every event of inf.
-func invalidateOn[T any](inf cache.SharedIndexInformer, v *view[T]) {
-	f := func(any) { v.invalidate() }
-	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: f, UpdateFunc: func(_, o any) { f(o) }, DeleteFunc: f})
 }
 
 // clusterSet is the decoded joined clusters.
