@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -45,11 +46,16 @@ func runFederation(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := flag.NewFlagSet("keelson federation", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := controller.Default()
+	var hostQPS, memberQPS float64
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the host kube-apiserver (required)")
-	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9464", "address serving /metrics (empty: off)")
+	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9464", "address serving /metrics and /debug/pprof (empty: off)")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "objects reconciled concurrently")
 	fs.DurationVar(&cfg.HealthInterval, "health-interval", cfg.HealthInterval, "time between health probes of each member")
 	fs.DurationVar(&cfg.HealthTimeout, "health-timeout", cfg.HealthTimeout, "timeout of one member health probe")
+	fs.Float64Var(&hostQPS, "host-qps", float64(cfg.HostQPS), "requests per second the control plane may send to the host apiserver")
+	fs.IntVar(&cfg.HostBurst, "host-burst", cfg.HostBurst, "burst above --host-qps")
+	fs.Float64Var(&memberQPS, "member-qps", float64(cfg.MemberQPS), "requests per second the control plane may send to each member apiserver")
+	fs.IntVar(&cfg.MemberBurst, "member-burst", cfg.MemberBurst, "burst above --member-qps")
 	fs.BoolVar(&cfg.InstallCRDs, "install-crds", cfg.InstallCRDs, "install or update the federation CRDs on the host at start")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), federationUsage+"\nFlags of the control plane:\n")
@@ -63,6 +69,7 @@ func runFederation(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	cfg.Host = host
+	cfg.HostQPS, cfg.MemberQPS = float32(hostQPS), float32(memberQPS)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg.Registerer = reg
@@ -72,7 +79,13 @@ func runFederation(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	if *metricsAddr != "" {
-		srv := &http.Server{Addr: *metricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		srv := &http.Server{Addr: *metricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				cfg.Logger.Error("metrics server", "addr", *metricsAddr, "err", err)

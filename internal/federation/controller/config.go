@@ -19,6 +19,13 @@ type Config struct {
 	Host *rest.Config
 	// Workers reconcile objects concurrently; default 4.
 	Workers int
+	// HostQPS and HostBurst limit the client of the host apiserver;
+	// MemberQPS and MemberBurst the client of each member (the limit is
+	// per member). Defaults 500 and 1000 each.
+	HostQPS     float32
+	HostBurst   int
+	MemberQPS   float32
+	MemberBurst int
 	// HealthInterval between probes of each member; default 10s.
 	HealthInterval time.Duration
 	// HealthTimeout of one probe; default 5s.
@@ -40,6 +47,10 @@ type Config struct {
 func Default() Config {
 	return Config{
 		Workers:        4,
+		HostQPS:        500,
+		HostBurst:      1000,
+		MemberQPS:      500,
+		MemberBurst:    1000,
 		HealthInterval: 10 * time.Second,
 		HealthTimeout:  5 * time.Second,
 		InstallCRDs:    true,
@@ -54,6 +65,10 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers <= 0 {
 		errs = append(errs, fmt.Errorf("workers: must be positive, got %d", c.Workers))
+	}
+	if c.HostQPS <= 0 || c.HostBurst <= 0 || c.MemberQPS <= 0 || c.MemberBurst <= 0 {
+		errs = append(errs, fmt.Errorf("client limits must be positive: host qps %g burst %d, member qps %g burst %d",
+			c.HostQPS, c.HostBurst, c.MemberQPS, c.MemberBurst))
 	}
 	if c.HealthInterval <= 0 || c.HealthTimeout <= 0 {
 		errs = append(errs, errors.New("health interval and timeout must be positive"))

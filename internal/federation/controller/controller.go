@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,7 +21,10 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	corev1listers "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -55,6 +59,20 @@ type objState struct {
 	evicted map[string]bool
 	// deps this object made follow it.
 	deps []objectKey
+	// memberRV: cluster → resourceVersion of this process's last write
+	// there; hostRVs: those of its last writes to the host object. Watch
+	// events carrying them are this process's own writes coming back and
+	// need no reconcile.
+	memberRV map[string]string
+	hostRVs  []string
+}
+
+// wroteHost remembers the resourceVersion of a write to the host object.
+func (s *objState) wroteHost(rv string) {
+	if len(s.hostRVs) >= 4 {
+		s.hostRVs = slices.Delete(s.hostRVs, 0, 1)
+	}
+	s.hostRVs = append(s.hostRVs, rv)
 }
 
 // Controller is the federation control plane.
@@ -72,6 +90,12 @@ type Controller struct {
 	ctx context.Context
 
 	clusters, pps, cpps, ops, cops cache.SharedIndexInformer
+	secrets                        corev1listers.SecretLister
+
+	clusterView  *view[clusterSet]
+	policyView   *view[[]policy]
+	overrideView *view[[]namespacedOverride]
+	bg           *backgroundSet
 
 	mu        sync.Mutex
 	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
@@ -92,11 +116,13 @@ func New(cfg Config) (*Controller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid federation config: %w", err)
 	}
-	host, err := dynamic.NewForConfig(cfg.Host)
+	hostCfg := rest.CopyConfig(cfg.Host)
+	hostCfg.QPS, hostCfg.Burst = cfg.HostQPS, cfg.HostBurst
+	host, err := dynamic.NewForConfig(hostCfg)
 	if err != nil {
 		return nil, fmt.Errorf("host client: %w", err)
 	}
-	kube, err := kubernetes.NewForConfig(cfg.Host)
+	kube, err := kubernetes.NewForConfig(hostCfg)
 	if err != nil {
 		return nil, fmt.Errorf("host client: %w", err)
 	}
@@ -104,11 +130,14 @@ func New(cfg Config) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
+	bg := newBackgroundSet()
+	fifo := workqueue.NewTypedWithConfig(workqueue.TypedQueueConfig[objectKey]{Name: "federation", Queue: &priorityFIFO{bg: bg}})
+	delaying := workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[objectKey]{Name: "federation", Queue: fifo})
 	c := &Controller{
-		cfg: cfg, log: cfg.Logger, clock: cfg.Clock, host: host, kube: kube, sched: sched,
+		cfg: cfg, log: cfg.Logger, clock: cfg.Clock, host: host, kube: kube, sched: sched, bg: bg,
 		mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(kube.Discovery())),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[objectKey](),
-			workqueue.TypedRateLimitingQueueConfig[objectKey]{Name: "federation"}),
+			workqueue.TypedRateLimitingQueueConfig[objectKey]{Name: "federation", DelayingQueue: delaying}),
 		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{},
 		members:   map[string]*member{},
 		state:     map[objectKey]*objState{},
@@ -135,6 +164,14 @@ func (c *Controller) Start(ctx context.Context) error {
 	c.cpps = f.ForResource(v1alpha1.ClusterPropagationPolicyGVR).Informer()
 	c.ops = f.ForResource(v1alpha1.OverridePoliciesGVR).Informer()
 	c.cops = f.ForResource(v1alpha1.ClusterOverridePoliciesGVR).Informer()
+	c.clusterView = newView(c.buildClusters, c.clusters.GetStore())
+	c.policyView = newView(c.decodePolicies, c.pps.GetStore(), c.cpps.GetStore())
+	c.overrideView = newView(c.decodeOverrides, c.ops.GetStore(), c.cops.GetStore())
+	// Member kubeconfigs (join stores them in this namespace).
+	kf := informers.NewSharedInformerFactoryWithOptions(c.kube, 0, informers.WithNamespace(v1alpha1.Namespace))
+	secretInf := kf.Core().V1().Secrets()
+	c.secrets = secretInf.Lister()
+	_ = secretInf.Informer()
 	policyChanged := func(o any) { c.onPolicy(o) }
 	for _, inf := range []cache.SharedIndexInformer{c.pps, c.cpps} {
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -153,9 +190,15 @@ func (c *Controller) Start(ctx context.Context) error {
 		DeleteFunc: func(o any) { c.onClusterDelete(o) },
 	})
 	f.Start(ctx.Done())
+	kf.Start(ctx.Done())
 	for gvr, ok := range f.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			return fmt.Errorf("syncing %s informer: %w", gvr.Resource, ctx.Err())
+		}
+	}
+	for _, ok := range kf.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("syncing secrets informer: %w", ctx.Err())
 		}
 	}
 	// Informers for what existing policies select.
@@ -179,7 +222,19 @@ func (c *Controller) Start(ctx context.Context) error {
 	return nil
 }
 
+// enqueue queues k for a live change: ahead of background work.
 func (c *Controller) enqueue(k objectKey) {
+	c.bg.clear(k)
+	c.add(k)
+}
+
+// enqueueBackground queues k behind live changes (bulk requeues).
+func (c *Controller) enqueueBackground(k objectKey) {
+	c.bg.mark(k)
+	c.add(k)
+}
+
+func (c *Controller) add(k objectKey) {
 	c.mu.Lock()
 	if _, ok := c.queuedAt[k]; !ok {
 		c.queuedAt[k] = time.Now()
@@ -199,7 +254,7 @@ func (c *Controller) enqueueAll() {
 	for gvr, inf := range infs {
 		for _, o := range inf.GetStore().List() {
 			u := o.(*unstructured.Unstructured)
-			c.enqueue(objectKey{gvr, u.GetNamespace(), u.GetName()})
+			c.enqueueBackground(objectKey{gvr, u.GetNamespace(), u.GetName()})
 		}
 	}
 }
@@ -259,15 +314,28 @@ func (c *Controller) watch(gvr schema.GroupVersionResource) cache.SharedIndexInf
 		return inf
 	}
 	inf := dynamicinformer.NewFilteredDynamicInformer(c.host, gvr, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
-	h := func(o any) {
+	// managedFields are never read; updates without them keep the
+	// server's.
+	_ = inf.SetTransform(dropManagedFields)
+	h := func(o any, initial bool) {
 		if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
 			o = d.Obj
 		}
-		if acc, err := meta.Accessor(o); err == nil {
-			c.enqueue(objectKey{gvr, acc.GetNamespace(), acc.GetName()})
+		acc, err := meta.Accessor(o)
+		if err != nil {
+			return
+		}
+		k := objectKey{gvr, acc.GetNamespace(), acc.GetName()}
+		switch {
+		case initial:
+			c.enqueueBackground(k)
+		case c.ownHostWrite(k, acc.GetResourceVersion()):
+		default:
+			c.enqueue(k)
 		}
 	}
-	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: h, UpdateFunc: func(_, o any) { h(o) }, DeleteFunc: h})
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{AddFunc: h, UpdateFunc: func(_, o any) { h(o, false) },
+		DeleteFunc: func(o any) { h(o, false) }})
 	c.informers[gvr] = inf
 	go inf.Run(c.ctx.Done())
 	return inf
@@ -279,7 +347,12 @@ func (c *Controller) worker(ctx context.Context) {
 		if quit {
 			return
 		}
-		err := c.reconcile(ctx, k)
+		rctx := ctx
+		if c.bg.has(k) {
+			rctx = context.WithValue(ctx, bulkKey{}, true)
+		}
+		c.bg.clear(k)
+		err := c.reconcile(rctx, k)
 		switch {
 		case err == nil:
 			c.queue.Forget(k)
@@ -292,6 +365,16 @@ func (c *Controller) worker(ctx context.Context) {
 	}
 }
 
+// bulkKey marks the context of a reconcile that came from the background
+// (an initial list or a requeue of everything), not from a live change.
+type bulkKey struct{}
+
+func isBulk(ctx context.Context) bool { b, _ := ctx.Value(bulkKey{}).(bool); return b }
+
+// bulkRetry is how soon a bulk reconcile deferred for a loading member
+// cache is tried again.
+const bulkRetry = 500 * time.Millisecond
+
 // policy is a matched propagation policy.
 type policy struct {
 	name        string // "ns/name" or "cluster/name"
@@ -299,7 +382,10 @@ type policy struct {
 	spec        v1alpha1.PropagationSpec
 }
 
-func (c *Controller) policies() []policy {
+// policies returns the decoded propagation policies (shared: read only).
+func (c *Controller) policies() []policy { return c.policyView.get() }
+
+func (c *Controller) decodePolicies() []policy {
 	var out []policy
 	for _, inf := range []cache.SharedIndexInformer{c.pps, c.cpps} {
 		for _, o := range inf.GetStore().List() {
@@ -369,39 +455,44 @@ func splitName(n string) (string, string, bool) {
 	return "", n, false
 }
 
-// overridePolicies returns the override policies in scope for obj.
+// overridePolicies returns the override policies in scope for obj:
+// cluster-wide ones, then those of obj's namespace, each kind in the
+// informer's order (override.Apply sorts).
 func (c *Controller) overridePolicies(obj *unstructured.Unstructured) []override.Policy {
 	var out []override.Policy
+	for _, p := range c.overrideView.get() {
+		if !p.ClusterWide && p.Namespace != obj.GetNamespace() {
+			continue
+		}
+		out = append(out, p.Policy)
+	}
+	return out
+}
+
+// namespacedOverride is a decoded override policy with its namespace.
+type namespacedOverride struct {
+	override.Policy
+	Namespace string
+}
+
+func (c *Controller) decodeOverrides() []namespacedOverride {
+	var out []namespacedOverride
 	for _, inf := range []cache.SharedIndexInformer{c.cops, c.ops} {
 		for _, o := range inf.GetStore().List() {
 			u := o.(*unstructured.Unstructured)
-			if inf == c.ops && u.GetNamespace() != obj.GetNamespace() {
-				continue
-			}
 			var p v1alpha1.OverridePolicy
 			if err := v1alpha1.FromUnstructured(u.Object, &p); err != nil {
 				c.log.Warn("ignoring undecodable override policy", "name", u.GetName(), "err", err)
 				continue
 			}
-			out = append(out, override.Policy{ClusterWide: inf == c.cops, Name: u.GetName(), Spec: p.Spec})
+			out = append(out, namespacedOverride{Policy: override.Policy{ClusterWide: inf == c.cops, Name: u.GetName(), Spec: p.Spec}, Namespace: u.GetNamespace()})
 		}
 	}
 	return out
 }
 
-// clusterList returns every joined cluster.
-func (c *Controller) clusterList() []*v1alpha1.Cluster {
-	var out []*v1alpha1.Cluster
-	for _, o := range c.clusters.GetStore().List() {
-		var cl v1alpha1.Cluster
-		if err := v1alpha1.FromUnstructured(o.(*unstructured.Unstructured).Object, &cl); err != nil {
-			continue
-		}
-		out = append(out, &cl)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
+// clusterList returns every joined cluster (shared: read only).
+func (c *Controller) clusterList() []*v1alpha1.Cluster { return c.clusterView.get().list }
 
 func (c *Controller) stateOf(k objectKey) *objState {
 	c.mu.Lock()
@@ -447,23 +538,19 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 		return c.orphan(ctx, k, obj)
 	}
 
+	st := c.stateOf(k)
 	// The finalizer goes on before anything reaches a member.
 	if !slices.Contains(obj.GetFinalizers(), v1alpha1.Finalizer) {
 		obj.SetFinalizers(append(obj.GetFinalizers(), v1alpha1.Finalizer))
 		if obj, err = c.host.Resource(k.GVR).Namespace(k.Namespace).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("adding finalizer: %w", err)
 		}
+		c.m.hostWrites.WithLabelValues("finalizer").Inc()
+		c.recordHostWrite(st, obj)
 	}
 
-	st := c.stateOf(k)
-	clusters := c.clusterList()
-	infos := map[string]*placement.ClusterInfo{}
-	var all []*placement.ClusterInfo
-	for _, cl := range clusters {
-		ci := clusterInfo(cl)
-		infos[cl.Name] = ci
-		all = append(all, ci)
-	}
+	cs := c.clusterView.get()
+	clusters, infos, all := cs.list, cs.info, cs.infos
 	prev := c.previousClusters(obj, st)
 
 	// Placement.
@@ -508,16 +595,60 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 		names = append(names, cl)
 	}
 	sort.Strings(names)
-	for _, cl := range names {
-		b := v1alpha1.ClusterBreakdown{Cluster: cl, Replicas: targets[cl]}
+	// A bulk reconcile waits (requeued, not holding a worker) until the
+	// member caches it needs have loaded: after a restart that is one
+	// list per member instead of a read per object, and the workers stay
+	// free for live changes, which read the member when its cache is not
+	// there yet.
+	if isBulk(ctx) {
+		for _, cl := range names {
+			if m, err := c.member(ctx, cl); err == nil && m.syncing(k.GVR) {
+				c.bg.mark(k)
+				c.queue.AddAfter(k, bulkRetry)
+				return nil
+			}
+		}
+	}
+
+	// Render each cluster's manifest, then apply to the clusters in
+	// parallel (one request per member at most).
+	type outcome struct {
+		b        v1alpha1.ClusterBreakdown
+		rendered bool
+		hash     string
+		cur      *unstructured.Unstructured
+		applied  bool
+		err      error
+	}
+	outs := make([]outcome, len(names))
+	var applying sync.WaitGroup
+	for i, cl := range names {
+		o := &outs[i]
+		o.b = v1alpha1.ClusterBreakdown{Cluster: cl, Replicas: targets[cl]}
 		desired, hash, err := render.Render(obj, infos[cl], targets[cl], ovr)
 		if err != nil {
-			b.Error = err.Error()
+			o.b.Error = err.Error()
+			continue
+		}
+		o.rendered, o.hash = true, hash
+		if cur, ok := c.unchanged(ctx, k, cl, hash, st); ok {
+			o.cur = cur
+			continue
+		}
+		applying.Go(func() {
+			o.cur, o.applied, o.err = c.applyTo(ctx, k, cl, desired, hash, pol.spec.ConflictResolution, st)
+		})
+	}
+	applying.Wait()
+	for i, cl := range names {
+		o := &outs[i]
+		b := o.b
+		if !o.rendered {
 			breakdown = append(breakdown, b)
 			continue
 		}
-		cur, applied, err := c.applyTo(ctx, k, cl, desired, hash, pol.spec.ConflictResolution, st)
-		if applied {
+		cur, hash, err := o.cur, o.hash, o.err
+		if o.applied {
 			wrote = true
 		}
 		if err != nil {
@@ -576,7 +707,7 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 		c.trackDeps(k, obj, st)
 	}
 
-	if err := c.writeHost(ctx, k, obj, pol, hasPolicy, breakdown, placeErr, members); err != nil {
+	if err := c.writeHost(ctx, k, st, obj, pol, hasPolicy, breakdown, placeErr, members); err != nil {
 		errs = append(errs, err)
 	}
 	if wrote && !queued.IsZero() {
@@ -676,12 +807,7 @@ func (c *Controller) dropCluster(st *objState, cl string) {
 // member returns the connection to cluster cl, (re)building it when its
 // kubeconfig Secret changed.
 func (c *Controller) member(ctx context.Context, cl string) (*member, error) {
-	var cluster *v1alpha1.Cluster
-	for _, x := range c.clusterList() {
-		if x.Name == cl {
-			cluster = x
-		}
-	}
+	cluster := c.clusterView.get().byName[cl]
 	if cluster == nil {
 		return nil, fmt.Errorf("cluster %s is not joined", cl)
 	}
@@ -689,9 +815,17 @@ func (c *Controller) member(ctx context.Context, cl string) (*member, error) {
 	if ns == "" {
 		ns = v1alpha1.Namespace
 	}
-	sec, err := c.kube.CoreV1().Secrets(ns).Get(ctx, cluster.Spec.SecretRef.Name, metav1.GetOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("reading kubeconfig secret of cluster %s: %w", cl, err)
+	// From the cache when it is in the watched namespace (a Secret
+	// written a moment ago may not be there yet: then read it).
+	var sec *corev1.Secret
+	var err error
+	if ns == v1alpha1.Namespace && c.secrets != nil {
+		sec, err = c.secrets.Secrets(ns).Get(cluster.Spec.SecretRef.Name)
+	}
+	if sec == nil {
+		if sec, err = c.kube.CoreV1().Secrets(ns).Get(ctx, cluster.Spec.SecretRef.Name, metav1.GetOptions{}); err != nil {
+			return nil, fmt.Errorf("reading kubeconfig secret of cluster %s: %w", cl, err)
+		}
 	}
 	c.mu.Lock()
 	m := c.members[cl]
@@ -703,8 +837,19 @@ func (c *Controller) member(ctx context.Context, cl string) (*member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cl, err)
 	}
-	nm, err := newMember(c.ctx, cl, sec.ResourceVersion, cfg, func(gvr schema.GroupVersionResource, ns, name string) {
-		c.enqueue(objectKey{gvr, ns, name})
+	cfg.QPS, cfg.Burst = c.cfg.MemberQPS, c.cfg.MemberBurst
+	nm, err := newMember(c.ctx, cl, sec.ResourceVersion, cfg, func(gvr schema.GroupVersionResource, ns, name, rv string, managed, initial bool) {
+		k := objectKey{gvr, ns, name}
+		switch {
+		case !managed && !c.known(k):
+			// A member object of a propagated kind that keelson never
+			// wrote nor tried to: none of its business.
+		case initial:
+			c.enqueueBackground(k)
+		case c.ownMemberWrite(k, cl, rv):
+		default:
+			c.enqueue(k)
+		}
 	})
 	if err != nil {
 		return nil, err
@@ -734,16 +879,11 @@ func (c *Controller) applyTo(ctx context.Context, k objectKey, cl string, desire
 		return nil, false, err
 	}
 	cur, synced := m.cached(k.GVR, k.Namespace, k.Name)
-	c.mu.Lock()
-	known := st.hashes[cl]
-	c.mu.Unlock()
-	if known == hash && synced && cur != nil && cur.GetAnnotations()[v1alpha1.AnnotationHash] == hash {
-		c.m.skipped.Inc()
-		return cur, false, nil
-	}
 	client := m.dyn.Resource(k.GVR).Namespace(k.Namespace)
-	if !synced || cur == nil {
-		// Not managed (or cache not ready): look for a foreign object.
+	if !synced || (cur != nil && cur.GetLabels()[v1alpha1.LabelManaged] != "true") {
+		// Cache not ready, or an object keelson does not manage: read
+		// all of it for the conflict check. (Absent from a synced cache
+		// means absent, as far as a read a moment earlier could tell.)
 		got, err := client.Get(ctx, k.Name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
@@ -784,8 +924,66 @@ func (c *Controller) applyTo(ctx context.Context, k objectKey, cl string, desire
 	c.m.applies.WithLabelValues(cl, "apply", "ok").Inc()
 	c.mu.Lock()
 	st.hashes[cl] = hash
+	if st.memberRV == nil {
+		st.memberRV = map[string]string{}
+	}
+	st.memberRV[cl] = out.GetResourceVersion()
 	c.mu.Unlock()
 	return out, true, nil
+}
+
+// unchanged reports whether cluster cl already holds rendering hash of k
+// according to the member cache, without a request: the copy there is
+// managed and carries the hash. This is what makes a restart write
+// nothing for unchanged objects: the member caches are the memory. The
+// first call per kind and member waits for that cache to sync.
+func (c *Controller) unchanged(ctx context.Context, k objectKey, cl, hash string, st *objState) (*unstructured.Unstructured, bool) {
+	m, err := c.member(ctx, cl)
+	if err != nil {
+		return nil, false
+	}
+	cur, synced := m.cached(k.GVR, k.Namespace, k.Name)
+	if !synced || cur == nil || cur.GetLabels()[v1alpha1.LabelManaged] != "true" || cur.GetAnnotations()[v1alpha1.AnnotationHash] != hash {
+		return nil, false
+	}
+	c.mu.Lock()
+	st.hashes[cl] = hash
+	c.mu.Unlock()
+	c.m.skipped.Inc()
+	return cur, true
+}
+
+// recordHostWrite remembers obj's new resourceVersion as this process's
+// own write.
+func (c *Controller) recordHostWrite(st *objState, obj *unstructured.Unstructured) {
+	c.mu.Lock()
+	st.wroteHost(obj.GetResourceVersion())
+	c.mu.Unlock()
+}
+
+// ownHostWrite reports whether resourceVersion rv of host object k is
+// one this process wrote (its own write coming back on the watch).
+func (c *Controller) ownHostWrite(k objectKey, rv string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.state[k]
+	return st != nil && rv != "" && slices.Contains(st.hostRVs, rv)
+}
+
+// known reports whether the controller keeps state for host object k.
+func (c *Controller) known(k objectKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state[k] != nil
+}
+
+// ownMemberWrite reports whether resourceVersion rv of k in cluster cl
+// is this process's last write there.
+func (c *Controller) ownMemberWrite(k objectKey, cl, rv string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.state[k]
+	return st != nil && rv != "" && st.memberRV[cl] == rv
 }
 
 // deleteFrom deletes the member copy of k from cl if keelson manages it.
@@ -949,7 +1147,7 @@ func (c *Controller) depClusters(k objectKey) map[string]bool {
 
 // writeHost records the policy and breakdown annotations and the
 // aggregated status on the host object, writing only what changed.
-func (c *Controller) writeHost(ctx context.Context, k objectKey, obj *unstructured.Unstructured, pol policy, hasPolicy bool, breakdown []v1alpha1.ClusterBreakdown, placeErr error, members []MemberObject) error {
+func (c *Controller) writeHost(ctx context.Context, k objectKey, st *objState, obj *unstructured.Unstructured, pol policy, hasPolicy bool, breakdown []v1alpha1.ClusterBreakdown, placeErr error, members []MemberObject) error {
 	sort.Slice(breakdown, func(i, j int) bool { return breakdown[i].Cluster < breakdown[j].Cluster })
 	if placeErr != nil {
 		breakdown = append([]v1alpha1.ClusterBreakdown{{Cluster: "*", Error: placeErr.Error()}}, breakdown...)
@@ -986,6 +1184,8 @@ func (c *Controller) writeHost(ctx context.Context, k objectKey, obj *unstructur
 		if err != nil {
 			return fmt.Errorf("updating annotations of %s: %w", k, err)
 		}
+		c.m.hostWrites.WithLabelValues("annotations").Inc()
+		c.recordHostWrite(st, obj)
 	}
 	if !hasPolicy {
 		return nil
@@ -999,26 +1199,60 @@ func (c *Controller) writeHost(ctx context.Context, k objectKey, obj *unstructur
 		return nil
 	}
 	obj.Object["status"] = status
-	if _, err := client.UpdateStatus(ctx, obj, metav1.UpdateOptions{}); err != nil {
+	out, err := client.UpdateStatus(ctx, obj, metav1.UpdateOptions{})
+	if err != nil {
 		return fmt.Errorf("updating status of %s: %w", k, err)
 	}
+	c.m.hostWrites.WithLabelValues("status").Inc()
+	c.recordHostWrite(st, out)
 	return nil
 }
 
-// statusEqual compares the fields AggregateStatus sets, ignoring condition
-// timestamps (kept from cur anyway).
+// statusEqual compares the fields AggregateStatus sets (condition
+// timestamps are kept from cur anyway). A counter of 0 and a missing one
+// are equal: the apiserver drops zero counters of workload statuses
+// (omitempty), so comparing them literally would rewrite the status of
+// every object with a zero counter on every reconcile.
 func statusEqual(cur, want map[string]any) bool {
-	a, _ := json.Marshal(stripTimes(cur, want))
-	b, _ := json.Marshal(want)
+	a, _ := json.Marshal(withoutZeros(onlyKeys(cur, want)))
+	b, _ := json.Marshal(withoutZeros(want))
 	return string(a) == string(b)
 }
 
-func stripTimes(cur, want map[string]any) map[string]any {
+// onlyKeys returns the entries of cur whose keys want has.
+func onlyKeys(cur, want map[string]any) map[string]any {
 	out := map[string]any{}
 	for k := range want {
 		if v, ok := cur[k]; ok {
 			out[k] = v
 		}
+	}
+	return out
+}
+
+// withoutZeros returns m without its numeric zero entries.
+func withoutZeros(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		switch n := v.(type) {
+		case int64:
+			if n == 0 {
+				continue
+			}
+		case float64:
+			if n == 0 {
+				continue
+			}
+		case int:
+			if n == 0 {
+				continue
+			}
+		case int32:
+			if n == 0 {
+				continue
+			}
+		}
+		out[k] = v
 	}
 	return out
 }

@@ -30,7 +30,7 @@ func (c *Controller) healthLoop(ctx context.Context) {
 // checkClusters probes each cluster once, in parallel, and writes the
 // status of those whose health or capacity changed.
 func (c *Controller) checkClusters(ctx context.Context) {
-	clusters := c.clusterList()
+	clusters := c.decodeClusters() // own copies: checkCluster writes their status
 	done := make(chan struct{}, len(clusters))
 	for _, cl := range clusters {
 		go func() {

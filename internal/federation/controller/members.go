@@ -33,9 +33,10 @@ type member struct {
 	kube       kubernetes.Interface
 	ctx        context.Context
 	cancel     context.CancelFunc
-	onChange   func(gvr schema.GroupVersionResource, ns, name string)
+	onChange   func(gvr schema.GroupVersionResource, ns, name, rv string, managed, initial bool)
 	mu         sync.Mutex
 	informers  map[schema.GroupVersionResource]cache.SharedIndexInformer
+	started    map[schema.GroupVersionResource]time.Time
 	namespaces map[string]bool
 }
 
@@ -49,7 +50,7 @@ func memberConfig(kubeconfig []byte) (*rest.Config, error) {
 	return cfg, nil
 }
 
-func newMember(parent context.Context, name, secretRV string, cfg *rest.Config, onChange func(schema.GroupVersionResource, string, string)) (*member, error) {
+func newMember(parent context.Context, name, secretRV string, cfg *rest.Config, onChange func(gvr schema.GroupVersionResource, ns, name, rv string, managed, initial bool)) (*member, error) {
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("member %s: %w", name, err)
@@ -60,41 +61,104 @@ func newMember(parent context.Context, name, secretRV string, cfg *rest.Config, 
 	}
 	ctx, cancel := context.WithCancel(parent)
 	return &member{name: name, secretRV: secretRV, dyn: dyn, kube: kube, ctx: ctx, cancel: cancel, onChange: onChange,
-		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{}, namespaces: map[string]bool{}}, nil
+		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{}, started: map[schema.GroupVersionResource]time.Time{},
+		namespaces: map[string]bool{}}, nil
 }
 
-// informer returns the member informer for gvr (managed objects only),
+// informer returns the member informer for gvr (every object of the kind,
+// stripped by stripMemberCopy: absence from a synced cache means a new
+// copy needs no read first, and a foreign object is seen by its labels),
 // starting it on first use. It does not wait for the cache to sync:
 // synced reports whether it has.
 func (m *member) informer(gvr schema.GroupVersionResource) (inf cache.SharedIndexInformer, synced bool) {
 	m.mu.Lock()
 	inf, ok := m.informers[gvr]
 	if !ok {
-		inf = dynamicinformer.NewFilteredDynamicInformer(m.dyn, gvr, metav1.NamespaceAll, 0, cache.Indexers{},
-			func(o *metav1.ListOptions) { o.LabelSelector = v1alpha1.LabelManaged + "=true" }).Informer()
-		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(o any) { m.notify(gvr, o) },
-			UpdateFunc: func(_, o any) { m.notify(gvr, o) },
-			DeleteFunc: func(o any) { m.notify(gvr, o) },
+		inf = dynamicinformer.NewFilteredDynamicInformer(m.dyn, gvr, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
+		_ = inf.SetTransform(stripMemberCopy)
+		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+			AddFunc:    func(o any, initial bool) { m.notify(gvr, o, initial) },
+			UpdateFunc: func(_, o any) { m.notify(gvr, o, false) },
+			DeleteFunc: func(o any) { m.notify(gvr, o, false) },
 		})
 		m.informers[gvr] = inf
+		m.started[gvr] = time.Now()
 		go inf.Run(m.ctx.Done())
 	}
 	m.mu.Unlock()
 	return inf, inf.HasSynced()
 }
 
-func (m *member) notify(gvr schema.GroupVersionResource, o any) {
+func (m *member) notify(gvr schema.GroupVersionResource, o any, initial bool) {
+	rv := ""
 	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
 		o = d.Obj
+	} else if acc, err := meta.Accessor(o); err == nil {
+		rv = acc.GetResourceVersion()
 	}
 	if acc, err := meta.Accessor(o); err == nil {
-		m.onChange(gvr, acc.GetNamespace(), acc.GetName())
+		m.onChange(gvr, acc.GetNamespace(), acc.GetName(), rv, acc.GetLabels()[v1alpha1.LabelManaged] == "true", initial)
 	}
 }
 
-// cached returns the member's managed copy of ns/name from the informer,
-// and whether the informer has synced (if not, the answer means nothing).
+// stripMemberCopy keeps of a member object what the control plane reads
+// from its cache — identity, labels, the hash annotation, generation and
+// status — so that caching tens of thousands of member copies stays
+// small. Conflict checks on objects keelson does not manage read the
+// whole object from the member.
+func stripMemberCopy(o any) (any, error) {
+	u, ok := o.(*unstructured.Unstructured)
+	if !ok {
+		return o, nil
+	}
+	md := map[string]any{}
+	for _, k := range []string{"name", "namespace", "uid", "resourceVersion", "generation", "labels", "deletionTimestamp"} {
+		if v, ok := u.Object["metadata"].(map[string]any)[k]; ok {
+			md[k] = v
+		}
+	}
+	if h, ok := u.GetAnnotations()[v1alpha1.AnnotationHash]; ok {
+		md["annotations"] = map[string]any{v1alpha1.AnnotationHash: h}
+	}
+	out := map[string]any{"apiVersion": u.Object["apiVersion"], "kind": u.Object["kind"], "metadata": md}
+	if st, ok := u.Object["status"]; ok {
+		out["status"] = st
+	}
+	u.Object = out
+	return u, nil
+}
+
+// dropManagedFields removes metadata.managedFields from cached objects.
+func dropManagedFields(o any) (any, error) {
+	if u, ok := o.(*unstructured.Unstructured); ok {
+		u.SetManagedFields(nil)
+	}
+	return o, nil
+}
+
+// memberSyncTimeout bounds how long bulk reconciles wait for a member
+// cache to sync; past it the control plane reads the member instead.
+const memberSyncTimeout = 30 * time.Second
+
+// syncing starts the member cache of gvr if needed and reports whether
+// it is still loading: not synced, and started less than
+// memberSyncTimeout ago (past that, callers stop waiting for it and read
+// the member instead).
+func (m *member) syncing(gvr schema.GroupVersionResource) bool {
+	_, synced := m.informer(gvr)
+	if synced {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return time.Since(m.started[gvr]) < memberSyncTimeout
+}
+
+// cached returns the member's copy of ns/name (stripped) from the informer,
+// and whether the informer has synced (if not, the answer means nothing
+// and the caller reads the member). It never waits: bulk reconciles wait
+// for the caches before they start (see Controller.reconcile), a live one
+// reads the few objects it needs.
 func (m *member) cached(gvr schema.GroupVersionResource, ns, name string) (*unstructured.Unstructured, bool) {
 	inf, synced := m.informer(gvr)
 	if !synced {

@@ -9,6 +9,7 @@ type metrics struct {
 	latency    prometheus.Histogram
 	applies    *prometheus.CounterVec
 	skipped    prometheus.Counter
+	hostWrites *prometheus.CounterVec
 	health     *prometheus.GaugeVec
 	queueDepth prometheus.GaugeFunc
 }
@@ -28,6 +29,10 @@ func newMetrics(reg prometheus.Registerer, queueLen func() int) *metrics {
 			Namespace: "keelson", Subsystem: "federation", Name: "member_writes_skipped_total",
 			Help: "Member writes skipped because the rendered manifest hash was unchanged.",
 		}),
+		hostWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "keelson", Subsystem: "federation", Name: "host_writes_total",
+			Help: "Writes to host objects by what was written (finalizer, annotations, status).",
+		}, []string{"what"}),
 		health: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "keelson", Subsystem: "federation", Name: "cluster_condition",
 			Help: "1 if the member cluster's condition (Ready, Reachable) is True, else 0.",
@@ -38,7 +43,7 @@ func newMetrics(reg prometheus.Registerer, queueLen func() int) *metrics {
 		}, func() float64 { return float64(queueLen()) }),
 	}
 	if reg != nil {
-		reg.MustRegister(m.latency, m.applies, m.skipped, m.health, m.queueDepth)
+		reg.MustRegister(m.latency, m.applies, m.skipped, m.hostWrites, m.health, m.queueDepth)
 	}
 	return m
 }

@@ -72,3 +72,26 @@ func TestAggregateStatus(t *testing.T) {
 		t.Fatalf("ConfigMap status = %v, want nil", st)
 	}
 }
+
+// TestStatusEqualZeroCounters: the apiserver drops zero counters from a
+// workload's status, so a status read back without them equals the one
+// written with them, and a real change still differs.
+func TestStatusEqualZeroCounters(t *testing.T) {
+	conds := []any{map[string]any{"type": "Available", "status": "False", "lastTransitionTime": "2026-01-01T00:00:00Z"}}
+	want := map[string]any{"observedGeneration": int64(0), "replicas": int64(0), "readyReplicas": int64(0), "conditions": conds}
+	for _, tc := range []struct {
+		name string
+		cur  map[string]any
+		eq   bool
+	}{
+		{"read back without zeros", map[string]any{"conditions": conds}, true},
+		{"read back with zeros", map[string]any{"observedGeneration": int64(0), "replicas": int64(0), "readyReplicas": int64(0), "conditions": conds}, true},
+		{"a counter differs", map[string]any{"replicas": int64(2), "conditions": conds}, false},
+		{"conditions missing", map[string]any{}, false},
+		{"extra fields of the server ignored", map[string]any{"conditions": conds, "collisionCount": int64(1)}, true},
+	} {
+		if got := statusEqual(tc.cur, want); got != tc.eq {
+			t.Errorf("%s: statusEqual = %v, want %v", tc.name, got, tc.eq)
+		}
+	}
+}

@@ -1,0 +1,85 @@
+package controller
+
+import (
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/keelson-dev/keelson/internal/federation/api/v1alpha1"
+)
+
+func key(name string) objectKey {
+	return objectKey{GVR: schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, Namespace: "ns", Name: name}
+}
+
+// TestPriorityQueue: keys queued in the background (initial lists, bulk
+// requeues) are handed out after live ones, and a live event for a key
+// still waiting in the background moves it ahead.
+func TestPriorityQueue(t *testing.T) {
+	bg := newBackgroundSet()
+	q := workqueue.NewTypedWithConfig(workqueue.TypedQueueConfig[objectKey]{Queue: &priorityFIFO{bg: bg}})
+	defer q.ShutDown()
+	for _, n := range []string{"b1", "b2", "b3"} {
+		bg.mark(key(n))
+		q.Add(key(n))
+	}
+	q.Add(key("live1"))
+	// b2 gets a live change while it waits: it is promoted.
+	bg.clear(key("b2"))
+	q.Add(key("b2"))
+	q.Add(key("live2"))
+	var got []string
+	for q.Len() > 0 {
+		k, _ := q.Get()
+		bg.clear(k)
+		got = append(got, k.Name)
+		q.Done(k)
+	}
+	want := []string{"live1", "b2", "live2", "b1", "b3"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+}
+
+// TestStripMemberCopy: the member cache keeps what status aggregation and
+// the unchanged check read, and nothing else.
+func TestStripMemberCopy(t *testing.T) {
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{
+			"name": "web", "namespace": "shop", "uid": "u1", "resourceVersion": "7", "generation": int64(3),
+			"labels":        map[string]any{v1alpha1.LabelManaged: "true", "app": "web"},
+			"annotations":   map[string]any{v1alpha1.AnnotationHash: "h1", "deployment.kubernetes.io/revision": "2"},
+			"managedFields": []any{map[string]any{"manager": "x"}},
+		},
+		"spec":   map[string]any{"replicas": int64(3), "template": map[string]any{}},
+		"status": map[string]any{"readyReplicas": int64(2), "observedGeneration": int64(3)},
+	}}
+	o, err := stripMemberCopy(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := o.(*unstructured.Unstructured)
+	if _, ok := s.Object["spec"]; ok {
+		t.Error("spec kept")
+	}
+	if s.GetManagedFields() != nil {
+		t.Error("managedFields kept")
+	}
+	if got := s.GetAnnotations(); len(got) != 1 || got[v1alpha1.AnnotationHash] != "h1" {
+		t.Errorf("annotations %v, want only the hash", got)
+	}
+	if s.GetLabels()[v1alpha1.LabelManaged] != "true" || s.GetGeneration() != 3 || s.GetResourceVersion() != "7" || s.GetName() != "web" || s.GetNamespace() != "shop" {
+		t.Errorf("identity or labels lost: %v", s.Object["metadata"])
+	}
+	if n, _, _ := unstructured.NestedInt64(s.Object, "status", "readyReplicas"); n != 2 {
+		t.Errorf("status lost: %v", s.Object["status"])
+	}
+}
