@@ -131,10 +131,20 @@ func (e *Engine) Watch(ctx context.Context, afterRev int64, fn func([]backend.Ev
 	defer e.addWatcher(-1)
 	last := afterRev
 	backoff := 10 * time.Millisecond
+	// The first read goes to the database, which checks afterRev against
+	// the compaction revision; later ones may come from the local feed.
+	checked := false
 	for {
 		head, changed, closed := e.head.get()
 		if closed {
 			return backend.ErrClosed
+		}
+		if head > last && checked {
+			if evs, to, ok := e.local.next(last + 1); ok && to <= head {
+				fn(append([]backend.Event(nil), evs...))
+				last = to
+				continue
+			}
 		}
 		if head > last {
 			to := min(head, last+e.opts.FeedChunk)
@@ -162,6 +172,7 @@ func (e *Engine) Watch(ctx context.Context, afterRev int64, fn func([]backend.Ev
 				continue
 			}
 			backoff = 10 * time.Millisecond
+			checked = true
 			if len(evs) > 0 {
 				fn(evs)
 			}
