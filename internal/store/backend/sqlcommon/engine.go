@@ -632,6 +632,7 @@ type commitStage struct {
 	tx      *writeTx
 	base    int64
 	results []error
+	local   *localBatch   // its events in the local feed, if recorded
 	sent    bool          // COMMIT was sent; done is closed when answered
 	done    chan struct{} // closed when the COMMIT round trip ended
 	err     error         // set before done is closed (or before sent)
@@ -759,6 +760,9 @@ func (e *Engine) execute(st *stage) *commitStage {
 	cs.flushed = time.Now()
 	b.queue(stmtCommit)
 	cs.sent = true
+	if b.feed && tx.rev != base {
+		cs.local = e.local.begin(base, tx.rev, b.evs, b.evBytes)
+	}
 	go func() {
 		cs.err = conn.Flush(e.dbCtx)
 		close(cs.done)
@@ -783,6 +787,7 @@ func (e *Engine) complete(cs *commitStage) (results []error, err error, inDoubt 
 	<-cs.done
 	st, tx := cs.st, cs.tx
 	if cs.err != nil {
+		e.local.finish(cs.local, false)
 		inDoubt = !e.d.ServerRejected(cs.err)
 		e.rollback(st.conn)
 		return nil, cs.err, inDoubt
@@ -790,9 +795,7 @@ func (e *Engine) complete(cs *commitStage) (results []error, err error, inDoubt 
 	st.conn.Release(false)
 	e.cache.rev = tx.rev
 	if tx.rev != cs.base {
-		if st.b.feed {
-			e.local.add(cs.base, tx.rev, st.b.evs, st.b.evBytes)
-		}
+		e.local.finish(cs.local, true)
 		e.head.observe(tx.rev)
 	}
 	if d := time.Since(st.start); d > time.Second {

@@ -140,10 +140,19 @@ func (e *Engine) Watch(ctx context.Context, afterRev int64, fn func([]backend.Ev
 			return backend.ErrClosed
 		}
 		if head > last && checked {
-			if evs, to, ok := e.local.next(last + 1); ok && to <= head {
-				fn(append([]backend.Event(nil), evs...))
-				last = to
-				continue
+			if lb := e.local.next(last + 1); lb != nil {
+				select {
+				case <-lb.done:
+				case <-ctx.Done():
+					return nil
+				case <-e.gone:
+					return backend.ErrClosed
+				}
+				if lb.ok {
+					fn(append([]backend.Event(nil), lb.events...))
+					last = lb.to
+					continue
+				}
 			}
 		}
 		if head > last {

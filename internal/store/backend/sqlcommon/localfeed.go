@@ -19,7 +19,7 @@ import (
 // the ring, are read from the database as before.
 type localFeed struct {
 	mu      sync.Mutex
-	batches []localBatch // oldest first
+	batches []*localBatch // oldest first
 	bytes   int
 }
 
@@ -27,6 +27,10 @@ type localBatch struct {
 	from, to int64
 	events   []backend.Event
 	bytes    int
+	// done is closed when the batch's COMMIT was answered; ok (set
+	// before) says it committed.
+	done chan struct{}
+	ok   bool
 }
 
 // Bounds of the local feed.
@@ -35,40 +39,58 @@ const (
 	localFeedMaxBytes   = 32 << 20
 )
 
-// add records the events of a committed batch that advanced the revision
-// from base to rev. The events are the rows written to kv_history, in
-// kv_history order.
-func (f *localFeed) add(base, rev int64, events []backend.Event, bytes int) {
+// begin records the events of a batch about to be committed, advancing
+// the revision from base to rev, in kv_history order. The LISTEN
+// connection may announce the revision before the committer hears its
+// COMMIT answered; a watcher that finds the batch waits for finish instead
+// of reading it from the database. It returns nil if the batch is not
+// recorded.
+func (f *localFeed) begin(base, rev int64, events []backend.Event, bytes int) *localBatch {
 	if rev <= base || bytes > localFeedMaxBytes/4 {
-		f.reset()
-		return
+		return nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if n := len(f.batches); n > 0 && f.batches[n-1].to >= rev {
-		// Revisions went backwards (cannot happen while revisions only
-		// grow); drop everything rather than serve anything doubtful.
+		// A batch that was in doubt and did not commit, or revisions
+		// went backwards: drop what is older rather than serve anything
+		// doubtful.
 		f.batches, f.bytes = nil, 0
 	}
-	f.batches = append(f.batches, localBatch{from: base + 1, to: rev, events: events, bytes: bytes})
+	lb := &localBatch{from: base + 1, to: rev, events: events, bytes: bytes, done: make(chan struct{})}
+	f.batches = append(f.batches, lb)
 	f.bytes += bytes
 	for len(f.batches) > localFeedMaxBatches || f.bytes > localFeedMaxBytes {
 		f.bytes -= f.batches[0].bytes
-		f.batches[0] = localBatch{}
+		f.batches[0] = nil
 		f.batches = f.batches[1:]
+	}
+	return lb
+}
+
+// finish records whether lb committed; one that did not is dropped.
+func (f *localFeed) finish(lb *localBatch, committed bool) {
+	if lb == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	lb.ok = committed
+	close(lb.done)
+	if committed {
+		return
+	}
+	for i, b := range f.batches {
+		if b == lb {
+			f.bytes -= b.bytes
+			f.batches = append(f.batches[:i], f.batches[i+1:]...)
+			return
+		}
 	}
 }
 
-func (f *localFeed) reset() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.batches, f.bytes = nil, 0
-}
-
-// next returns the events of the recorded batch that starts at from, the
-// last revision it covers, and whether there is one. The events are
-// shared: callers must not modify them.
-func (f *localFeed) next(from int64) ([]backend.Event, int64, bool) {
+// next returns the recorded batch that starts at revision from, or nil.
+func (f *localFeed) next(from int64) *localBatch {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	// Binary search: batches are in revision order.
@@ -82,10 +104,9 @@ func (f *localFeed) next(from int64) ([]backend.Event, int64, bool) {
 		}
 	}
 	if lo < len(f.batches) && f.batches[lo].from == from {
-		b := f.batches[lo]
-		return b.events, b.to, true
+		return f.batches[lo]
 	}
-	return nil, 0, false
+	return nil
 }
 
 // feedEvent is ev as kv_history returns it.
