@@ -74,10 +74,11 @@
 //
 // Watch reads kv_history above the last revision it delivered, in one
 // snapshot, whole revisions at a time, whenever the known head revision
-// grows. Revisions this instance committed itself are served from memory
-// instead (localFeed: the events of the last 256 batches, at most 32 MiB),
-// which saves every instance's read cache from reading back each batch it
-// just wrote; a watcher's first read, and any revision written by another
+// grows. With Options.LocalFeed (off by default, see there), revisions
+// this instance committed itself are served from memory instead
+// (localFeed: the events of the last 256 batches, at most 32 MiB), which
+// saves every instance's read cache from reading back each batch it just
+// wrote; a watcher's first read, and any revision written by another
 // instance, still go to the database. The head grows on local commits at once, and from other instances
 // through Dialect.RunFeed (LISTEN/NOTIFY on PostgreSQL, an adaptive poll of
 // the meta row on MySQL). Since revisions commit in order under the meta

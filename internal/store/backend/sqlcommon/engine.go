@@ -39,9 +39,12 @@ type Options struct {
 	// NoOverlap stops the committer from requesting the next batch's lock
 	// while a COMMIT is in flight (see the package documentation).
 	NoOverlap bool
-	// NoLocalFeed makes Watch read every revision from kv_history, also
-	// those this instance committed itself (see localFeed).
-	NoLocalFeed bool
+	// LocalFeed serves Watch the revisions this instance committed itself
+	// from memory instead of kv_history (see localFeed). Off by default:
+	// with it on, the MariaDB crash test (test/ha, mariadb-crash) saw
+	// watchers receive events of revisions the crash then lost, in 2 of
+	// 16 runs (0 of 16 with it off); the cause is not understood yet.
+	LocalFeed bool
 }
 
 // Engine implements backend.Backend on a Dialect.
@@ -651,7 +654,7 @@ func (e *Engine) prepare(reqs []*request, rev int64) *stage {
 		return st
 	}
 	st.conn = conn
-	st.b = &batch{e: e, conn: conn, touched: map[string]struct{}{}, feed: !e.opts.NoLocalFeed}
+	st.b = &batch{e: e, conn: conn, touched: map[string]struct{}{}, feed: e.opts.LocalFeed}
 	if !e.opts.NoWriteCache && !e.opts.NoProbe && len(reqs) > 1 {
 		st.keys = e.cache.probe(reqs, rev)
 	}
