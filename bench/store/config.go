@@ -32,6 +32,9 @@ type Sizes struct {
 	MemValueSize  int
 	MemClients    int
 	SQLClients    int // writers against the SQL targets (see sqlClientsWhy)
+	CompactFill   int // puts written before compacting (the history to drop)
+	CompactKeys   int // keys they go to
+	CompactRate   int // puts/s offered while measuring write latency
 }
 
 // sqlClientsWhy is why SQL targets are driven with fewer writers.
@@ -46,6 +49,7 @@ func QuickSizes() Sizes {
 		KubeObjects: 1000, KubeValueSize: 1024, KubeClients: 100, KubeConns: 10,
 		KubeLists: 4, KubeListers: 2, KubePageSize: 500,
 		MemKeys: 2000, MemValueSize: 10240, MemClients: 100, SQLClients: 40,
+		CompactFill: 5000, CompactKeys: 100, CompactRate: 500,
 	}
 }
 
@@ -59,19 +63,21 @@ func FullSizes() Sizes {
 		KubeObjects: 10000, KubeValueSize: 1024, KubeClients: 100, KubeConns: 10,
 		KubeLists: 20, KubeListers: 2, KubePageSize: 500,
 		MemKeys: 100000, MemValueSize: 10240, MemClients: 100, SQLClients: 40,
+		CompactFill: 100000, CompactKeys: 1000, CompactRate: 1000,
 	}
 }
 
 // Scenario names, in run order.
 const (
-	scPut    = "put"
-	scRange  = "range"
-	scWatch  = "watch"
-	scKube   = "kube"
-	scMemory = "memory"
+	scPut     = "put"
+	scRange   = "range"
+	scWatch   = "watch"
+	scKube    = "kube"
+	scMemory  = "memory"
+	scCompact = "compact"
 )
 
-var allScenarios = []string{scPut, scRange, scWatch, scKube, scMemory}
+var allScenarios = []string{scPut, scRange, scWatch, scKube, scMemory, scCompact}
 
 // Config is everything one run needs; flags fill it (see main.go).
 type Config struct {
@@ -137,6 +143,7 @@ func (c Config) Validate() error {
 		"kube-listers": s.KubeListers, "page-size": s.KubePageSize, "mem-keys": s.MemKeys,
 		"mem-value-size": s.MemValueSize, "mem-clients": s.MemClients,
 		"sql-clients": s.SQLClients, "watch-streams": s.WatchStreams, "watch-watchers-per-stream": s.WatchPerStrm,
+		"compact-fill": s.CompactFill, "compact-keys": s.CompactKeys, "compact-rate": s.CompactRate,
 	} {
 		if v <= 0 {
 			return fmt.Errorf("--%s must be positive, got %d", name, v)

@@ -85,6 +85,9 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&ov.KubePageSize, "page-size", 0, "list page size (kube-apiserver: 500)")
 	fs.IntVar(&ov.MemKeys, "mem-keys", 0, "keys loaded before reading resident memory")
 	fs.IntVar(&ov.MemValueSize, "mem-value-size", 0, "bytes per key of the memory load")
+	fs.IntVar(&ov.CompactFill, "compact-fill", 0, "compaction scenario: puts written before compacting (the history it drops)")
+	fs.IntVar(&ov.CompactKeys, "compact-keys", 0, "compaction scenario: keys those puts go to")
+	fs.IntVar(&ov.CompactRate, "compact-rate", 0, "compaction scenario: puts/s offered while write latency is measured with and without a compaction running")
 	fs.IntVar(&ov.SQLClients, "sql-clients", 0, "concurrent writers against SQL targets (default 40; see docs/benchmarks.md)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -172,18 +175,19 @@ type TargetResult struct {
 	Took       time.Duration `json:"took"`
 	Foreign    float64       `json:"foreign_cpu_share"`
 
-	Clients  int           `json:"clients"` // writers of the concurrent put and Kubernetes-shaped runs
-	Put1     *BenchSummary `json:"put_1,omitempty"`
-	Put100   *BenchSummary `json:"put_100,omitempty"`
-	PutNote  string        `json:"put_note,omitempty"`
-	RangeS   *BenchSummary `json:"range_serializable,omitempty"`
-	RangeL   *BenchSummary `json:"range_linearizable,omitempty"`
-	WatchPut *BenchSummary `json:"watch_put,omitempty"`
-	Watch    *BenchSummary `json:"watch_latency,omitempty"`
-	Kube     *KubeResult   `json:"kube,omitempty"`
-	Mem      *MemResult    `json:"memory,omitempty"`
-	Profile  string        `json:"profile,omitempty"`     // pprof file
-	ProfTop  string        `json:"profile_top,omitempty"` // go tool pprof -top
+	Clients  int            `json:"clients"` // writers of the concurrent put and Kubernetes-shaped runs
+	Put1     *BenchSummary  `json:"put_1,omitempty"`
+	Put100   *BenchSummary  `json:"put_100,omitempty"`
+	PutNote  string         `json:"put_note,omitempty"`
+	RangeS   *BenchSummary  `json:"range_serializable,omitempty"`
+	RangeL   *BenchSummary  `json:"range_linearizable,omitempty"`
+	WatchPut *BenchSummary  `json:"watch_put,omitempty"`
+	Watch    *BenchSummary  `json:"watch_latency,omitempty"`
+	Kube     *KubeResult    `json:"kube,omitempty"`
+	Mem      *MemResult     `json:"memory,omitempty"`
+	Compact  *CompactResult `json:"compaction,omitempty"`
+	Profile  string         `json:"profile,omitempty"`     // pprof file
+	ProfTop  string         `json:"profile_top,omitempty"` // go tool pprof -top
 }
 
 func (t *TargetResult) fail(scenario string, err error) {
@@ -344,6 +348,28 @@ func (b *bencher) runTarget(ctx context.Context, spec targetSpec) *TargetResult 
 			tr.fail(scMemory, err)
 		}
 		l.stop()
+	}
+	if b.cfg.has(scCompact) && ctx.Err() == nil && tr.Skipped == "" {
+		if spec.Kind == "kine" {
+			tr.Errors = append(tr.Errors, "compaction: not run (kine compacts on its own schedule; its Compact RPC does not run one on demand)")
+		} else {
+			l := &live{b: b, spec: spec, tr: tr, parent: ctx, phase: "compact"}
+			r, sctx, err := l.get()
+			if err == nil {
+				var c *CompactResult
+				c, err = runCompact(sctx, sizesFor(b.cfg.Sizes, spec), r.writeEndpoint())
+				err = l.scenarioErr(err)
+				if err == nil {
+					tr.Compact = c
+					slog.Info("result", "target", spec.Name, "run", "compact", "compact_s", fmt.Sprintf("%.2f", c.CompactSecs),
+						"p99_without_ms", fmt.Sprintf("%.2f", c.Without.P99), "p99_during_ms", fmt.Sprintf("%.2f", c.During.P99))
+				}
+			}
+			if err != nil {
+				tr.fail(scCompact, err)
+			}
+			l.stop()
+		}
 	}
 	return tr
 }

@@ -139,6 +139,12 @@ func memCol(head string, f func(*MemResult) float64) metric {
 	}}
 }
 
+func compactCol(head string, higher bool, f func(*CompactResult) float64) metric {
+	return metric{head, higher, func(t *TargetResult) (float64, bool) {
+		return val(t.Compact != nil, func() float64 { return f(t.Compact) })
+	}}
+}
+
 func sections(s Sizes) []section {
 	return []section{
 		{"Writes: put, 1 client", fmt.Sprintf("`benchmark --conns 1 --clients 1 put --key-size 8 --val-size %d --total %d --sequential-keys=false --key-space-size %d`", s.PutValueSize, s.PutTotal1, s.PutKeySpace),
@@ -193,6 +199,19 @@ func sections(s Sizes) []section {
 				{"load puts/s", true, func(t *TargetResult) (float64, bool) {
 					return val(t.Mem != nil, func() float64 { return t.Mem.PutsPerS })
 				}},
+			}},
+		{"Compaction under write load", fmt.Sprintf("%d puts of %d bytes over %d keys (the history to drop) into a fresh server, then %d writers put at %d/s in total to those keys for %s without compaction, then again while one `Compact` (physical) of every revision of the fill runs; \"during\" covers the puts sent while it ran", s.CompactFill, s.PutValueSize, s.CompactKeys, compactWriters, s.CompactRate, compactBaseline),
+			[]metric{
+				compactCol("compact s", false, func(c *CompactResult) float64 { return c.CompactSecs }),
+				compactCol("p50 ms without", false, func(c *CompactResult) float64 { return c.Without.P50 }),
+				compactCol("p99 ms without", false, func(c *CompactResult) float64 { return c.Without.P99 }),
+				compactCol("p50 ms during", false, func(c *CompactResult) float64 { return c.During.P50 }),
+				compactCol("p99 ms during", false, func(c *CompactResult) float64 { return c.During.P99 }),
+				compactCol("max ms during", false, func(c *CompactResult) float64 { return c.During.Max }),
+				compactCol("puts/s during", true, func(c *CompactResult) float64 { return c.DuringPerS }),
+				compactCol("DB before MiB", false, func(c *CompactResult) float64 { return float64(c.DBBefore) / (1 << 20) }),
+				compactCol("DB after MiB", false, func(c *CompactResult) float64 { return float64(c.DBAfter) / (1 << 20) }),
+				compactCol("errors", false, func(c *CompactResult) float64 { return float64(c.Errors) }),
 			}},
 	}
 }

@@ -341,7 +341,12 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 func (s *Server) grpcOptions() ([]grpc.ServerOption, error) {
+	cdc, err := newCodec()
+	if err != nil {
+		return nil, err
+	}
 	opts := []grpc.ServerOption{
+		grpc.ForceServerCodecV2(cdc),
 		grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes + grpcOverheadBytes),
 		grpc.MaxSendMsgSize(1<<31 - 1),
 		grpc.MaxConcurrentStreams(1<<32 - 1),

@@ -265,14 +265,33 @@ func (ix *index) rangeAt(opts backend.RangeOptions, r int64) (res backend.RangeR
 		}
 		overlay[string(ev.KV.Key)] = ev.PrevKV
 	}
+	// Without an overlay the tree alone answers: only the first Limit
+	// entries are collected, the rest of the range is only counted (a
+	// paginated list asks for a page of 500 and the count of thousands).
+	keep := -1
+	if overlay == nil {
+		switch {
+		case opts.CountOnly:
+			keep = 0
+		case opts.Limit > 0:
+			keep = int(opts.Limit)
+		}
+	}
 	var items []item
+	if keep > 0 {
+		items = make([]item, 0, min(keep, 1024))
+	}
+	count := 0
 	visit := func(e *entry) bool {
 		if overlay != nil {
 			if _, changed := overlay[string(e.key)]; changed {
 				return true
 			}
 		}
-		items = append(items, item{e: e})
+		count++
+		if keep < 0 || len(items) < keep {
+			items = append(items, item{e: e})
+		}
 		return true
 	}
 	switch {
@@ -292,13 +311,14 @@ func (ix *index) rangeAt(opts backend.RangeOptions, r int64) (res backend.RangeR
 			}
 		}
 		slices.SortFunc(items, func(a, b item) int { return bytes.Compare(a.key(), b.key()) })
+		count = len(items)
 	}
-	res.Count = int64(len(items))
+	res.Count = int64(count)
 	if opts.CountOnly {
 		return res, nil, true
 	}
-	if opts.Limit > 0 && int64(len(items)) > opts.Limit {
-		items = items[:opts.Limit]
+	if opts.Limit > 0 && int64(count) > opts.Limit {
+		items = items[:min(int64(len(items)), opts.Limit)]
 		res.More = true
 	}
 	if len(items) == 0 {

@@ -204,6 +204,9 @@ func (d *dialect) Committed(rev int64) []sqlcommon.Stmt {
 
 func (d *dialect) ForUpdateOf(alias string) string { return " FOR UPDATE OF " + alias }
 
+// DeleteReadsItself: compaction deletes each chunk in one statement.
+func (d *dialect) DeleteReadsItself() bool { return true }
+
 // KeyIn passes the keys as one array: pgx prepares every distinct SQL text
 // on every pooled connection, so an IN list whose length varies with the
 // batch would cost a prepare round trip for most batches.

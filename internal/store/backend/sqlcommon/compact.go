@@ -120,8 +120,32 @@ func (e *Engine) compactChunk(ctx context.Context, lo, hi, compact int64) (int64
 	for _, s := range e.d.BeginWrite() {
 		conn.Queue(s)
 	}
-	rows, err := conn.Query(ctx, "SELECT h.rev, h.sub FROM kv_history h WHERE h.rev >= ? AND h.rev < ? AND (h.del = 1"+
-		" OR EXISTS (SELECT 1 FROM kv_history n WHERE n.k = h.k AND n.rev > h.rev AND n.rev < ?))", lo, hi, compact)
+	const droppable = " h.rev >= ? AND h.rev < ? AND (h.del = 1" +
+		" OR EXISTS (SELECT 1 FROM kv_history n WHERE n.k = h.k AND n.rev > h.rev AND n.rev < ?))"
+	if sd, ok := e.d.(selfDeleter); ok && sd.DeleteReadsItself() {
+		// One statement: no list of primary keys to send back and plan.
+		rows, err := conn.Query(ctx, "WITH d AS (DELETE FROM kv_history h WHERE"+droppable+" RETURNING 1) SELECT COUNT(*) FROM d", lo, hi, compact)
+		if err != nil {
+			return 0, err
+		}
+		var n int64
+		if rows.Next() {
+			err = rows.Scan(&n)
+		}
+		if cerr := rows.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return 0, err
+		}
+		conn.Queue(stmtCommit)
+		if err := conn.Flush(ctx); err != nil {
+			return 0, err
+		}
+		broken = false
+		return n, nil
+	}
+	rows, err := conn.Query(ctx, "SELECT h.rev, h.sub FROM kv_history h WHERE"+droppable, lo, hi, compact)
 	if err != nil {
 		return 0, err
 	}
@@ -167,4 +191,11 @@ func (e *Engine) compactChunk(ctx context.Context, lo, hi, compact int64) (int64
 	}
 	broken = false
 	return int64(len(del)), nil
+}
+
+// selfDeleter is implemented by dialects whose DELETE may read the table
+// it deletes from in a subquery (PostgreSQL; MySQL refuses it), so that a
+// compaction chunk is one statement.
+type selfDeleter interface {
+	DeleteReadsItself() bool
 }

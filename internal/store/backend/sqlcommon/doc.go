@@ -49,7 +49,23 @@
 //     update, pg_notify on PostgreSQL, and COMMIT: one round trip.
 //
 // A batch of put-shaped functions therefore costs two round trips and one
-// commit, whatever its size. A batch the server rejected, or that failed
+// commit, whatever its size.
+//
+// Overlap (unless Options.NoOverlap; the MySQL dialect sets it, see
+// there). While a batch's COMMIT (step 4) is in flight, the committer
+// already probes the requests queued since and sends the next batch's step
+// 2 on a second connection. The database blocks that locking read until
+// the COMMIT is done and then answers it at once, so the lock round trip
+// drops out of the critical path. The next batch's functions run, and its
+// COMMIT is sent, only after the previous COMMIT was answered: revision
+// order and "acknowledged means durable" are unchanged (an earlier
+// experiment that sent a batch's writes before the previous COMMIT was
+// answered lost acknowledged writes in the MariaDB crash test). Its
+// prefetched rows may come from a snapshot taken before the previous
+// commit; writeCache.fill keeps the cache's entries for keys the previous
+// batch wrote, which are the only ones that can differ. If the previous
+// batch fails before COMMIT, the overlapped one is rolled back and its
+// requests run after the retry (the retry needs the meta lock it holds). A batch the server rejected, or that failed
 // before COMMIT was sent, did not commit and is run again (then its
 // functions one by one, so that one the database refuses fails alone); a
 // broken connection during COMMIT leaves the outcome unknown and is
@@ -59,7 +75,12 @@
 //
 // Watch reads kv_history above the last revision it delivered, in one
 // snapshot, whole revisions at a time, whenever the known head revision
-// grows. The head grows on local commits at once, and from other instances
+// grows. With Options.LocalFeed (off by default, see there), revisions
+// this instance committed itself are served from memory instead
+// (localFeed: the events of the last 256 batches, at most 32 MiB), which
+// saves every instance's read cache from reading back each batch it just
+// wrote; a watcher's first read, and any revision written by another
+// instance, still go to the database. The head grows on local commits at once, and from other instances
 // through Dialect.RunFeed (LISTEN/NOTIFY on PostgreSQL, an adaptive poll of
 // the meta row on MySQL). Since revisions commit in order under the meta
 // lock, a snapshot at revision R holds every revision <= R: no gaps, no

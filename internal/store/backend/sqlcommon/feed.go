@@ -131,10 +131,29 @@ func (e *Engine) Watch(ctx context.Context, afterRev int64, fn func([]backend.Ev
 	defer e.addWatcher(-1)
 	last := afterRev
 	backoff := 10 * time.Millisecond
+	// The first read goes to the database, which checks afterRev against
+	// the compaction revision; later ones may come from the local feed.
+	checked := false
 	for {
 		head, changed, closed := e.head.get()
 		if closed {
 			return backend.ErrClosed
+		}
+		if head > last && checked {
+			if lb := e.local.next(last + 1); lb != nil {
+				select {
+				case <-lb.done:
+				case <-ctx.Done():
+					return nil
+				case <-e.gone:
+					return backend.ErrClosed
+				}
+				if lb.ok {
+					fn(append([]backend.Event(nil), lb.events...))
+					last = lb.to
+					continue
+				}
+			}
 		}
 		if head > last {
 			to := min(head, last+e.opts.FeedChunk)
@@ -162,6 +181,7 @@ func (e *Engine) Watch(ctx context.Context, afterRev int64, fn func([]backend.Ev
 				continue
 			}
 			backoff = 10 * time.Millisecond
+			checked = true
 			if len(evs) > 0 {
 				fn(evs)
 			}

@@ -103,18 +103,19 @@ func (p *probeTx) Apply(_ context.Context, rev int64, _ []backend.Event) error {
 // are read when a function asks for them.
 const prefetchMaxKeys = 1000
 
-// probe runs reqs against the write cache as it stands (valid at c.rev)
-// and returns the keys they read that it does not hold.
-func (c *writeCache) probe(reqs []*request) [][]byte {
+// probe runs reqs against the write cache as it stands (expected valid at
+// rev: a batch whose COMMIT is in flight has already written its changes
+// into it) and returns the keys they read that it does not hold.
+func (c *writeCache) probe(reqs []*request, rev int64) [][]byte {
 	if c.m == nil {
 		c.reset(0)
 	}
-	p := &probeTx{c: c, rev: c.rev, missed: map[string]struct{}{}}
+	p := &probeTx{c: c, rev: rev, missed: map[string]struct{}{}}
 	for _, r := range reqs {
 		if r.ctx.Err() != nil {
 			continue
 		}
-		p.rev, p.calls = c.rev, 0
+		p.rev, p.calls = rev, 0
 		_ = callFn(r.fn, p)
 	}
 	keys := make([][]byte, 0, len(p.missed))
@@ -167,14 +168,28 @@ func (b *batch) lockAndPrefetch(keys [][]byte) (rev, compact int64, found []back
 }
 
 // fill records prefetched keys: found versions, and absence of the rest.
+// Keys the cache already holds keep their entry.
+//
+// That rule is what makes overlapped batches safe. Batch N+1's prefetch
+// is one statement sent while batch N held the meta lock; the database
+// answers it once N has committed, but on PostgreSQL its rows come from a
+// snapshot taken when it started, before N's writes. fill is only called
+// when the locked revision equals the cache's (no instance but this one
+// wrote since), so the only rows that can be stale are keys N wrote, and
+// the cache holds every one of those from N's Apply calls.
 func (c *writeCache) fill(keys [][]byte, found []backend.KeyValue) {
 	seen := make(map[string]struct{}, len(found))
 	for _, kv := range found {
 		seen[string(kv.Key)] = struct{}{}
-		c.set(kv.Key, cacheEntry{kv: kv, exists: true}, false)
+		if _, ok := c.m[string(kv.Key)]; !ok {
+			c.set(kv.Key, cacheEntry{kv: kv, exists: true}, false)
+		}
 	}
 	for _, k := range keys {
-		if _, ok := seen[string(k)]; !ok {
+		if _, ok := seen[string(k)]; ok {
+			continue
+		}
+		if _, ok := c.m[string(k)]; !ok {
 			c.set(k, cacheEntry{}, false)
 		}
 	}

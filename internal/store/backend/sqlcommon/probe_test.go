@@ -36,7 +36,7 @@ func TestProbeEndsLoopingFunction(t *testing.T) {
 	reqs := []*request{{ctx: ctx, fn: grant}, {ctx: ctx, fn: put}}
 	var c writeCache
 	done := make(chan [][]byte, 1)
-	go func() { done <- c.probe(reqs) }()
+	go func() { done <- c.probe(reqs, c.rev) }()
 	select {
 	case keys := <-done:
 		if len(keys) != 1 || string(keys[0]) != "/registry/pods/a" {

@@ -276,6 +276,13 @@ func (t *writeTx) Apply(ctx context.Context, rev int64, events []backend.Event) 
 		hist[i] = h
 	}
 	t.b.hist = append(t.b.hist, hist...)
+	if t.b.feed {
+		for _, ev := range events {
+			fe, n := feedEvent(ev)
+			t.b.evs = append(t.b.evs, fe)
+			t.b.evBytes += n
+		}
+	}
 	for _, kv := range puts {
 		t.b.curLog = append(t.b.curLog, curOp{key: kv.Key, kv: kv, fresh: t.absent(kv.Key)})
 		t.b.touched[string(kv.Key)] = struct{}{}
