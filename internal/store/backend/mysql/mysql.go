@@ -150,9 +150,7 @@ func Open(ctx context.Context, url string, opts Options) (backend.Backend, error
 		return nil, fmt.Errorf("connecting to mysql %s: %w", sqlcommon.RedactURL(url), sqlcommon.Scrub(err, secrets))
 	}
 	d := &dialect{db: db, secrets: secrets, log: log}
-	// No overlapped batches on MySQL/MariaDB: the crash test lost
-	// acknowledged writes with them (see sqlcommon.Options.NoOverlap).
-	e, err := sqlcommon.New(ctx, d, sqlcommon.Options{Logger: log, MaxBatch: opts.MaxBatch, NoWriteCache: opts.NoWriteCache, NoOverlap: true})
+	e, err := sqlcommon.New(ctx, d, sqlcommon.Options{Logger: log, MaxBatch: opts.MaxBatch, NoWriteCache: opts.NoWriteCache})
 	if err != nil {
 		return nil, fmt.Errorf("opening mysql %s: %w", sqlcommon.RedactURL(url), sqlcommon.Scrub(err, secrets))
 	}

@@ -51,8 +51,8 @@
 // A batch of put-shaped functions therefore costs two round trips and one
 // commit, whatever its size.
 //
-// Overlap (unless Options.NoOverlap; the MySQL dialect sets it, see
-// there). While a batch's COMMIT (step 4) is in flight, the committer
+// Overlap (only with Options.Overlap, off by default on every dialect:
+// see there). While a batch's COMMIT (step 4) is in flight, the committer
 // already probes the requests queued since and sends the next batch's step
 // 2 on a second connection. The database blocks that locking read until
 // the COMMIT is done and then answers it at once, so the lock round trip
