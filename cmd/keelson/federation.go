@@ -50,6 +50,7 @@ func runFederation(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "objects reconciled concurrently")
 	fs.DurationVar(&cfg.HealthInterval, "health-interval", cfg.HealthInterval, "time between health probes of each member")
 	fs.DurationVar(&cfg.HealthTimeout, "health-timeout", cfg.HealthTimeout, "timeout of one member health probe")
+	fs.DurationVar(&cfg.MemberTimeout, "member-timeout", cfg.MemberTimeout, "timeout of one read or write to a member cluster")
 	fs.BoolVar(&cfg.InstallCRDs, "install-crds", cfg.InstallCRDs, "install or update the federation CRDs on the host at start")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), federationUsage+"\nFlags of the control plane:\n")

@@ -55,6 +55,9 @@ type objState struct {
 	evicted map[string]bool
 	// deps this object made follow it.
 	deps []objectKey
+	// checkedRV: cluster → resourceVersion of the member copy last checked
+	// for drift (see drift.go).
+	checkedRV map[string]string
 }
 
 // Controller is the federation control plane.
@@ -472,12 +475,14 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 	var placeErr error
 	var recheck time.Duration
 	var evicting map[string]bool
+	var failoverNotes map[string]string
 	replicas, hasReplicas := render.Replicas(obj)
 	if hasPolicy {
 		req := &placement.Request{Placement: pol.spec.Placement, HasReplicas: hasReplicas, Replicas: replicas,
 			Previous: prev, KeepUnready: map[string]bool{}, Evicted: map[string]bool{}}
 		req.ReplicaMilliCPU, req.ReplicaMemory = render.ReplicaRequests(obj)
-		recheck, evicting = c.applyFailover(pol.spec.Failover, clusters, req, st)
+		req.Holding = c.holding(k, prev)
+		recheck, evicting, failoverNotes = c.applyFailover(pol.spec.Failover, clusters, req, st)
 		res, err := c.sched.Schedule(ctx, req, all)
 		if err != nil {
 			placeErr = err
@@ -509,7 +514,13 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 	}
 	sort.Strings(names)
 	for _, cl := range names {
-		b := v1alpha1.ClusterBreakdown{Cluster: cl, Replicas: targets[cl]}
+		b := v1alpha1.ClusterBreakdown{Cluster: cl, Replicas: targets[cl], Failover: failoverNotes[cl]}
+		if targets[cl] != nil {
+			if n, hpa, ok := c.memberHPA(cl, k, obj.GetKind()); ok {
+				// A member HPA owns the replicas: keep what it set.
+				targets[cl], b.Replicas, b.ReplicasFrom = n, n, "hpa/"+hpa
+			}
+		}
 		desired, hash, err := render.Render(obj, infos[cl], targets[cl], ovr)
 		if err != nil {
 			b.Error = err.Error()
@@ -593,7 +604,7 @@ var errConflict = errors.New("conflict")
 // applyFailover fills req's KeepUnready/Evicted from the failover policy
 // and remembers evictions in st. It returns when to look again and which
 // clusters are being evicted now.
-func (c *Controller) applyFailover(fp *v1alpha1.FailoverPolicy, clusters []*v1alpha1.Cluster, req *placement.Request, st *objState) (time.Duration, map[string]bool) {
+func (c *Controller) applyFailover(fp *v1alpha1.FailoverPolicy, clusters []*v1alpha1.Cluster, req *placement.Request, st *objState) (time.Duration, map[string]bool, map[string]string) {
 	health := make([]ClusterHealth, 0, len(clusters))
 	for _, cl := range clusters {
 		h := ClusterHealth{Name: cl.Name}
@@ -610,19 +621,29 @@ func (c *Controller) applyFailover(fp *v1alpha1.FailoverPolicy, clusters []*v1al
 				req.KeepUnready[h.Name] = true
 			}
 		}
-		return 0, nil
+		return 0, nil, nil
 	}
 	tol := 300 * time.Second
 	if fp.TolerationSeconds != nil {
 		tol = time.Duration(*fp.TolerationSeconds) * time.Second
 	}
 	d := Failover(health, c.clock.Now(), tol)
+	notes := map[string]string{}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for name := range d.Tolerating {
 		if req.Previous[name] {
 			req.KeepUnready[name] = true
 		}
+		notes[name] = fmt.Sprintf("not ready; tolerated for %s", tol)
+		if d.Held[name] {
+			notes[name] = fmt.Sprintf("toleration over, eviction held by the fleet brake: %d of %d clusters not ready", d.Unready, d.Total)
+		}
+	}
+	if d.Brake {
+		c.m.brake.Set(1)
+	} else {
+		c.m.brake.Set(0)
 	}
 	evicting := map[string]bool{}
 	for name := range d.Evict {
@@ -642,7 +663,7 @@ func (c *Controller) applyFailover(fp *v1alpha1.FailoverPolicy, clusters []*v1al
 		}
 		req.Evicted[name] = true
 	}
-	return d.RecheckAfter, evicting
+	return d.RecheckAfter, evicting, notes
 }
 
 // previousClusters are the clusters holding obj: what this process
@@ -703,7 +724,7 @@ func (c *Controller) member(ctx context.Context, cl string) (*member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cl, err)
 	}
-	nm, err := newMember(c.ctx, cl, sec.ResourceVersion, cfg, func(gvr schema.GroupVersionResource, ns, name string) {
+	nm, err := newMember(c.ctx, cl, sec.ResourceVersion, cfg, c.cfg.HealthTimeout, func(gvr schema.GroupVersionResource, ns, name string) {
 		c.enqueue(objectKey{gvr, ns, name})
 	})
 	if err != nil {
@@ -733,16 +754,22 @@ func (c *Controller) applyTo(ctx context.Context, k objectKey, cl string, desire
 	if err != nil {
 		return nil, false, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.MemberTimeout)
+	defer cancel()
 	cur, synced := m.cached(k.GVR, k.Namespace, k.Name)
 	c.mu.Lock()
 	known := st.hashes[cl]
 	c.mu.Unlock()
+	drift := false
 	if known == hash && synced && cur != nil && cur.GetAnnotations()[v1alpha1.AnnotationHash] == hash {
-		c.m.skipped.Inc()
-		return cur, false, nil
+		if !c.drifted(cl, cur, desired, st) {
+			c.m.skipped.Inc()
+			return cur, false, nil
+		}
+		drift = true // the member's copy is ours but was changed: apply again
 	}
 	client := m.dyn.Resource(k.GVR).Namespace(k.Namespace)
-	if !synced || cur == nil {
+	if !drift && (!synced || cur == nil) {
 		// Not managed (or cache not ready): look for a foreign object.
 		got, err := client.Get(ctx, k.Name, metav1.GetOptions{})
 		switch {
@@ -755,6 +782,9 @@ func (c *Controller) applyTo(ctx context.Context, k objectKey, cl string, desire
 		}
 	}
 	action, why := render.Resolve(cur, desired, res)
+	if drift {
+		action, why = render.Apply, "correcting drift: the member's copy was changed outside keelson"
+	}
 	switch action {
 	case render.Skip:
 		c.mu.Lock()
@@ -782,6 +812,9 @@ func (c *Controller) applyTo(ctx context.Context, k objectKey, cl string, desire
 		return cur, false, fmt.Errorf("applying %s to %s: %w", k, cl, err)
 	}
 	c.m.applies.WithLabelValues(cl, "apply", "ok").Inc()
+	if drift {
+		c.m.drift.WithLabelValues(cl).Inc()
+	}
 	c.mu.Lock()
 	st.hashes[cl] = hash
 	c.mu.Unlock()
@@ -794,6 +827,8 @@ func (c *Controller) deleteFrom(ctx context.Context, k objectKey, cl string) err
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.MemberTimeout)
+	defer cancel()
 	client := m.dyn.Resource(k.GVR).Namespace(k.Namespace)
 	cur, err := client.Get(ctx, k.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {

@@ -37,6 +37,11 @@ type member struct {
 	mu         sync.Mutex
 	informers  map[schema.GroupVersionResource]cache.SharedIndexInformer
 	namespaces map[string]bool
+	// hpas watches every HorizontalPodAutoscaler of the member (hpa.go).
+	hpas cache.SharedIndexInformer
+	// probeKube is kube with a timeout on every request, for health
+	// probes (discovery calls take no context).
+	probeKube kubernetes.Interface
 }
 
 // memberConfig builds a client configuration from a kubeconfig.
@@ -49,7 +54,7 @@ func memberConfig(kubeconfig []byte) (*rest.Config, error) {
 	return cfg, nil
 }
 
-func newMember(parent context.Context, name, secretRV string, cfg *rest.Config, onChange func(schema.GroupVersionResource, string, string)) (*member, error) {
+func newMember(parent context.Context, name, secretRV string, cfg *rest.Config, probeTimeout time.Duration, onChange func(schema.GroupVersionResource, string, string)) (*member, error) {
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("member %s: %w", name, err)
@@ -58,9 +63,17 @@ func newMember(parent context.Context, name, secretRV string, cfg *rest.Config, 
 	if err != nil {
 		return nil, fmt.Errorf("member %s: %w", name, err)
 	}
+	pcfg := rest.CopyConfig(cfg)
+	pcfg.Timeout = probeTimeout
+	probeKube, err := kubernetes.NewForConfig(pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("member %s: %w", name, err)
+	}
 	ctx, cancel := context.WithCancel(parent)
-	return &member{name: name, secretRV: secretRV, dyn: dyn, kube: kube, ctx: ctx, cancel: cancel, onChange: onChange,
-		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{}, namespaces: map[string]bool{}}, nil
+	m := &member{name: name, secretRV: secretRV, dyn: dyn, kube: kube, probeKube: probeKube, ctx: ctx, cancel: cancel, onChange: onChange,
+		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{}, namespaces: map[string]bool{}}
+	m.watchHPAs()
+	return m, nil
 }
 
 // informer returns the member informer for gvr (managed objects only),
@@ -146,7 +159,7 @@ func (m *member) probe(ctx context.Context, timeout time.Duration) probe {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var p probe
-	body, err := m.kube.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+	body, err := m.probeKube.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 	var status apierrors.APIStatus
 	switch {
 	case err == nil:
@@ -158,7 +171,7 @@ func (m *member) probe(ctx context.Context, timeout time.Duration) probe {
 		p.message = fmt.Sprintf("unreachable: %v", err)
 		return p
 	}
-	if v, err := m.kube.Discovery().ServerVersion(); err == nil {
+	if v, err := m.probeKube.Discovery().ServerVersion(); err == nil {
 		p.version = v.GitVersion
 	}
 	if p.ready {
