@@ -481,7 +481,9 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 		req := &placement.Request{Placement: pol.spec.Placement, HasReplicas: hasReplicas, Replicas: replicas,
 			Previous: prev, KeepUnready: map[string]bool{}, Evicted: map[string]bool{}}
 		req.ReplicaMilliCPU, req.ReplicaMemory = render.ReplicaRequests(obj)
-		req.Holding = c.holding(k, prev)
+		if rs := pol.spec.Placement.ReplicaScheduling; rs != nil && rs.Preference == v1alpha1.DivideByCapacity {
+			req.Holding = c.holding(k, prev)
+		}
 		recheck, evicting, failoverNotes = c.applyFailover(pol.spec.Failover, clusters, req, st)
 		res, err := c.sched.Schedule(ctx, req, all)
 		if err != nil {
