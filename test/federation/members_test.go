@@ -911,7 +911,11 @@ func (f *fleet) testFailover(t *testing.T) {
 	f.waitCluster(t, "m2", true, true)
 	f.waitReplicas(t, deploymentsGVR, "fo", "back", map[string]int64{"m1": 2, "m2": 2, "m3": 2}, true)
 
-	// The brake: two of three unreachable at once moves nothing.
+	// The brake: two of three unreachable at once moves nothing. The two
+	// members are seen to fail a probe or two apart; a toleration longer
+	// than that keeps the first from being evicted alone before the
+	// second fails.
+	kubectl(t, f.host.env.Kubeconfig, "", "patch", "-n", "fo", "propagationpolicy/back", "--type=merge", "-p", `{"spec":{"failover":{"tolerationSeconds":5}}}`)
 	api3 := m3.env.APIServers[0]
 	for _, a := range []*testenv.APIServer{api, api3} {
 		if err := a.Pause(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -58,6 +59,9 @@ type objState struct {
 	// checkedRV: cluster → resourceVersion of the member copy last checked
 	// for drift (see drift.go).
 	checkedRV map[string]string
+	// division: cluster → replicas last applied there by capacity
+	// division (see keepDivision).
+	division map[string]int32
 }
 
 // Controller is the federation control plane.
@@ -481,8 +485,16 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 		req := &placement.Request{Placement: pol.spec.Placement, HasReplicas: hasReplicas, Replicas: replicas,
 			Previous: prev, KeepUnready: map[string]bool{}, Evicted: map[string]bool{}}
 		req.ReplicaMilliCPU, req.ReplicaMemory = render.ReplicaRequests(obj)
-		if rs := pol.spec.Placement.ReplicaScheduling; rs != nil && rs.Preference == v1alpha1.DivideByCapacity {
-			req.Holding = c.holding(k, prev)
+		byCapacity := false
+		var held map[string]int32
+		if rs := pol.spec.Placement.ReplicaScheduling; rs != nil && rs.Type == v1alpha1.Divided && rs.Preference == v1alpha1.DivideByCapacity {
+			byCapacity = true
+			held, req.Holding = c.holding(k, prev)
+			c.mu.Lock()
+			if len(st.division) > 0 {
+				held = maps.Clone(st.division)
+			}
+			c.mu.Unlock()
 		}
 		recheck, evicting, failoverNotes = c.applyFailover(pol.spec.Failover, clusters, req, st)
 		res, err := c.sched.Schedule(ctx, req, all)
@@ -491,6 +503,18 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 		} else {
 			for _, t := range res.Targets {
 				targets[t.Cluster] = t.Replicas
+			}
+			if byCapacity && hasReplicas {
+				keepDivision(targets, held, replicas)
+				division := map[string]int32{}
+				for cl, n := range targets {
+					if n != nil {
+						division[cl] = *n
+					}
+				}
+				c.mu.Lock()
+				st.division = division
+				c.mu.Unlock()
 			}
 		}
 	}

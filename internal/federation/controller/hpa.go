@@ -89,10 +89,12 @@ func (c *Controller) memberHPA(cl string, k objectKey, kind string) (*int32, str
 	return &r, hpa, true
 }
 
-// holding returns the replicas each cluster of prev runs of k now (the
-// spec of the member's copy), for capacity division.
-func (c *Controller) holding(k objectKey, prev map[string]bool) map[string]int32 {
-	out := map[string]int32{}
+// holding returns, for each cluster of prev, the replicas the member's
+// copy of k asks for (spec) and those that run (ready): capacity division
+// counts the running ones as capacity available to the object, and keeps
+// the asked-for division while it still fits the placement (keepDivision).
+func (c *Controller) holding(k objectKey, prev map[string]bool) (spec, ready map[string]int32) {
+	spec, ready = map[string]int32{}, map[string]int32{}
 	for cl := range prev {
 		m := c.cachedMember(cl)
 		if m == nil {
@@ -103,8 +105,40 @@ func (c *Controller) holding(k objectKey, prev map[string]bool) map[string]int32
 			continue
 		}
 		if n, ok, _ := unstructured.NestedInt64(cur.Object, "spec", "replicas"); ok {
-			out[cl] = int32(n)
+			spec[cl] = int32(n)
+		}
+		if n, ok, _ := unstructured.NestedInt64(cur.Object, "status", "readyReplicas"); ok {
+			ready[cl] = int32(n)
 		}
 	}
-	return out
+	return spec, ready
+}
+
+// keepDivision replaces a fresh capacity division in targets by the one
+// the members hold (held) when that one still places exactly total
+// replicas on exactly the selected clusters. Capacity moves with every
+// pod that starts anywhere; re-dividing on each reconcile would move
+// replicas back and forth. The division is redone when the total, the
+// policy or the set of feasible clusters changes (failover included).
+func keepDivision(targets map[string]*int32, held map[string]int32, total int32) {
+	var sum int32
+	for cl := range targets {
+		n, ok := held[cl]
+		if !ok {
+			return
+		}
+		sum += n
+	}
+	for cl, n := range held {
+		if _, ok := targets[cl]; !ok && n > 0 {
+			return
+		}
+	}
+	if sum != total {
+		return
+	}
+	for cl := range targets {
+		n := held[cl]
+		targets[cl] = &n
+	}
 }
