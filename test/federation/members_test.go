@@ -595,6 +595,12 @@ func (f *fleet) testDivision(t *testing.T) {
 	if hd.Status.UpdatedReplicas != 6 || hd.Status.ReadyReplicas != 6 {
 		t.Errorf("host status %+v, want 6 updated and ready", hd.Status)
 	}
+	// Only the two spec writes moved the generation: the federation's own
+	// annotation and status writes must not (rollout status would wait
+	// for each of them to be observed).
+	if hd.Generation != 2 {
+		t.Errorf("host generation %d after one create and one image change, want 2", hd.Generation)
+	}
 }
 
 // testCapacity divides by available capacity (16-CPU replicas on 32-CPU

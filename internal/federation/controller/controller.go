@@ -1041,8 +1041,16 @@ func (c *Controller) writeHost(ctx context.Context, k objectKey, obj *unstructur
 		}
 	}
 	client := c.host.Resource(k.GVR).Namespace(k.Namespace)
+	// A Deployment's generation moves on with every annotation change
+	// made through the main resource, which would make `kubectl rollout
+	// status` wait for an observedGeneration after each breakdown
+	// change; its status subresource takes annotation changes without
+	// that, so they go along with the status there.
+	viaStatus := hasPolicy && k.GVR.Group == "apps" && k.GVR.Resource == "deployments"
 	if changed {
 		obj.SetAnnotations(ann)
+	}
+	if changed && !viaStatus {
 		obj, err = client.Update(ctx, obj, metav1.UpdateOptions{})
 		if err != nil {
 			return fmt.Errorf("updating annotations of %s: %w", k, err)
@@ -1056,7 +1064,7 @@ func (c *Controller) writeHost(ctx context.Context, k objectKey, obj *unstructur
 		return nil
 	}
 	cur, _, _ := unstructured.NestedMap(obj.Object, "status")
-	if statusEqual(cur, status) {
+	if statusEqual(cur, status) && !(changed && viaStatus) {
 		return nil
 	}
 	obj.Object["status"] = status
