@@ -10,23 +10,27 @@ import (
 // manages no longer carries what keelson applied (desired): someone
 // changed it in the member by hand. Only fields desired sets are compared,
 // so what the member's apiserver and controllers add (defaults, status)
-// is not drift. Each resourceVersion is checked once. The caller applies
+// is not drift. A resourceVersion found in line is not checked again. The caller applies
 // desired again, which with forced server-side apply puts keelson's values
 // back.
 func (c *Controller) drifted(cl string, cur, desired *unstructured.Unstructured, st *objState) bool {
 	rv := cur.GetResourceVersion()
 	c.mu.Lock()
-	if st.checkedRV == nil {
-		st.checkedRV = map[string]string{}
-	}
 	seen := rv != "" && st.checkedRV[cl] == rv
-	st.checkedRV[cl] = rv
 	c.mu.Unlock()
 	if seen {
 		return false
 	}
 	path, ok := render.Contains(cur.Object, desired.Object, "")
 	if ok {
+		// Only a copy found in line is remembered: a drifted one is
+		// checked (and applied) again until a write succeeds.
+		c.mu.Lock()
+		if st.checkedRV == nil {
+			st.checkedRV = map[string]string{}
+		}
+		st.checkedRV[cl] = rv
+		c.mu.Unlock()
 		return false
 	}
 	c.log.Info("member copy changed outside keelson; applying it again", "kind", desired.GetKind(),
