@@ -112,6 +112,10 @@ func aggregateJob(host *unstructured.Unstructured, members []MemberObject) map[s
 			completion = s
 		}
 	}
+	// The Job API refuses a succeeded or failed counter that goes down;
+	// it would when a member leaves (unjoin) or its copy is removed.
+	succeeded = max(succeeded, num(prev, "succeeded"))
+	failed = max(failed, num(prev, "failed"))
 	for _, kv := range []struct {
 		k string
 		v int64

@@ -53,6 +53,10 @@ func TestAggregateJob(t *testing.T) {
 	if !hasTrue(s, "Complete") || s["completionTime"] != "2026-01-01T00:01:00Z" {
 		t.Fatalf("terminal lost: %v", s)
 	}
+	// Counters never go down (the API rejects it) when a member leaves.
+	if s["succeeded"] != int64(2) {
+		t.Errorf("succeeded %v after the member copy went, want the 2 counted before", s["succeeded"])
+	}
 }
 
 func TestAggregateDaemonSet(t *testing.T) {
