@@ -56,6 +56,7 @@ func runFederation(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.IntVar(&cfg.HostBurst, "host-burst", cfg.HostBurst, "burst above --host-qps")
 	fs.Float64Var(&memberQPS, "member-qps", float64(cfg.MemberQPS), "requests per second the control plane may send to each member apiserver")
 	fs.IntVar(&cfg.MemberBurst, "member-burst", cfg.MemberBurst, "burst above --member-qps")
+	fs.DurationVar(&cfg.MemberTimeout, "member-timeout", cfg.MemberTimeout, "timeout of one read or write to a member cluster")
 	fs.BoolVar(&cfg.InstallCRDs, "install-crds", cfg.InstallCRDs, "install or update the federation CRDs on the host at start")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), federationUsage+"\nFlags of the control plane:\n")

@@ -29,6 +29,8 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Scheduler, "scheduler", cfg.Scheduler, "scheduler: keelson (keelson scheduler, also serving schedulerName default-scheduler), or kube (kube-scheduler)")
 	fs.StringVar(&cfg.BinDir, "bin", cfg.BinDir,
 		"`directory` holding kube-apiserver, kube-controller-manager, kube-scheduler, kwok, etcd\n(default $KEELSON_BIN, else next to the keelson binary; 'make tools' builds them)")
+	fs.IntVar(&cfg.Clusters, "clusters", cfg.Clusters,
+		"start a federation instead: a host plus `N` member clusters (each its own store, kube-apiserver,\ncontroller-manager, scheduler and --nodes kwok nodes) and the federation control plane, members joined")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: keelson up [flags]
 
@@ -45,6 +47,14 @@ instances on that database (high availability): kube-apiserver lists all of
 them in --etcd-servers and fails over when one stops. For example:
 
   keelson up --backend 'postgres://postgres@127.0.0.1:5432/keelson' --store-replicas 2
+
+With --clusters N it starts a federation (docs/federation.md): a host
+kube-apiserver that only holds objects, N member clusters named member-1 …
+member-N, each with its own store, control plane and kwok nodes, and the
+federation control plane, which joins them. It prints the kubeconfig of the
+host and of every member:
+
+  keelson up --clusters 3 --nodes 3
 
 Flags:
 `)

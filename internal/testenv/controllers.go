@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -59,6 +60,10 @@ func (e *Env) startController(ctx context.Context, binName, user string, args fu
 }
 
 func (e *Env) startControllerManager(ctx context.Context) (*process, error) {
+	controllers := "*"
+	if len(e.opts.Controllers) > 0 {
+		controllers = strings.Join(e.opts.Controllers, ",")
+	}
 	return e.startController(ctx, BinKubeControllerManager, userControllerManager, func(kubeconfig, certDir string, port int) []string {
 		return append([]string{
 			"--kubeconfig=" + kubeconfig,
@@ -67,7 +72,7 @@ func (e *Env) startControllerManager(ctx context.Context) (*process, error) {
 			"--cert-dir=" + certDir,
 			// The defaults: deployment, replicaset, garbage collector,
 			// namespace, serviceaccount and token, node lifecycle, ...
-			"--controllers=*",
+			"--controllers=" + controllers,
 			"--service-account-private-key-file=" + e.pki.saKey,
 			"--root-ca-file=" + e.pki.caCert,
 			"--cluster-signing-cert-file=" + e.pki.caCert,

@@ -43,6 +43,10 @@ type Options struct {
 	// ControllerManager starts kube-controller-manager (all default
 	// controllers, leader election off) against the first apiserver.
 	ControllerManager bool
+	// Controllers is kube-controller-manager's --controllers list; empty
+	// means every default controller ("*"). A federation host, which runs
+	// no workloads, uses only the namespace and garbage collector ones.
+	Controllers []string
 	// Scheduler starts kube-scheduler against the first apiserver.
 	Scheduler bool
 	// KwokNodes, if > 0, starts kwok and creates that many simulated nodes

@@ -48,6 +48,12 @@ type Config struct {
 	// Scheduler is SchedulerKeelson (keelson scheduler, the default) or
 	// SchedulerKube (kube-scheduler); see scheduler.go.
 	Scheduler string
+	// Clusters, if above 0, starts a federation instead of one cluster:
+	// a host (kube-apiserver on its own store, no workloads), Clusters
+	// member clusters (each with its own store, kube-apiserver,
+	// kube-controller-manager, scheduler and Nodes kwok nodes), and the
+	// federation control plane, which joins every member.
+	Clusters int
 }
 
 // Default returns the default configuration.
@@ -67,6 +73,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.validateBackend(); err != nil {
+		return err
+	}
+	if err := c.validateClusters(); err != nil {
 		return err
 	}
 	return validateScheduler(c.Scheduler)
@@ -125,6 +134,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 	stateDir, err := prepareStateDir(cfg, log)
 	if err != nil {
 		return err
+	}
+	if cfg.Clusters > 0 {
+		return runFederated(ctx, cfg, binDir, exe, stateDir, out, log)
 	}
 	store := testenv.StoreKind(cfg.Store)
 	log.Info("starting cluster", "store", cfg.storeDescription(), "nodes", cfg.Nodes, "state_dir", stateDir, "bin", binDir,

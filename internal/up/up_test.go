@@ -20,6 +20,9 @@ func TestValidate(t *testing.T) {
 		{"bad store", func(c *Config) { c.Store = "kine" }, "unknown store"},
 		{"negative nodes", func(c *Config) { c.Nodes = -1 }, "negative"},
 		{"no state dir", func(c *Config) { c.StateDir = "" }, "state directory"},
+		{"federation", func(c *Config) { c.Clusters = 3 }, ""},
+		{"negative clusters", func(c *Config) { c.Clusters = -1 }, "clusters must not be negative"},
+		{"clusters with a backend", func(c *Config) { c.Clusters = 2; c.Backend = "postgres://u@h:5432/db" }, "cannot be combined"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()

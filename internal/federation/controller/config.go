@@ -30,6 +30,10 @@ type Config struct {
 	HealthInterval time.Duration
 	// HealthTimeout of one probe; default 5s.
 	HealthTimeout time.Duration
+	// MemberTimeout bounds one read or write to a member cluster, so
+	// that an unreachable member (a stopped apiserver keeps connections
+	// open) cannot hold a worker; default 15s.
+	MemberTimeout time.Duration
 	// Placement plugins in order; empty means placement.DefaultPlugins.
 	Placement []placement.PluginConfig
 	// InstallCRDs installs (or updates) the federation CRDs at start;
@@ -53,6 +57,7 @@ func Default() Config {
 		MemberBurst:    1000,
 		HealthInterval: 10 * time.Second,
 		HealthTimeout:  5 * time.Second,
+		MemberTimeout:  15 * time.Second,
 		InstallCRDs:    true,
 	}
 }
@@ -70,8 +75,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("client limits must be positive: host qps %g burst %d, member qps %g burst %d",
 			c.HostQPS, c.HostBurst, c.MemberQPS, c.MemberBurst))
 	}
-	if c.HealthInterval <= 0 || c.HealthTimeout <= 0 {
-		errs = append(errs, errors.New("health interval and timeout must be positive"))
+	if c.HealthInterval <= 0 || c.HealthTimeout <= 0 || c.MemberTimeout <= 0 {
+		errs = append(errs, errors.New("health interval, health timeout and member timeout must be positive"))
 	}
 	if _, err := placement.New(c.Placement); err != nil {
 		errs = append(errs, fmt.Errorf("placement: %w", err))

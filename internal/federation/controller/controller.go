@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -65,6 +66,12 @@ type objState struct {
 	// need no reconcile.
 	memberRV map[string]string
 	hostRVs  []string
+	// checkedRV: cluster → resourceVersion of the member copy last checked
+	// for drift (see drift.go).
+	checkedRV map[string]string
+	// division: cluster → replicas last applied there by capacity
+	// division (see keepDivision).
+	division map[string]int32
 }
 
 // wroteHost remembers the resourceVersion of a write to the host object.
@@ -559,18 +566,42 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 	var placeErr error
 	var recheck time.Duration
 	var evicting map[string]bool
+	var failoverNotes map[string]string
 	replicas, hasReplicas := render.Replicas(obj)
 	if hasPolicy {
 		req := &placement.Request{Placement: pol.spec.Placement, HasReplicas: hasReplicas, Replicas: replicas,
 			Previous: prev, KeepUnready: map[string]bool{}, Evicted: map[string]bool{}}
 		req.ReplicaMilliCPU, req.ReplicaMemory = render.ReplicaRequests(obj)
-		recheck, evicting = c.applyFailover(pol.spec.Failover, clusters, req, st)
+		byCapacity := false
+		var held map[string]int32
+		if rs := pol.spec.Placement.ReplicaScheduling; rs != nil && rs.Type == v1alpha1.Divided && rs.Preference == v1alpha1.DivideByCapacity {
+			byCapacity = true
+			held, req.Holding = c.holding(k, prev)
+			c.mu.Lock()
+			if len(st.division) > 0 {
+				held = maps.Clone(st.division)
+			}
+			c.mu.Unlock()
+		}
+		recheck, evicting, failoverNotes = c.applyFailover(pol.spec.Failover, clusters, req, st)
 		res, err := c.sched.Schedule(ctx, req, all)
 		if err != nil {
 			placeErr = err
 		} else {
 			for _, t := range res.Targets {
 				targets[t.Cluster] = t.Replicas
+			}
+			if byCapacity && hasReplicas {
+				keepDivision(targets, held, replicas)
+				division := map[string]int32{}
+				for cl, n := range targets {
+					if n != nil {
+						division[cl] = *n
+					}
+				}
+				c.mu.Lock()
+				st.division = division
+				c.mu.Unlock()
 			}
 		}
 	}
@@ -624,7 +655,13 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 	var applying sync.WaitGroup
 	for i, cl := range names {
 		o := &outs[i]
-		o.b = v1alpha1.ClusterBreakdown{Cluster: cl, Replicas: targets[cl]}
+		o.b = v1alpha1.ClusterBreakdown{Cluster: cl, Replicas: targets[cl], Failover: failoverNotes[cl]}
+		if targets[cl] != nil {
+			if n, hpa, ok := c.memberHPA(cl, k, obj.GetKind()); ok {
+				// A member HPA owns the replicas: keep what it set.
+				targets[cl], o.b.Replicas, o.b.ReplicasFrom = n, n, "hpa/"+hpa
+			}
+		}
 		desired, hash, err := render.Render(obj, infos[cl], targets[cl], ovr)
 		if err != nil {
 			o.b.Error = err.Error()
@@ -724,7 +761,7 @@ var errConflict = errors.New("conflict")
 // applyFailover fills req's KeepUnready/Evicted from the failover policy
 // and remembers evictions in st. It returns when to look again and which
 // clusters are being evicted now.
-func (c *Controller) applyFailover(fp *v1alpha1.FailoverPolicy, clusters []*v1alpha1.Cluster, req *placement.Request, st *objState) (time.Duration, map[string]bool) {
+func (c *Controller) applyFailover(fp *v1alpha1.FailoverPolicy, clusters []*v1alpha1.Cluster, req *placement.Request, st *objState) (time.Duration, map[string]bool, map[string]string) {
 	health := make([]ClusterHealth, 0, len(clusters))
 	for _, cl := range clusters {
 		h := ClusterHealth{Name: cl.Name}
@@ -741,19 +778,29 @@ func (c *Controller) applyFailover(fp *v1alpha1.FailoverPolicy, clusters []*v1al
 				req.KeepUnready[h.Name] = true
 			}
 		}
-		return 0, nil
+		return 0, nil, nil
 	}
 	tol := 300 * time.Second
 	if fp.TolerationSeconds != nil {
 		tol = time.Duration(*fp.TolerationSeconds) * time.Second
 	}
 	d := Failover(health, c.clock.Now(), tol)
+	notes := map[string]string{}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for name := range d.Tolerating {
 		if req.Previous[name] {
 			req.KeepUnready[name] = true
 		}
+		notes[name] = fmt.Sprintf("not ready; tolerated for %s", tol)
+		if d.Held[name] {
+			notes[name] = fmt.Sprintf("toleration over, eviction held by the fleet brake: %d of %d clusters not ready", d.Unready, d.Total)
+		}
+	}
+	if d.Brake {
+		c.m.brake.Set(1)
+	} else {
+		c.m.brake.Set(0)
 	}
 	evicting := map[string]bool{}
 	for name := range d.Evict {
@@ -773,7 +820,7 @@ func (c *Controller) applyFailover(fp *v1alpha1.FailoverPolicy, clusters []*v1al
 		}
 		req.Evicted[name] = true
 	}
-	return d.RecheckAfter, evicting
+	return d.RecheckAfter, evicting, notes
 }
 
 // previousClusters are the clusters holding obj: what this process
@@ -838,7 +885,7 @@ func (c *Controller) member(ctx context.Context, cl string) (*member, error) {
 		return nil, fmt.Errorf("cluster %s: %w", cl, err)
 	}
 	cfg.QPS, cfg.Burst = c.cfg.MemberQPS, c.cfg.MemberBurst
-	nm, err := newMember(c.ctx, cl, sec.ResourceVersion, cfg, func(gvr schema.GroupVersionResource, ns, name, rv string, managed, initial bool) {
+	nm, err := newMember(c.ctx, cl, sec.ResourceVersion, cfg, c.cfg.HealthTimeout, func(gvr schema.GroupVersionResource, ns, name, rv string, managed, initial bool) {
 		k := objectKey{gvr, ns, name}
 		switch {
 		case !managed && !c.known(k):
@@ -878,9 +925,37 @@ func (c *Controller) applyTo(ctx context.Context, k objectKey, cl string, desire
 	if err != nil {
 		return nil, false, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.MemberTimeout)
+	defer cancel()
 	cur, synced := m.cached(k.GVR, k.Namespace, k.Name)
 	client := m.dyn.Resource(k.GVR).Namespace(k.Namespace)
-	if !synced || (cur != nil && cur.GetLabels()[v1alpha1.LabelManaged] != "true") {
+	drift := false
+	switch {
+	case synced && cur != nil && cur.GetLabels()[v1alpha1.LabelManaged] == "true" && cur.GetAnnotations()[v1alpha1.AnnotationHash] == hash:
+		// keelson's copy with the current hash, changed since keelson
+		// last wrote or checked it (unchanged() let it through): the
+		// cache keeps only metadata and status, so read it whole and
+		// compare with what keelson applies.
+		got, err := client.Get(ctx, k.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			cur = nil
+		case err != nil:
+			return nil, false, fmt.Errorf("reading %s in %s: %w", k, cl, err)
+		default:
+			cur = got
+			if cur.GetAnnotations()[v1alpha1.AnnotationHash] == hash {
+				if !c.drifted(cl, cur, desired, st) {
+					c.mu.Lock()
+					st.hashes[cl] = hash
+					c.mu.Unlock()
+					c.m.skipped.Inc()
+					return cur, false, nil
+				}
+				drift = true // ours, but changed in the member: apply again
+			}
+		}
+	case !synced || (cur != nil && cur.GetLabels()[v1alpha1.LabelManaged] != "true"):
 		// Cache not ready, or an object keelson does not manage: read
 		// all of it for the conflict check. (Absent from a synced cache
 		// means absent, as far as a read a moment earlier could tell.)
@@ -895,6 +970,9 @@ func (c *Controller) applyTo(ctx context.Context, k objectKey, cl string, desire
 		}
 	}
 	action, why := render.Resolve(cur, desired, res)
+	if drift {
+		action, why = render.Apply, "correcting drift: the member's copy was changed outside keelson"
+	}
 	switch action {
 	case render.Skip:
 		c.mu.Lock()
@@ -922,6 +1000,9 @@ func (c *Controller) applyTo(ctx context.Context, k objectKey, cl string, desire
 		return cur, false, fmt.Errorf("applying %s to %s: %w", k, cl, err)
 	}
 	c.m.applies.WithLabelValues(cl, "apply", "ok").Inc()
+	if drift {
+		c.m.drift.WithLabelValues(cl).Inc()
+	}
 	c.mu.Lock()
 	st.hashes[cl] = hash
 	if st.memberRV == nil {
@@ -946,9 +1027,25 @@ func (c *Controller) unchanged(ctx context.Context, k objectKey, cl, hash string
 	if !synced || cur == nil || cur.GetLabels()[v1alpha1.LabelManaged] != "true" || cur.GetAnnotations()[v1alpha1.AnnotationHash] != hash {
 		return nil, false
 	}
+	rv := cur.GetResourceVersion()
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rv != st.memberRV[cl] && rv != st.checkedRV[cl] {
+		if !isBulk(ctx) {
+			// Changed since keelson wrote or checked it: applyTo reads
+			// it whole and looks for drift.
+			return nil, false
+		}
+		// A bulk reconcile (start, resync) trusts the hash: reading
+		// every copy whole after a restart would cost a request per
+		// object and cluster. Drift made while the control plane was
+		// down is corrected on the copy's next change.
+		if st.checkedRV == nil {
+			st.checkedRV = map[string]string{}
+		}
+		st.checkedRV[cl] = rv
+	}
 	st.hashes[cl] = hash
-	c.mu.Unlock()
 	c.m.skipped.Inc()
 	return cur, true
 }
@@ -992,6 +1089,8 @@ func (c *Controller) deleteFrom(ctx context.Context, k objectKey, cl string) err
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.MemberTimeout)
+	defer cancel()
 	client := m.dyn.Resource(k.GVR).Namespace(k.Namespace)
 	cur, err := client.Get(ctx, k.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -1178,8 +1277,16 @@ func (c *Controller) writeHost(ctx context.Context, k objectKey, st *objState, o
 		}
 	}
 	client := c.host.Resource(k.GVR).Namespace(k.Namespace)
+	// A Deployment's generation moves on with every annotation change
+	// made through the main resource, which would make `kubectl rollout
+	// status` wait for an observedGeneration after each breakdown
+	// change; its status subresource takes annotation changes without
+	// that, so they go along with the status there.
+	viaStatus := hasPolicy && k.GVR.Group == "apps" && k.GVR.Resource == "deployments"
 	if changed {
 		obj.SetAnnotations(ann)
+	}
+	if changed && !viaStatus {
 		obj, err = client.Update(ctx, obj, metav1.UpdateOptions{})
 		if err != nil {
 			return fmt.Errorf("updating annotations of %s: %w", k, err)
@@ -1195,7 +1302,7 @@ func (c *Controller) writeHost(ctx context.Context, k objectKey, st *objState, o
 		return nil
 	}
 	cur, _, _ := unstructured.NestedMap(obj.Object, "status")
-	if statusEqual(cur, status) {
+	if statusEqual(cur, status) && !(changed && viaStatus) {
 		return nil
 	}
 	obj.Object["status"] = status

@@ -21,6 +21,11 @@ type FailoverDecision struct {
 	// Brake is set when more than half of the clusters are not ready: no
 	// cluster is evicted, all unready ones are kept.
 	Brake bool
+	// Held are the unready clusters whose toleration has run out but
+	// which the brake keeps (empty without the brake).
+	Held map[string]bool
+	// Unready counts the clusters not ready, of Total.
+	Unready, Total int
 	// RecheckAfter is when the earliest tolerating cluster runs out of
 	// toleration (0 if none).
 	RecheckAfter time.Duration
@@ -32,29 +37,25 @@ type FailoverDecision struct {
 // likely the control plane's view (network, host) than the members, and
 // moving everything onto the few survivors would overload them.
 func Failover(clusters []ClusterHealth, now time.Time, toleration time.Duration) FailoverDecision {
-	d := FailoverDecision{Evict: map[string]bool{}, Tolerating: map[string]bool{}}
-	unready := 0
+	d := FailoverDecision{Evict: map[string]bool{}, Tolerating: map[string]bool{}, Held: map[string]bool{}, Total: len(clusters)}
 	for _, c := range clusters {
 		if !c.Ready {
-			unready++
+			d.Unready++
 		}
 	}
-	if unready*2 > len(clusters) {
-		d.Brake = true
-		for _, c := range clusters {
-			if !c.Ready {
-				d.Tolerating[c.Name] = true
-			}
-		}
-		return d
-	}
+	d.Brake = d.Unready*2 > len(clusters)
 	for _, c := range clusters {
 		if c.Ready {
 			continue
 		}
 		left := c.NotReadySince.Add(toleration).Sub(now)
 		if left <= 0 {
-			d.Evict[c.Name] = true
+			if d.Brake {
+				d.Held[c.Name] = true
+				d.Tolerating[c.Name] = true
+			} else {
+				d.Evict[c.Name] = true
+			}
 			continue
 		}
 		d.Tolerating[c.Name] = true

@@ -46,3 +46,18 @@ func TestFailover(t *testing.T) {
 		})
 	}
 }
+
+// TestFailoverBrakeHolds: under the brake, clusters past their toleration
+// are held (reported), not evicted, and the one still inside it is
+// rechecked when its toleration ends.
+func TestFailoverBrakeHolds(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	d := Failover([]ClusterHealth{{Name: "a", Ready: true}, {Name: "b", NotReadySince: now.Add(-time.Hour)},
+		{Name: "c", NotReadySince: now.Add(-20 * time.Second)}}, now, time.Minute)
+	if !d.Brake || len(d.Evict) != 0 || !d.Held["b"] || d.Held["c"] || !d.Tolerating["c"] || d.RecheckAfter != 40*time.Second {
+		t.Fatalf("Failover = %+v; want brake, b held, c tolerated, recheck 40s", d)
+	}
+	if d.Unready != 2 || d.Total != 3 {
+		t.Errorf("unready %d of %d, want 2 of 3", d.Unready, d.Total)
+	}
+}

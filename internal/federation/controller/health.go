@@ -2,12 +2,14 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/keelson-dev/keelson/internal/federation/api/v1alpha1"
@@ -86,16 +88,15 @@ func (c *Controller) checkCluster(ctx context.Context, cl *v1alpha1.Cluster) {
 	if equality.Semantic.DeepEqual(st, &cl.Status) {
 		return
 	}
-	cl.Status = *st
-	u, err := v1alpha1.ToUnstructured(cl)
+	// A merge patch of the whole status, without a resourceVersion
+	// precondition: the informer's copy may lag behind the previous
+	// probe's write, and a conflict would drop this probe's news.
+	body, err := json.Marshal(map[string]any{"status": st})
 	if err != nil {
 		c.log.Warn("encoding cluster status", "cluster", cl.Name, "err", err)
 		return
 	}
-	obj := &unstructured.Unstructured{Object: u}
-	obj.SetAPIVersion(v1alpha1.GroupVersion.String())
-	obj.SetKind("Cluster")
-	if _, err := c.host.Resource(v1alpha1.ClustersGVR).UpdateStatus(ctx, obj, metav1.UpdateOptions{}); err != nil && ctx.Err() == nil {
+	if _, err := c.host.Resource(v1alpha1.ClustersGVR).Patch(ctx, cl.Name, types.MergePatchType, body, metav1.PatchOptions{}, "status"); err != nil && ctx.Err() == nil {
 		c.log.Warn("updating cluster status", "cluster", cl.Name, "err", err)
 	}
 }

@@ -38,6 +38,11 @@ type member struct {
 	informers  map[schema.GroupVersionResource]cache.SharedIndexInformer
 	started    map[schema.GroupVersionResource]time.Time
 	namespaces map[string]bool
+	// hpas watches every HorizontalPodAutoscaler of the member (hpa.go).
+	hpas cache.SharedIndexInformer
+	// probeKube is kube with a timeout on every request, for health
+	// probes (discovery calls take no context).
+	probeKube kubernetes.Interface
 }
 
 // memberConfig builds a client configuration from a kubeconfig.
@@ -50,7 +55,7 @@ func memberConfig(kubeconfig []byte) (*rest.Config, error) {
 	return cfg, nil
 }
 
-func newMember(parent context.Context, name, secretRV string, cfg *rest.Config, onChange func(gvr schema.GroupVersionResource, ns, name, rv string, managed, initial bool)) (*member, error) {
+func newMember(parent context.Context, name, secretRV string, cfg *rest.Config, probeTimeout time.Duration, onChange func(gvr schema.GroupVersionResource, ns, name, rv string, managed, initial bool)) (*member, error) {
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("member %s: %w", name, err)
@@ -59,10 +64,18 @@ func newMember(parent context.Context, name, secretRV string, cfg *rest.Config, 
 	if err != nil {
 		return nil, fmt.Errorf("member %s: %w", name, err)
 	}
+	pcfg := rest.CopyConfig(cfg)
+	pcfg.Timeout = probeTimeout
+	probeKube, err := kubernetes.NewForConfig(pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("member %s: %w", name, err)
+	}
 	ctx, cancel := context.WithCancel(parent)
-	return &member{name: name, secretRV: secretRV, dyn: dyn, kube: kube, ctx: ctx, cancel: cancel, onChange: onChange,
+	m := &member{name: name, secretRV: secretRV, dyn: dyn, kube: kube, probeKube: probeKube, ctx: ctx, cancel: cancel, onChange: onChange,
 		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{}, started: map[schema.GroupVersionResource]time.Time{},
-		namespaces: map[string]bool{}}, nil
+		namespaces: map[string]bool{}}
+	m.watchHPAs()
+	return m, nil
 }
 
 // informer returns the member informer for gvr (every object of the kind,
@@ -123,6 +136,11 @@ func stripMemberCopy(o any) (any, error) {
 	out := map[string]any{"apiVersion": u.Object["apiVersion"], "kind": u.Object["kind"], "metadata": md}
 	if st, ok := u.Object["status"]; ok {
 		out["status"] = st
+	}
+	// spec.replicas alone: a member HPA's choice is kept (memberHPA) and
+	// capacity division counts what each copy asks for (holding).
+	if r, ok, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "replicas"); ok {
+		out["spec"] = map[string]any{"replicas": r}
 	}
 	u.Object = out
 	return u, nil
@@ -210,7 +228,7 @@ func (m *member) probe(ctx context.Context, timeout time.Duration) probe {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var p probe
-	body, err := m.kube.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+	body, err := m.probeKube.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 	var status apierrors.APIStatus
 	switch {
 	case err == nil:
@@ -222,7 +240,7 @@ func (m *member) probe(ctx context.Context, timeout time.Duration) probe {
 		p.message = fmt.Sprintf("unreachable: %v", err)
 		return p
 	}
-	if v, err := m.kube.Discovery().ServerVersion(); err == nil {
+	if v, err := m.probeKube.Discovery().ServerVersion(); err == nil {
 		p.version = v.GitVersion
 	}
 	if p.ready {

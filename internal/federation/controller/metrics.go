@@ -12,6 +12,8 @@ type metrics struct {
 	hostWrites *prometheus.CounterVec
 	health     *prometheus.GaugeVec
 	queueDepth prometheus.GaugeFunc
+	drift      *prometheus.CounterVec
+	brake      prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, queueLen func() int) *metrics {
@@ -41,9 +43,17 @@ func newMetrics(reg prometheus.Registerer, queueLen func() int) *metrics {
 			Namespace: "keelson", Subsystem: "federation", Name: "queue_depth",
 			Help: "Host objects waiting to be reconciled.",
 		}, func() float64 { return float64(queueLen()) }),
+		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "keelson", Subsystem: "federation", Name: "drift_corrections_total",
+			Help: "Member copies changed outside keelson and applied again, by cluster.",
+		}, []string{"cluster"}),
+		brake: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "keelson", Subsystem: "federation", Name: "failover_brake",
+			Help: "1 while the fleet brake holds evictions (more than half of the clusters not ready), as of the last failover decision.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.latency, m.applies, m.skipped, m.hostWrites, m.health, m.queueDepth)
+		reg.MustRegister(m.latency, m.applies, m.skipped, m.hostWrites, m.health, m.queueDepth, m.drift, m.brake)
 	}
 	return m
 }

@@ -49,7 +49,8 @@ func TestPriorityQueue(t *testing.T) {
 }
 
 // TestStripMemberCopy: the member cache keeps what status aggregation and
-// the unchanged check read, and nothing else.
+// the unchanged check read (and spec.replicas, for member HPAs and
+// capacity division), and nothing else.
 func TestStripMemberCopy(t *testing.T) {
 	u := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "apps/v1", "kind": "Deployment",
@@ -67,8 +68,8 @@ func TestStripMemberCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := o.(*unstructured.Unstructured)
-	if _, ok := s.Object["spec"]; ok {
-		t.Error("spec kept")
+	if spec, _ := s.Object["spec"].(map[string]any); len(spec) != 1 || spec["replicas"] != int64(3) {
+		t.Errorf("spec %v, want only replicas (read by memberHPA and holding)", s.Object["spec"])
 	}
 	if s.GetManagedFields() != nil {
 		t.Error("managedFields kept")

@@ -33,6 +33,9 @@ var replicaKinds = map[string]bool{"Deployment": true, "StatefulSet": true, "Rep
 // Available is True only if every member says so; Progressing is False
 // with ProgressDeadlineExceeded if any member's is, naming the cluster.
 func AggregateStatus(host *unstructured.Unstructured, members []MemberObject) map[string]any {
+	if agg, ok := kindAggregators[host.GetKind()]; ok {
+		return agg(host, members)
+	}
 	if !replicaKinds[host.GetKind()] {
 		return nil
 	}

@@ -48,6 +48,12 @@ type Request struct {
 	KeepUnready map[string]bool
 	// Evicted are clusters failover moved the object away from.
 	Evicted map[string]bool
+	// Holding is how many replicas of this object each cluster runs now.
+	// Capacity division and scoring add them back to the cluster's
+	// available capacity, which already has them subtracted: without that
+	// a workload would look like it no longer fits where it runs, and its
+	// replicas would drift away on every reconcile.
+	Holding map[string]int32
 
 	// term is the affinity term being evaluated.
 	term *v1alpha1.ClusterAffinity

@@ -118,17 +118,19 @@ func (clusterHealth) Filter(_ context.Context, req *Request, c *ClusterInfo) *St
 }
 
 // FitReplicas is how many replicas of req fit c's available capacity
-// (-1 when unknown).
+// plus what the object itself already uses there (req.Holding); -1 when
+// the capacity is unknown.
 func FitReplicas(req *Request, c *ClusterInfo) int64 {
 	if !c.HasCapacity {
 		return -1
 	}
-	fit := c.AvailablePods
+	held := int64(req.Holding[c.Name])
+	fit := c.AvailablePods + held
 	if req.ReplicaMilliCPU > 0 {
-		fit = min(fit, c.AvailableMilliCPU/req.ReplicaMilliCPU)
+		fit = min(fit, (c.AvailableMilliCPU+held*req.ReplicaMilliCPU)/req.ReplicaMilliCPU)
 	}
 	if req.ReplicaMemory > 0 {
-		fit = min(fit, c.AvailableMemory/req.ReplicaMemory)
+		fit = min(fit, (c.AvailableMemory+held*req.ReplicaMemory)/req.ReplicaMemory)
 	}
 	return max(fit, 0)
 }

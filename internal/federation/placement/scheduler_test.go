@@ -178,3 +178,21 @@ func TestNewRejectsUnknownAndDuplicatePlugins(t *testing.T) {
 		t.Fatal("duplicate accepted")
 	}
 }
+
+// TestFitReplicasCountsHolding: replicas an object already runs in a
+// cluster are capacity available to it, so capacity division does not
+// move them away once they have used the capacity up.
+func TestFitReplicasCountsHolding(t *testing.T) {
+	c := &ClusterInfo{Name: "a", HasCapacity: true, AvailablePods: 10, AvailableMilliCPU: 1000, AvailableMemory: 1 << 30}
+	req := &Request{ReplicaMilliCPU: 500, ReplicaMemory: 1 << 28}
+	if got := FitReplicas(req, c); got != 2 {
+		t.Fatalf("fit without holding = %d, want 2 (cpu-bound)", got)
+	}
+	req.Holding = map[string]int32{"a": 3}
+	if got := FitReplicas(req, c); got != 5 {
+		t.Errorf("fit holding 3 = %d, want 5 (2 free + 3 own)", got)
+	}
+	if got := FitReplicas(&Request{Holding: map[string]int32{"a": 3}}, &ClusterInfo{Name: "a"}); got != -1 {
+		t.Errorf("unknown capacity = %d, want -1", got)
+	}
+}

@@ -66,8 +66,14 @@ type ClusterBreakdown struct {
 	UpdatedReplicas   int32  `json:"updatedReplicas,omitempty"`
 	Applied           bool   `json:"applied"`
 	// Evicted: replicas left this cluster by failover.
-	Evicted bool   `json:"evicted,omitempty"`
-	Error   string `json:"error,omitempty"`
+	Evicted bool `json:"evicted,omitempty"`
+	// Failover says what failover does about this cluster while it is not
+	// ready: tolerating it, or held by the fleet brake.
+	Failover string `json:"failover,omitempty"`
+	// ReplicasFrom is "hpa/NAME" when a HorizontalPodAutoscaler in the
+	// member controls the replicas (keelson leaves them as they are).
+	ReplicasFrom string `json:"replicasFrom,omitempty"`
+	Error        string `json:"error,omitempty"`
 }
 
 // FromUnstructured converts the content of an unstructured object into
