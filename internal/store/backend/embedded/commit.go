@@ -102,6 +102,8 @@ func (e *Engine) rollback(m mark) {
 			u.ki.revs = u.ki.revs[:len(u.ki.revs)-1]
 			if len(u.ki.revs) == 0 {
 				e.tree.Delete(u.ki)
+			} else {
+				e.tree.fix(u.ki)
 			}
 		case undoLease:
 			if u.hadPrev {
@@ -115,6 +117,10 @@ func (e *Engine) rollback(m mark) {
 				delete(b.leases, u.leaseID)
 			}
 		}
+	}
+	for len(e.recent) > 0 && e.recent[len(e.recent)-1].rev > m.txRev {
+		e.recent[len(e.recent)-1] = recentKey{}
+		e.recent = e.recent[:len(e.recent)-1]
 	}
 	if keep := int(m.txRev - e.revBase + 1); keep >= 0 && keep < len(e.revLocs) {
 		clear(e.revLocs[keep:])
@@ -473,6 +479,7 @@ func (e *Engine) publish(b *batch) {
 		}
 	}
 	e.committed.Store(b.txRev)
+	e.trimRecent()
 	compacted := b.compact > e.compactRev
 	if compacted {
 		// The index walk that drops old versions runs in bounded chunks on
@@ -499,6 +506,8 @@ func (e *Engine) compactLocked(rev int64) {
 	e.tree.Ascend(func(ki *keyIndex) bool {
 		if ki.compact(rev) {
 			empty = append(empty, ki)
+		} else {
+			e.tree.fix(ki)
 		}
 		return true
 	})
@@ -631,7 +640,7 @@ func (t *writeTx) LeaseKeys(ctx context.Context, id int64) ([][]byte, error) {
 	for k, ki := range cand {
 		if ki == nil {
 			var ok bool
-			if ki, ok = e.tree.Get(&keyIndex{key: k}); !ok {
+			if ki, ok = e.tree.Get(k); !ok {
 				continue
 			}
 		}
@@ -769,12 +778,14 @@ func (t *writeTx) Apply(ctx context.Context, rev int64, events []backend.Event) 
 	e.mu.Lock()
 	for i := range events {
 		key := events[i].KV.Key
-		ki, ok := e.tree.Get(&keyIndex{key: string(key)})
+		ki, ok := e.tree.Get(string(key))
 		if !ok {
 			ki = &keyIndex{key: string(key)}
-			e.tree.ReplaceOrInsert(ki)
+			e.tree.Insert(ki)
 		}
 		ki.revs = append(ki.revs, revs[i])
+		e.tree.fix(ki)
+		e.recent = append(e.recent, recentKey{rev: rev, ki: ki})
 		b.undo = append(b.undo, undoOp{kind: undoRev, ki: ki})
 		b.touched = append(b.touched, ki)
 	}
@@ -830,7 +841,7 @@ func (e *Engine) stageCopy(items []moveItem) {
 	e.mu.RLock()
 	for i := range items {
 		m := &items[i]
-		ki, ok := e.tree.Get(&keyIndex{key: m.key})
+		ki, ok := e.tree.Get(m.key)
 		if !ok {
 			continue
 		}

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/btree"
 
 	"github.com/keelson-dev/keelson/internal/store/backend"
 )
@@ -116,7 +115,7 @@ type Engine struct {
 	// committer adds revisions above the committed one; the publisher makes
 	// them visible; readers take the read lock.
 	mu         sync.RWMutex
-	tree       *btree.BTreeG[*keyIndex]
+	tree       *ctree
 	compactRev int64
 	leases     map[int64]backend.Lease
 	leaseKeys  map[int64]map[string]struct{}
@@ -126,6 +125,11 @@ type Engine struct {
 	committed  atomic.Int64           // newest durable, visible revision
 	pendLeases map[int64]pendingLease // lease changes not yet published
 	inflight   []*batch               // built, not yet published, in order
+	// recent lists, oldest first, the keys written at every revision above
+	// recentFloor, built or published: rangeAt turns the tree's counts at
+	// the head into counts at a reader's revision with them.
+	recent      []recentKey
+	recentFloor int64
 
 	// Committer state: touched only by the committer goroutine.
 	cur         *segment
@@ -223,6 +227,7 @@ func Open(dir string, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("opening embedded engine in %q: %w", dir, err)
 	}
 	e.headRev = e.committed.Load()
+	e.recentFloor = e.headRev
 	e.pendCompact = e.compactRev
 	go e.run()
 	go e.maintain()

@@ -170,7 +170,7 @@ func (e *Engine) compactWalk(rev int64) (cands []*segment, live map[uint32]int64
 		}
 		batch = batch[:0]
 		e.mu.Lock()
-		e.tree.AscendGreaterOrEqual(&keyIndex{key: cursor}, func(ki *keyIndex) bool {
+		e.tree.AscendGreaterOrEqual(cursor, func(ki *keyIndex) bool {
 			if !first && ki.key == cursor {
 				return true
 			}
@@ -182,6 +182,7 @@ func (e *Engine) compactWalk(rev int64) (cands []*segment, live map[uint32]int64
 				e.tree.Delete(ki)
 				continue
 			}
+			e.tree.fix(ki)
 			for i := range ki.revs {
 				if r := &ki.revs[i]; !r.tomb && isCand(r.seg) {
 					live[r.seg] += int64(r.vlen) + int64(len(ki.key)) + copyOverhead
@@ -300,7 +301,7 @@ func (e *Engine) copyForward(cands []*segment) (bytes int64, versions int, err e
 		var size int
 		done = true
 		e.mu.RLock()
-		e.tree.AscendGreaterOrEqual(&keyIndex{key: cursor}, func(ki *keyIndex) bool {
+		e.tree.AscendGreaterOrEqual(cursor, func(ki *keyIndex) bool {
 			if !first && ki.key == cursor {
 				return true
 			}
@@ -355,7 +356,7 @@ func (e *Engine) refsInto(lo, hi uint32) (int, error) {
 		done = true
 		seen := 0
 		e.mu.RLock()
-		e.tree.AscendGreaterOrEqual(&keyIndex{key: cursor}, func(ki *keyIndex) bool {
+		e.tree.AscendGreaterOrEqual(cursor, func(ki *keyIndex) bool {
 			if !first && ki.key == cursor {
 				return true
 			}

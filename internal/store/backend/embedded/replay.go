@@ -256,10 +256,10 @@ func (rp *replayer) frame(s *segment, base int64, body []byte) error {
 				return fmt.Errorf("%w: revision %d, want %d", errFormat, rev, want)
 			}
 			for _, ev := range evs {
-				ki, ok := e.tree.Get(&keyIndex{key: string(ev.Key)})
+				ki, ok := e.tree.Get(string(ev.Key))
 				if !ok {
 					ki = &keyIndex{key: string(ev.Key)}
-					e.tree.ReplaceOrInsert(ki)
+					e.tree.Insert(ki)
 				}
 				r := revision{mod: rev, tomb: ev.Delete}
 				if !ev.Delete {
@@ -267,6 +267,7 @@ func (rp *replayer) frame(s *segment, base int64, body []byte) error {
 					r.seg, r.off, r.vlen = s.id, base+int64(off+ev.ValOff), uint32(len(ev.Value))
 				}
 				ki.revs = append(ki.revs, r)
+				e.tree.fix(ki)
 			}
 			e.revLocs = append(e.revLocs, revLoc{seg: s.id, off: base + int64(off), n: uint32(len(p))})
 			e.committed.Store(rev)
@@ -298,15 +299,16 @@ func (rp *replayer) frame(s *segment, base int64, body []byte) error {
 				if it.Mod > e.committed.Load() {
 					return fmt.Errorf("%w: copy of revision %d at revision %d", errFormat, it.Mod, e.committed.Load())
 				}
-				ki, ok := e.tree.Get(&keyIndex{key: string(it.Key)})
+				ki, ok := e.tree.Get(string(it.Key))
 				if !ok {
 					ki = &keyIndex{key: string(it.Key)}
-					e.tree.ReplaceOrInsert(ki)
+					e.tree.Insert(ki)
 				}
 				ki.put(revision{
 					mod: it.Mod, create: it.Create, version: it.Version, lease: it.Lease,
 					seg: s.id, off: base + int64(off+it.ValOff), vlen: uint32(len(it.Value)),
 				})
+				e.tree.fix(ki)
 				rp.added++
 				return nil
 			})
