@@ -73,6 +73,7 @@ type batch struct {
 	failed   int
 	buf      []byte
 	seg      *segment
+	end      int64 // log offset after the batch's frame in seg
 	synced   chan struct{}
 	err      error // write or sync failure
 	syncDur  time.Duration
@@ -320,6 +321,7 @@ func (e *Engine) build(reqs []*request) (rest []*request) {
 		} else {
 			e.cur.size += int64(len(b.buf))
 			b.seg = e.cur
+			b.end = e.cur.size
 			if e.opts.NoSync {
 				b.syncDur = e.opts.Clock().Sub(start)
 				close(b.synced)
@@ -377,6 +379,10 @@ func (e *Engine) publisher() {
 		e.publish(b)
 		if len(b.buf) > frameHeaderLen {
 			e.recordStats(CommitInfo{Updates: b.updates, Failed: b.failed, Bytes: len(b.buf), Sync: b.syncDur})
+			e.sinceCkpt.Add(int64(len(b.buf)))
+			if e.checkpointDue() {
+				e.kickMaintenance()
+			}
 		}
 		for _, r := range b.reqs {
 			close(r.done)
@@ -479,6 +485,9 @@ func (e *Engine) publish(b *batch) {
 		}
 	}
 	e.committed.Store(b.txRev)
+	if b.seg != nil {
+		e.pubPos = ckptPos{seg: b.seg.id, off: b.end}
+	}
 	e.trimRecent()
 	compacted := b.compact > e.compactRev
 	if compacted {

@@ -39,6 +39,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Clock returns the current time; used to time fsyncs (time.Now if nil).
 	Clock func() time.Time
+	// CheckpointBytes is how much log is written, at least, between two
+	// index checkpoints (DefaultCheckpointBytes if 0; never less than four
+	// times the last checkpoint's size). Negative turns checkpoints off:
+	// none is written or read, and Open replays the whole log.
+	CheckpointBytes int64
 	// OnCommit, if set, is called by the committer after every durable
 	// group commit (e.g. to feed Prometheus histograms). It must be fast.
 	OnCommit func(CommitInfo)
@@ -48,6 +53,9 @@ type Options struct {
 	// hook, if set, is called at reclamation's failure points; an error
 	// stops maintenance there for good, as a crash would (tests only).
 	hook func(point string) error
+	// ckptHook, if set, is called at checkpoint writing's failure points;
+	// an error abandons that checkpoint (tests only).
+	ckptHook func(point string) error
 	// reclaimRatio overrides defaultReclaimRatio (tests only).
 	reclaimRatio float64
 	// noReclaim turns reclamation off, leaving the compaction walk
@@ -95,6 +103,9 @@ func (o *Options) setDefaults() {
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
+	if o.CheckpointBytes == 0 {
+		o.CheckpointBytes = DefaultCheckpointBytes
+	}
 }
 
 // revLoc says where a revision record's payload sits in the log.
@@ -130,6 +141,14 @@ type Engine struct {
 	// the head into counts at a reader's revision with them.
 	recent      []recentKey
 	recentFloor int64
+	// pubPos is the end of the last published group commit in the log.
+	pubPos ckptPos
+
+	// Checkpoints: log bytes published since the last one (or, after
+	// Open, not covered by the one loaded), and the last one's size.
+	sinceCkpt    atomic.Int64
+	lastCkptSize atomic.Int64
+	ckptSeg      atomic.Uint32 // segment of the last checkpoint written or loaded
 
 	// Committer state: touched only by the committer goroutine.
 	cur         *segment
@@ -228,11 +247,12 @@ func Open(dir string, opts Options) (*Engine, error) {
 	}
 	e.headRev = e.committed.Load()
 	e.recentFloor = e.headRev
+	e.pubPos = ckptPos{seg: e.cur.id, off: e.cur.size}
 	e.pendCompact = e.compactRev
 	go e.run()
 	go e.maintain()
-	if e.compactRev > 0 {
-		e.kickMaintenance() // finish a reclamation a crash interrupted
+	if e.compactRev > 0 || e.checkpointDue() {
+		e.kickMaintenance() // finish a reclamation a crash interrupted; checkpoint a long replay
 	}
 	return e, nil
 }
@@ -295,6 +315,13 @@ func (e *Engine) Close() error {
 	})
 	if !first {
 		return backend.ErrClosed
+	}
+	// A clean shutdown leaves a checkpoint of everything, so that the next
+	// Open replays nothing.
+	if e.opts.CheckpointBytes >= 0 && e.sinceCkpt.Load() > 0 {
+		if err := e.writeCheckpoint(); err != nil {
+			e.log.Warn("writing index checkpoint at close failed; the next start replays the log", "err", err)
+		}
 	}
 	return e.closeFiles()
 }

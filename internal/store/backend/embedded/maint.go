@@ -124,6 +124,16 @@ func (e *Engine) maintain() {
 				e.log.Warn("reclaiming log segments failed; will retry after the next compaction", "err", err)
 			}
 		}
+		if !stopped && e.wantCheckpoint() {
+			select {
+			case <-e.closing:
+				return
+			default:
+			}
+			if err := e.writeCheckpoint(); err != nil {
+				e.log.Warn("writing index checkpoint failed; will retry", "err", err)
+			}
+		}
 		for _, ch := range waiters {
 			close(ch)
 		}

@@ -1,0 +1,475 @@
+package embedded
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/keelson-dev/keelson/internal/store/backend"
+)
+
+// Index checkpoint.
+//
+// A checkpoint is the index as of a place in the log (the end of a
+// published group commit): every key's revisions up to that revision, the
+// revision table, the leases and the compaction point. Open loads it and
+// replays only the log after that place, instead of reading and
+// checksumming every kept segment.
+//
+//	file   = magic:"KLSNIDX1" version:uvarint body crc:u32le
+//	body   = seg:uvarint off:uvarint rev:uvarint compact:uvarint
+//	         revbase:uvarint floor:uvarint tailcrc:u32le
+//	         nleases:uvarint (id:varint ttl:varint expiry:varint)*
+//	         nlocs:uvarint (seg:uvarint off:uvarint n:uvarint)*
+//	         key* 0
+//	key    = keylen:uvarint key nrevs:uvarint rev*      (keylen > 0)
+//	rev    = mod:uvarint create:uvarint version:uvarint lease:varint
+//	         tomb:u8 [seg:uvarint off:uvarint vlen:uvarint]   (if tomb = 0)
+//
+// crc (CRC32C) covers everything before it. seg/off is the log position
+// the checkpoint stands for and rev the revision there; tailcrc is the
+// CRC32C of the up to 64 log bytes before that position, so a checkpoint
+// that does not belong to this log is not used. floor is the lowest
+// segment that existed when it was written.
+//
+// It is written as checkpointTemp, fsync'ed, renamed over checkpointName
+// and the directory fsync'ed, so a crash leaves the old file or the new
+// one. Open uses the checkpoint only if it checks out: anything wrong with
+// it (missing, damaged, another version, its segment reclaimed, the log
+// after it not replaying, a reachable version in a missing segment) means
+// a full replay, with a log line saying why.
+//
+// The index is walked in chunks of checkpointChunk keys under the read
+// lock, so writers wait for one chunk at most. Changes that land between
+// chunks are harmless: revisions above rev are left out (replay adds them
+// back from the log), and what a compaction or reclamation published
+// after the start changes only versions that the records after the
+// checkpoint's position (the compaction, the copies) fix on replay, which
+// then compacts the loaded index once more.
+const (
+	checkpointName    = "index.ckpt"
+	checkpointTemp    = "index.ckpt.tmp"
+	checkpointMagic   = "KLSNIDX1"
+	checkpointVersion = 1
+	checkpointChunk   = 4096
+	checkpointTailLen = 64
+	// DefaultCheckpointBytes is how much log an Engine writes between
+	// index checkpoints, at least (see Options.CheckpointBytes).
+	DefaultCheckpointBytes = 256 << 20
+)
+
+// ckptPos is where in the log a checkpoint stands.
+type ckptPos struct {
+	seg uint32
+	off int64
+}
+
+// checkpoint is a decoded checkpoint file.
+type checkpoint struct {
+	pos     ckptPos
+	rev     int64
+	compact int64
+	revBase int64
+	floor   uint32
+	tailSum uint32
+	leases  []backend.Lease
+	locs    []revLoc
+	keys    []*keyIndex
+	size    int64 // file size
+}
+
+// tailSum returns the CRC32C of the up to checkpointTailLen bytes before
+// off in f (after the header at hdrLen).
+func tailSum(f *os.File, hdrLen, off int64) (uint32, error) {
+	start := max(hdrLen, off-checkpointTailLen)
+	buf := make([]byte, off-start)
+	if _, err := f.ReadAt(buf, start); err != nil {
+		return 0, err
+	}
+	return crc32.Checksum(buf, castagnoli), nil
+}
+
+// checkpointDue reports whether enough log has been written since the
+// last checkpoint for a new one: CheckpointBytes, or four times the last
+// checkpoint's size if that is more (so checkpoints never add more than a
+// quarter to the bytes written).
+func (e *Engine) checkpointDue() bool {
+	if e.opts.CheckpointBytes < 0 {
+		return false
+	}
+	return e.sinceCkpt.Load() >= max(e.opts.CheckpointBytes, 4*e.lastCkptSize.Load())
+}
+
+// wantCheckpoint reports whether the maintenance goroutine should write a
+// checkpoint: one is due, or reclamation deleted the segment the last one
+// starts in (it can no longer be used).
+func (e *Engine) wantCheckpoint() bool {
+	if e.opts.CheckpointBytes < 0 {
+		return false
+	}
+	if e.checkpointDue() {
+		return true
+	}
+	seg := e.ckptSeg.Load()
+	if seg == 0 {
+		return false
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.segs[seg] == nil
+}
+
+// writeCheckpoint writes a checkpoint of the index at the last published
+// position.
+func (e *Engine) writeCheckpoint() error {
+	if e.failure() != nil {
+		return nil
+	}
+	start := time.Now()
+	path := filepath.Join(e.dir, checkpointTemp)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating checkpoint: %w", err)
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	sum := crc32.New(castagnoli)
+	w := bufio.NewWriterSize(io.MultiWriter(f, sum), 1<<20)
+	var buf []byte
+
+	// The header, under the read lock: the published state.
+	e.mu.RLock()
+	pos, rev := e.pubPos, e.committed.Load()
+	since := e.sinceCkpt.Load()
+	s := e.segs[pos.seg]
+	if s == nil {
+		e.mu.RUnlock()
+		return fmt.Errorf("writing checkpoint: segment %d is gone", pos.seg)
+	}
+	s.acquire()
+	floor := pos.seg
+	for id := range e.segs {
+		floor = min(floor, id)
+	}
+	buf = append(buf, checkpointMagic...)
+	buf = binary.AppendUvarint(buf, checkpointVersion)
+	buf = binary.AppendUvarint(buf, uint64(pos.seg))
+	buf = binary.AppendUvarint(buf, uint64(pos.off))
+	buf = binary.AppendUvarint(buf, uint64(rev))
+	buf = binary.AppendUvarint(buf, uint64(e.compactRev))
+	buf = binary.AppendUvarint(buf, uint64(e.revBase))
+	buf = binary.AppendUvarint(buf, uint64(floor))
+	tailAt := len(buf)
+	buf = append(buf, 0, 0, 0, 0)
+	buf = binary.AppendUvarint(buf, uint64(len(e.leases)))
+	for _, l := range e.leases {
+		buf = binary.AppendVarint(buf, l.ID)
+		buf = binary.AppendVarint(buf, l.TTL)
+		var exp int64
+		if !l.Expiry.IsZero() {
+			exp = l.Expiry.UnixNano()
+		}
+		buf = binary.AppendVarint(buf, exp)
+	}
+	locs := e.revLocs[:max(0, min(int64(len(e.revLocs)), rev-e.revBase+1))]
+	buf = binary.AppendUvarint(buf, uint64(len(locs)))
+	for _, l := range locs {
+		buf = binary.AppendUvarint(buf, uint64(l.seg))
+		buf = binary.AppendUvarint(buf, uint64(l.off))
+		buf = binary.AppendUvarint(buf, uint64(l.n))
+	}
+	e.mu.RUnlock()
+	ts, err := tailSum(s.f, s.hdrLen, pos.off)
+	s.release()
+	if err != nil {
+		return fmt.Errorf("writing checkpoint: reading log tail: %w", err)
+	}
+	binary.LittleEndian.PutUint32(buf[tailAt:], ts)
+
+	// The keys, chunk by chunk.
+	cursor, first, keys := "", true, 0
+	for {
+		if _, err := w.Write(buf); err != nil {
+			return fmt.Errorf("writing checkpoint: %w", err)
+		}
+		buf = buf[:0]
+		n := 0
+		e.mu.RLock()
+		e.tree.AscendGreaterOrEqual(cursor, func(ki *keyIndex) bool {
+			if !first && ki.key == cursor {
+				return true
+			}
+			n++
+			cursor, first = ki.key, false
+			m := 0
+			for m < len(ki.revs) && ki.revs[m].mod <= rev {
+				m++
+			}
+			if m > 0 {
+				buf = appendCheckpointKey(buf, ki.key, ki.revs[:m])
+				keys++
+			}
+			return n < checkpointChunk
+		})
+		e.mu.RUnlock()
+		if n < checkpointChunk {
+			break
+		}
+		runtime.Gosched()
+	}
+	buf = append(buf, 0)
+	if _, err := w.Write(buf); err != nil {
+		return fmt.Errorf("writing checkpoint: %w", err)
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("writing checkpoint: %w", err)
+	}
+	if _, err := f.Write(binary.LittleEndian.AppendUint32(nil, sum.Sum32())); err != nil {
+		return fmt.Errorf("writing checkpoint: %w", err)
+	}
+	if !e.opts.NoSync {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("syncing checkpoint: %w", err)
+		}
+	}
+	size, _ := f.Seek(0, io.SeekCurrent)
+	if err := f.Close(); err != nil {
+		f = nil
+		return fmt.Errorf("closing checkpoint: %w", err)
+	}
+	f = nil
+	if err := e.hookPoint("checkpoint-written"); err != nil {
+		return err
+	}
+	if err := os.Rename(path, filepath.Join(e.dir, checkpointName)); err != nil {
+		return fmt.Errorf("installing checkpoint: %w", err)
+	}
+	if !e.opts.NoSync {
+		if err := syncDir(e.dir); err != nil {
+			return err
+		}
+	}
+	e.lastCkptSize.Store(size)
+	e.ckptSeg.Store(pos.seg)
+	e.sinceCkpt.Add(-since)
+	e.log.Info("wrote index checkpoint", "revision", rev, "segment", pos.seg, "offset", pos.off,
+		"keys", keys, "bytes", size, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// hookPoint calls the checkpoint test hook at a named point, if one is
+// set.
+func (e *Engine) hookPoint(name string) error {
+	if e.opts.ckptHook != nil {
+		if err := e.opts.ckptHook(name); err != nil {
+			return fmt.Errorf("stopped at %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func appendCheckpointKey(buf []byte, key string, revs []revision) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(key)))
+	buf = append(buf, key...)
+	buf = binary.AppendUvarint(buf, uint64(len(revs)))
+	for i := range revs {
+		r := &revs[i]
+		buf = binary.AppendUvarint(buf, uint64(r.mod))
+		buf = binary.AppendUvarint(buf, uint64(r.create))
+		buf = binary.AppendUvarint(buf, uint64(r.version))
+		buf = binary.AppendVarint(buf, r.lease)
+		if r.tomb {
+			buf = append(buf, 1)
+			continue
+		}
+		buf = append(buf, 0)
+		buf = binary.AppendUvarint(buf, uint64(r.seg))
+		buf = binary.AppendUvarint(buf, uint64(r.off))
+		buf = binary.AppendUvarint(buf, uint64(r.vlen))
+	}
+	return buf
+}
+
+// errNoCheckpoint means there is no checkpoint file.
+var errNoCheckpoint = errors.New("no checkpoint")
+
+// ckptReader decodes a checkpoint body; the first error sticks.
+type ckptReader struct {
+	r   *bufio.Reader
+	err error
+	buf []byte
+}
+
+func (c *ckptReader) fail(err error) {
+	if c.err == nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		c.err = err
+	}
+}
+
+func (c *ckptReader) uvarint(limit uint64) uint64 {
+	if c.err != nil {
+		return 0
+	}
+	v, err := binary.ReadUvarint(c.r)
+	if err != nil {
+		c.fail(err)
+		return 0
+	}
+	if v > limit {
+		c.fail(fmt.Errorf("number %d out of range", v))
+		return 0
+	}
+	return v
+}
+
+func (c *ckptReader) varint() int64 {
+	if c.err != nil {
+		return 0
+	}
+	v, err := binary.ReadVarint(c.r)
+	if err != nil {
+		c.fail(err)
+	}
+	return v
+}
+
+func (c *ckptReader) bytes(n int) []byte {
+	if c.err != nil {
+		return nil
+	}
+	if cap(c.buf) < n {
+		c.buf = make([]byte, n)
+	}
+	b := c.buf[:n]
+	if _, err := io.ReadFull(c.r, b); err != nil {
+		c.fail(err)
+		return nil
+	}
+	return b
+}
+
+const maxRev = 1 << 62
+
+// readCheckpoint reads and checks the checkpoint file in dir.
+func readCheckpoint(dir string) (*checkpoint, error) {
+	f, err := os.Open(filepath.Join(dir, checkpointName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errNoCheckpoint
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() < int64(len(checkpointMagic))+4 {
+		return nil, errors.New("checkpoint file too short")
+	}
+	sum := crc32.New(castagnoli)
+	c := &ckptReader{r: bufio.NewReaderSize(io.TeeReader(io.LimitReader(f, fi.Size()-4), sum), 1<<20)}
+	if string(c.bytes(len(checkpointMagic))) != checkpointMagic {
+		return nil, errors.New("not a checkpoint file (bad magic)")
+	}
+	if v := c.uvarint(1 << 32); c.err == nil && v != checkpointVersion {
+		return nil, fmt.Errorf("checkpoint version %d, this build reads version %d", v, checkpointVersion)
+	}
+	ck := &checkpoint{size: fi.Size()}
+	ck.pos.seg = uint32(c.uvarint(1<<32 - 1))
+	ck.pos.off = int64(c.uvarint(maxRev))
+	ck.rev = int64(c.uvarint(maxRev))
+	ck.compact = int64(c.uvarint(maxRev))
+	ck.revBase = int64(c.uvarint(maxRev))
+	ck.floor = uint32(c.uvarint(1<<32 - 1))
+	if b := c.bytes(4); b != nil {
+		ck.tailSum = binary.LittleEndian.Uint32(b)
+	}
+	nl := c.uvarint(1 << 40)
+	for i := uint64(0); i < nl && c.err == nil; i++ {
+		l := backend.Lease{ID: c.varint(), TTL: c.varint()}
+		if exp := c.varint(); exp != 0 {
+			l.Expiry = unixNano(exp)
+		}
+		ck.leases = append(ck.leases, l)
+	}
+	nlocs := c.uvarint(uint64(max(fi.Size(), 0)))
+	if c.err == nil {
+		ck.locs = make([]revLoc, 0, nlocs)
+	}
+	for i := uint64(0); i < nlocs && c.err == nil; i++ {
+		ck.locs = append(ck.locs, revLoc{seg: uint32(c.uvarint(1<<32 - 1)), off: int64(c.uvarint(maxRev)), n: uint32(c.uvarint(1<<32 - 1))})
+	}
+	if c.err == nil && (ck.revBase > ck.rev+1 || int64(len(ck.locs)) != ck.rev-ck.revBase+1 || ck.compact > ck.rev) {
+		return nil, fmt.Errorf("checkpoint at revision %d has %d revision records from %d, compacted at %d",
+			ck.rev, len(ck.locs), ck.revBase, ck.compact)
+	}
+	prev := ""
+	for c.err == nil {
+		kl := c.uvarint(1 << 32)
+		if kl == 0 || c.err != nil {
+			break
+		}
+		key := string(c.bytes(int(kl)))
+		if c.err == nil && len(ck.keys) > 0 && key <= prev {
+			return nil, fmt.Errorf("checkpoint keys out of order at %q", key)
+		}
+		prev = key
+		nr := c.uvarint(1 << 32)
+		if c.err != nil || nr == 0 {
+			c.fail(fmt.Errorf("key %q with no revisions", key))
+			break
+		}
+		ki := &keyIndex{key: key, revs: make([]revision, nr)}
+		for i := range ki.revs {
+			r := &ki.revs[i]
+			r.mod = int64(c.uvarint(maxRev))
+			r.create = int64(c.uvarint(maxRev))
+			r.version = int64(c.uvarint(maxRev))
+			r.lease = c.varint()
+			switch t := c.bytes(1); {
+			case t == nil:
+			case t[0] == 1:
+				r.tomb = true
+			case t[0] == 0:
+				r.seg = uint32(c.uvarint(1<<32 - 1))
+				r.off = int64(c.uvarint(maxRev))
+				r.vlen = uint32(c.uvarint(1<<32 - 1))
+			default:
+				c.fail(fmt.Errorf("key %q: bad revision flag %d", key, t[0]))
+			}
+			if c.err == nil && (r.mod > ck.rev || i > 0 && r.mod <= ki.revs[i-1].mod) {
+				c.fail(fmt.Errorf("key %q: revision %d out of order", key, r.mod))
+			}
+		}
+		ck.keys = append(ck.keys, ki)
+	}
+	if c.err != nil {
+		return nil, fmt.Errorf("reading checkpoint: %w", c.err)
+	}
+	if _, err := c.r.ReadByte(); err != io.EOF {
+		return nil, errors.New("checkpoint has trailing bytes")
+	}
+	var trailer [4]byte
+	if _, err := f.ReadAt(trailer[:], fi.Size()-4); err != nil {
+		return nil, err
+	}
+	if binary.LittleEndian.Uint32(trailer[:]) != sum.Sum32() {
+		return nil, errors.New("checkpoint checksum mismatch")
+	}
+	return ck, nil
+}
