@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-
 	"github.com/keelson-dev/keelson/internal/store/backend"
 )
 
