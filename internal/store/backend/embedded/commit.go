@@ -786,14 +786,7 @@ func (t *writeTx) Apply(ctx context.Context, rev int64, events []backend.Event) 
 
 	e.mu.Lock()
 	for i := range events {
-		key := events[i].KV.Key
-		ki, ok := e.tree.Get(string(key))
-		if !ok {
-			ki = &keyIndex{key: string(key)}
-			e.tree.Insert(ki)
-		}
-		ki.revs = append(ki.revs, revs[i])
-		e.tree.fix(ki)
+		ki := e.tree.add(string(events[i].KV.Key), revs[i])
 		e.recent = append(e.recent, recentKey{rev: rev, ki: ki})
 		b.undo = append(b.undo, undoOp{kind: undoRev, ki: ki})
 		b.touched = append(b.touched, ki)

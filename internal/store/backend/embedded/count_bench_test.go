@@ -76,6 +76,7 @@ func BenchmarkPagedList(b *testing.B) {
 	oldRev := int64(2)
 	rng := rand.New(rand.NewPCG(1, 2))
 	run := func(b *testing.B, opts backend.RangeOptions) {
+		cpu0 := cpuTime()
 		for b.Loop() {
 			o := opts
 			o.Key = countBenchKey(rng.IntN(n))
@@ -91,6 +92,7 @@ func BenchmarkPagedList(b *testing.B) {
 			}
 		}
 		b.ReportMetric(heapPerKey, "heapB/key")
+		b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 	}
 	end := []byte("/registry/configmaps0")
 	b.Run("page", func(b *testing.B) { run(b, backend.RangeOptions{End: end, Limit: 500}) })
@@ -98,6 +100,7 @@ func BenchmarkPagedList(b *testing.B) {
 	// Revision 2 holds the first 1,000 keys only; the range starts below
 	// them so that there is something to count.
 	b.Run("page-old-revision", func(b *testing.B) {
+		cpu0 := cpuTime()
 		for b.Loop() {
 			err := e.View(ctx, func(tx backend.ReadTx) error {
 				_, err := tx.Range(ctx, backend.RangeOptions{Key: []byte("/registry/configmaps/"), End: end, Limit: 500, Revision: oldRev})
@@ -107,13 +110,17 @@ func BenchmarkPagedList(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 	})
 }
 
 // BenchmarkOpen measures Open (a restart) over a log of 1M keys with
 // 512-byte values (KEELSON_BENCH_KEYS overrides the count), replaying the
 // whole log ("full-replay", checkpoints off, as before checkpoints
-// existed) and from the checkpoint a clean Close leaves ("checkpoint").
+// existed) and from the checkpoint a clean Close leaves ("checkpoint");
+// then after n/8 more overwrites and a crash, from the checkpoint plus
+// that tail of the log ("checkpoint+tail"; CheckpointBytes is raised so
+// that Open does not write a new one) and in full again.
 // The log is in the page cache in both cases: a cold start adds the
 // reads, which the checkpoint cuts from the whole log to the checkpoint.
 func BenchmarkOpen(b *testing.B) {
@@ -144,21 +151,45 @@ func BenchmarkOpen(b *testing.B) {
 	}
 	st, _ := os.Stat(dir + "/" + checkpointName)
 	b.Logf("%d keys; checkpoint %d bytes", n, st.Size())
-	for _, mode := range []struct {
-		name string
-		ckpt int64
-	}{{"full-replay", -1}, {"checkpoint", 0}} {
-		b.Run(mode.name, func(b *testing.B) {
-			for b.Loop() {
-				e, err := Open(dir, Options{NoSync: true, Logger: quiet, CheckpointBytes: mode.ckpt})
-				if err != nil {
-					b.Fatal(err)
-				}
-				if e.Stats().Keys != n {
-					b.Fatalf("%d keys after open, want %d", e.Stats().Keys, n)
-				}
-				e.Close()
+	open := func(b *testing.B, ckpt int64) {
+		cpu0 := cpuTime()
+		for b.Loop() {
+			e, err := Open(dir, Options{NoSync: true, Logger: quiet, CheckpointBytes: ckpt})
+			if err != nil {
+				b.Fatal(err)
 			}
-		})
+			if e.Stats().Keys != n {
+				b.Fatalf("%d keys after open, want %d", e.Stats().Keys, n)
+			}
+			e.opts.CheckpointBytes = -1 // leave the directory as it was
+			e.Close()
+		}
+		b.ReportMetric(float64((cpuTime()-cpu0).Milliseconds())/float64(b.N), "cpu-ms/op")
 	}
+	b.Run("full-replay", func(b *testing.B) { open(b, -1) })
+	b.Run("checkpoint", func(b *testing.B) { open(b, 0) })
+	// A crash after the checkpoint: n/8 overwrites (about 1/8 of the log)
+	// written after it and no checkpoint at close.
+	e, err = Open(dir, Options{NoSync: true, Logger: quiet, CheckpointBytes: 1 << 40})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for lo := 0; lo < n/8; lo += 1000 {
+		err := e.Update(ctx, func(tx backend.WriteTx) error {
+			rev := tx.Revision() + 1
+			var evs []backend.Event
+			for i := lo; i < min(lo+1000, n/8); i++ {
+				evs = append(evs, backend.Event{Type: backend.EventPut, KV: backend.KeyValue{
+					Key: countBenchKey(i), Value: value, ModRevision: rev, CreateRevision: rev - 1, Version: 2}})
+			}
+			return tx.Apply(ctx, rev, evs)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	e.opts.CheckpointBytes = -1 // crash: no checkpoint at close
+	e.Close()
+	b.Run("checkpoint+tail", func(b *testing.B) { open(b, 1<<40) })
+	b.Run("full-replay-after-tail", func(b *testing.B) { open(b, -1) })
 }

@@ -16,7 +16,7 @@ package embedded
 // revision. The tree is not safe for concurrent use; Engine.mu guards it.
 
 const (
-	ctreeMin = 15             // fewest items in a node other than the root
+	ctreeMin = 31             // fewest items in a node other than the root
 	ctreeMax = 2*ctreeMin + 1 // most items in a node
 )
 
@@ -96,6 +96,26 @@ func (t *ctree) Insert(ki *keyIndex) bool {
 	if _, ok := t.Get(ki.key); ok {
 		return false
 	}
+	t.insertNew(ki)
+	return true
+}
+
+// add appends r, which must be newer than every revision the key has, to
+// key's entry (created if needed) and returns the entry: one descent for a
+// key already there, two for a new one.
+func (t *ctree) add(key string, r revision) *keyIndex {
+	if ki, ok := t.Get(key); ok {
+		ki.revs = append(ki.revs, r)
+		t.fix(ki)
+		return ki
+	}
+	ki := &keyIndex{key: key, revs: []revision{r}}
+	t.insertNew(ki)
+	return ki
+}
+
+// insertNew inserts ki, whose key the tree must not have.
+func (t *ctree) insertNew(ki *keyIndex) {
 	ki.counted = ki.headLive()
 	d := b2i(ki.counted)
 	if t.root == nil {
@@ -125,7 +145,6 @@ func (t *ctree) Insert(ki *keyIndex) bool {
 		n = n.children[i]
 	}
 	t.n++
-	return true
 }
 
 // split splits n's full child i around its middle item, which moves up

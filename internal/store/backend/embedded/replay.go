@@ -434,18 +434,12 @@ func (rp *replayer) frame(s *segment, base int64, body []byte) error {
 				return fmt.Errorf("%w: revision %d, want %d", errFormat, rev, want)
 			}
 			for _, ev := range evs {
-				ki, ok := e.tree.Get(string(ev.Key))
-				if !ok {
-					ki = &keyIndex{key: string(ev.Key)}
-					e.tree.Insert(ki)
-				}
 				r := revision{mod: rev, tomb: ev.Delete}
 				if !ev.Delete {
 					r.create, r.version, r.lease = ev.Create, ev.Version, ev.Lease
 					r.seg, r.off, r.vlen = s.id, base+int64(off+ev.ValOff), uint32(len(ev.Value))
 				}
-				ki.revs = append(ki.revs, r)
-				e.tree.fix(ki)
+				e.tree.add(string(ev.Key), r)
 			}
 			e.revLocs = append(e.revLocs, revLoc{seg: s.id, off: base + int64(off), n: uint32(len(p))})
 			e.committed.Store(rev)
@@ -477,16 +471,16 @@ func (rp *replayer) frame(s *segment, base int64, body []byte) error {
 				if it.Mod > e.committed.Load() {
 					return fmt.Errorf("%w: copy of revision %d at revision %d", errFormat, it.Mod, e.committed.Load())
 				}
-				ki, ok := e.tree.Get(string(it.Key))
-				if !ok {
-					ki = &keyIndex{key: string(it.Key)}
-					e.tree.Insert(ki)
-				}
-				ki.put(revision{
+				r := revision{
 					mod: it.Mod, create: it.Create, version: it.Version, lease: it.Lease,
 					seg: s.id, off: base + int64(off+it.ValOff), vlen: uint32(len(it.Value)),
-				})
-				e.tree.fix(ki)
+				}
+				if ki, ok := e.tree.Get(string(it.Key)); ok {
+					ki.put(r)
+					e.tree.fix(ki)
+				} else {
+					e.tree.insertNew(&keyIndex{key: string(it.Key), revs: []revision{r}})
+				}
 				rp.added++
 				return nil
 			})
