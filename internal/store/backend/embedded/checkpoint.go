@@ -304,172 +304,121 @@ func appendCheckpointKey(buf []byte, key string, revs []revision) []byte {
 // errNoCheckpoint means there is no checkpoint file.
 var errNoCheckpoint = errors.New("no checkpoint")
 
-// ckptReader decodes a checkpoint body; the first error sticks.
-type ckptReader struct {
-	r   *bufio.Reader
-	err error
-	buf []byte
-}
-
-func (c *ckptReader) fail(err error) {
-	if c.err == nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		c.err = err
-	}
-}
-
-func (c *ckptReader) uvarint(limit uint64) uint64 {
-	if c.err != nil {
-		return 0
-	}
-	v, err := binary.ReadUvarint(c.r)
-	if err != nil {
-		c.fail(err)
-		return 0
-	}
-	if v > limit {
-		c.fail(fmt.Errorf("number %d out of range", v))
-		return 0
-	}
-	return v
-}
-
-func (c *ckptReader) varint() int64 {
-	if c.err != nil {
-		return 0
-	}
-	v, err := binary.ReadVarint(c.r)
-	if err != nil {
-		c.fail(err)
-	}
-	return v
-}
-
-func (c *ckptReader) bytes(n int) []byte {
-	if c.err != nil {
-		return nil
-	}
-	if cap(c.buf) < n {
-		c.buf = make([]byte, n)
-	}
-	b := c.buf[:n]
-	if _, err := io.ReadFull(c.r, b); err != nil {
-		c.fail(err)
-		return nil
-	}
-	return b
-}
-
-const maxRev = 1 << 62
-
-// readCheckpoint reads and checks the checkpoint file in dir.
+// readCheckpoint reads and checks the checkpoint file in dir. The file is
+// read whole and decoded from memory (it holds tens of bytes per key).
 func readCheckpoint(dir string) (*checkpoint, error) {
-	f, err := os.Open(filepath.Join(dir, checkpointName))
+	data, err := os.ReadFile(filepath.Join(dir, checkpointName))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, errNoCheckpoint
 	}
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() < int64(len(checkpointMagic))+4 {
+	if len(data) < len(checkpointMagic)+5 {
 		return nil, errors.New("checkpoint file too short")
 	}
-	sum := crc32.New(castagnoli)
-	c := &ckptReader{r: bufio.NewReaderSize(io.TeeReader(io.LimitReader(f, fi.Size()-4), sum), 1<<20)}
-	if string(c.bytes(len(checkpointMagic))) != checkpointMagic {
+	if string(data[:len(checkpointMagic)]) != checkpointMagic {
 		return nil, errors.New("not a checkpoint file (bad magic)")
 	}
-	if v := c.uvarint(1 << 32); c.err == nil && v != checkpointVersion {
+	body := data[:len(data)-4]
+	d := decoder{b: body, pos: len(checkpointMagic)}
+	if v := d.uvarint(); d.err == nil && v != checkpointVersion {
 		return nil, fmt.Errorf("checkpoint version %d, this build reads version %d", v, checkpointVersion)
 	}
-	ck := &checkpoint{size: fi.Size()}
-	ck.pos.seg = uint32(c.uvarint(1<<32 - 1))
-	ck.pos.off = int64(c.uvarint(maxRev))
-	ck.rev = int64(c.uvarint(maxRev))
-	ck.compact = int64(c.uvarint(maxRev))
-	ck.revBase = int64(c.uvarint(maxRev))
-	ck.floor = uint32(c.uvarint(1<<32 - 1))
-	if b := c.bytes(4); b != nil {
-		ck.tailSum = binary.LittleEndian.Uint32(b)
+	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(data[len(data)-4:]) {
+		return nil, errors.New("checkpoint checksum mismatch")
 	}
-	nl := c.uvarint(1 << 40)
-	for i := uint64(0); i < nl && c.err == nil; i++ {
-		l := backend.Lease{ID: c.varint(), TTL: c.varint()}
-		if exp := c.varint(); exp != 0 {
+	u32 := func() uint32 {
+		v := d.uvarint()
+		if d.err == nil && v > 1<<32-1 {
+			d.err = fmt.Errorf("%w: number out of range", errFormat)
+		}
+		return uint32(v)
+	}
+	ck := &checkpoint{size: int64(len(data))}
+	ck.pos.seg = u32()
+	ck.pos.off = d.rev()
+	ck.rev = d.rev()
+	ck.compact = d.rev()
+	ck.revBase = d.rev()
+	ck.floor = u32()
+	if d.err == nil {
+		if len(d.b)-d.pos < 4 {
+			return nil, errors.New("checkpoint truncated")
+		}
+		ck.tailSum = binary.LittleEndian.Uint32(d.b[d.pos:])
+		d.pos += 4
+	}
+	nl := d.uvarint()
+	if d.err == nil && nl > uint64(len(body)) {
+		return nil, fmt.Errorf("checkpoint lease count %d too large", nl)
+	}
+	for i := uint64(0); i < nl && d.err == nil; i++ {
+		l := backend.Lease{ID: d.varint(), TTL: d.varint()}
+		if exp := d.varint(); exp != 0 {
 			l.Expiry = unixNano(exp)
 		}
 		ck.leases = append(ck.leases, l)
 	}
-	nlocs := c.uvarint(uint64(max(fi.Size(), 0)))
-	if c.err == nil {
+	nlocs := d.uvarint()
+	if d.err == nil && nlocs > uint64(len(body)) {
+		return nil, fmt.Errorf("checkpoint revision record count %d too large", nlocs)
+	}
+	if d.err == nil {
 		ck.locs = make([]revLoc, 0, nlocs)
 	}
-	for i := uint64(0); i < nlocs && c.err == nil; i++ {
-		ck.locs = append(ck.locs, revLoc{seg: uint32(c.uvarint(1<<32 - 1)), off: int64(c.uvarint(maxRev)), n: uint32(c.uvarint(1<<32 - 1))})
+	for i := uint64(0); i < nlocs && d.err == nil; i++ {
+		ck.locs = append(ck.locs, revLoc{seg: u32(), off: d.rev(), n: u32()})
 	}
-	if c.err == nil && (ck.revBase > ck.rev+1 || int64(len(ck.locs)) != ck.rev-ck.revBase+1 || ck.compact > ck.rev) {
+	if d.err == nil && (ck.revBase > ck.rev+1 || int64(len(ck.locs)) != ck.rev-ck.revBase+1 || ck.compact > ck.rev) {
 		return nil, fmt.Errorf("checkpoint at revision %d has %d revision records from %d, compacted at %d",
 			ck.rev, len(ck.locs), ck.revBase, ck.compact)
 	}
 	prev := ""
-	for c.err == nil {
-		kl := c.uvarint(1 << 32)
-		if kl == 0 || c.err != nil {
-			break
+	for d.err == nil {
+		kb, _ := d.bytes()
+		if len(kb) == 0 || d.err != nil {
+			break // the end marker (keys are never empty)
 		}
-		key := string(c.bytes(int(kl)))
-		if c.err == nil && len(ck.keys) > 0 && key <= prev {
+		key := string(kb)
+		if len(ck.keys) > 0 && key <= prev {
 			return nil, fmt.Errorf("checkpoint keys out of order at %q", key)
 		}
 		prev = key
-		nr := c.uvarint(1 << 32)
-		if c.err != nil || nr == 0 {
-			c.fail(fmt.Errorf("key %q with no revisions", key))
+		nr := d.uvarint()
+		if d.err == nil && (nr == 0 || nr > uint64(len(body))) {
+			return nil, fmt.Errorf("checkpoint key %q has %d revisions", key, nr)
+		}
+		if d.err != nil {
 			break
 		}
 		ki := &keyIndex{key: key, revs: make([]revision, nr)}
 		for i := range ki.revs {
 			r := &ki.revs[i]
-			r.mod = int64(c.uvarint(maxRev))
-			r.create = int64(c.uvarint(maxRev))
-			r.version = int64(c.uvarint(maxRev))
-			r.lease = c.varint()
-			switch t := c.bytes(1); {
-			case t == nil:
-			case t[0] == 1:
+			r.mod = d.rev()
+			r.create = d.rev()
+			r.version = d.rev()
+			r.lease = d.varint()
+			switch d.byte1() {
+			case 1:
 				r.tomb = true
-			case t[0] == 0:
-				r.seg = uint32(c.uvarint(1<<32 - 1))
-				r.off = int64(c.uvarint(maxRev))
-				r.vlen = uint32(c.uvarint(1<<32 - 1))
+			case 0:
+				r.seg = u32()
+				r.off = d.rev()
+				r.vlen = u32()
 			default:
-				c.fail(fmt.Errorf("key %q: bad revision flag %d", key, t[0]))
+				if d.err == nil {
+					d.err = fmt.Errorf("%w: key %q: bad revision flag", errFormat, key)
+				}
 			}
-			if c.err == nil && (r.mod > ck.rev || i > 0 && r.mod <= ki.revs[i-1].mod) {
-				c.fail(fmt.Errorf("key %q: revision %d out of order", key, r.mod))
+			if d.err == nil && (r.mod > ck.rev || i > 0 && r.mod <= ki.revs[i-1].mod) {
+				d.err = fmt.Errorf("%w: key %q: revision %d out of order", errFormat, key, r.mod)
 			}
 		}
 		ck.keys = append(ck.keys, ki)
 	}
-	if c.err != nil {
-		return nil, fmt.Errorf("reading checkpoint: %w", c.err)
-	}
-	if _, err := c.r.ReadByte(); err != io.EOF {
-		return nil, errors.New("checkpoint has trailing bytes")
-	}
-	var trailer [4]byte
-	if _, err := f.ReadAt(trailer[:], fi.Size()-4); err != nil {
-		return nil, err
-	}
-	if binary.LittleEndian.Uint32(trailer[:]) != sum.Sum32() {
-		return nil, errors.New("checkpoint checksum mismatch")
+	if err := d.finish(); err != nil {
+		return nil, fmt.Errorf("reading checkpoint: %w", err)
 	}
 	return ck, nil
 }
