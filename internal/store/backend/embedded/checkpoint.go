@@ -262,6 +262,7 @@ func (e *Engine) writeCheckpoint() error {
 	}
 	e.lastCkptSize.Store(size)
 	e.ckptSeg.Store(pos.seg)
+	e.ckpts.Add(1)
 	e.sinceCkpt.Add(-since)
 	e.log.Info("wrote index checkpoint", "revision", rev, "segment", pos.seg, "offset", pos.off,
 		"keys", keys, "bytes", size, "took", time.Since(start).Round(time.Millisecond))

@@ -318,3 +318,30 @@ func TestCheckpointReferencesReclaimedSegment(t *testing.T) {
 		t.Fatalf("checkpoint not used:\n%s", log)
 	}
 }
+
+// TestCheckpointStats checks the checkpoint counters: log bytes since the
+// last checkpoint grow with writes, drop to zero with a checkpoint, and
+// count what Open replayed after the one it loaded.
+func TestCheckpointStats(t *testing.T) {
+	dir := t.TempDir()
+	e := openTest(t, dir, Options{NoSync: true, Logger: quiet, CheckpointBytes: 1 << 30})
+	backendtest.Write(t, e, backendtest.Put("a", "1"))
+	if s := e.Stats(); s.SinceCheckpoint <= 0 || s.Checkpoints != 0 {
+		t.Fatalf("after a write: %d bytes since checkpoint, %d checkpoints", s.SinceCheckpoint, s.Checkpoints)
+	}
+	if err := e.writeCheckpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.Stats(); s.SinceCheckpoint != 0 || s.Checkpoints != 1 {
+		t.Fatalf("after a checkpoint: %d bytes since, %d checkpoints", s.SinceCheckpoint, s.Checkpoints)
+	}
+	backendtest.Write(t, e, backendtest.Put("b", "2"))
+	since := e.Stats().SinceCheckpoint
+	e.opts.CheckpointBytes = -1 // crash: no checkpoint at close
+	e.Close()
+	e = openTest(t, dir, Options{NoSync: true, Logger: quiet})
+	defer e.Close()
+	if s := e.Stats(); s.SinceCheckpoint != since {
+		t.Fatalf("after reopening: %d bytes to replay since the checkpoint, want %d", s.SinceCheckpoint, since)
+	}
+}

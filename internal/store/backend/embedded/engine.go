@@ -82,6 +82,12 @@ type Stats struct {
 	Keys          int           // keys in the index (including ones only in history)
 	Revision      int64
 	CompactRev    int64
+	// Checkpoints is the number of index checkpoints written since Open;
+	// SinceCheckpoint the log bytes a restart after a crash would replay
+	// (written since the last checkpoint, or not covered by the one Open
+	// loaded).
+	Checkpoints     uint64
+	SinceCheckpoint int64
 }
 
 // Validate checks the options.
@@ -148,6 +154,7 @@ type Engine struct {
 	sinceCkpt    atomic.Int64
 	lastCkptSize atomic.Int64
 	ckptSeg      atomic.Uint32 // segment of the last checkpoint written or loaded
+	ckpts        atomic.Uint64 // checkpoints written
 
 	// Committer state: touched only by the committer goroutine.
 	cur         *segment
@@ -385,6 +392,8 @@ func (e *Engine) Stats() Stats {
 	s.CompactRev = e.compactRev
 	e.mu.RUnlock()
 	s.Revision = e.committed.Load()
+	s.Checkpoints = e.ckpts.Load()
+	s.SinceCheckpoint = e.sinceCkpt.Load()
 	return s
 }
 
