@@ -38,7 +38,8 @@ import (
 // the checkpoint stands for and rev the revision there; tailcrc is the
 // CRC32C of the up to 64 log bytes before that position, so a checkpoint
 // that does not belong to this log is not used. floor is the lowest
-// segment that existed when it was written.
+// segment that must exist: below it, segments were deleted or a published
+// reclamation mark allows deleting them.
 //
 // It is written as checkpointTemp, fsync'ed, renamed over checkpointName
 // and the directory fsync'ed, so a crash leaves the old file or the new
@@ -158,10 +159,13 @@ func (e *Engine) writeCheckpoint() error {
 		return fmt.Errorf("writing checkpoint: segment %d is gone", pos.seg)
 	}
 	s.acquire()
+	// Segments below floor may be missing: those a published mark allows
+	// deleting, and those already gone.
 	floor := pos.seg
 	for id := range e.segs {
 		floor = min(floor, id)
 	}
+	floor = max(floor, e.markFloor.Load())
 	buf = append(buf, checkpointMagic...)
 	buf = binary.AppendUvarint(buf, checkpointVersion)
 	buf = binary.AppendUvarint(buf, uint64(pos.seg))

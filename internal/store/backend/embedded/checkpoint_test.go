@@ -345,3 +345,43 @@ func TestCheckpointStats(t *testing.T) {
 		t.Fatalf("after reopening: %d bytes to replay since the checkpoint, want %d", s.SinceCheckpoint, since)
 	}
 }
+
+// TestCheckpointAfterMark: a checkpoint written after a reclamation mark
+// but before the segments it frees were deleted stays usable once they
+// are (its floor comes from the mark).
+func TestCheckpointAfterMark(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{NoSync: true, SegmentSize: 2 << 10, Logger: quiet,
+		hook: func(point string) error {
+			if point == "sealed" {
+				return errors.New("stop before deleting")
+			}
+			return nil
+		}}
+	e := openTest(t, dir, opts)
+	for i := range 100 {
+		backendtest.Write(t, e, backendtest.Put("b", strings.Repeat("x", i)))
+	}
+	if err := e.Compact(t.Context(), backendtest.CurrentRev(t, e)); err != nil {
+		t.Fatal(err)
+	}
+	e.waitMaintenance()
+	floor := e.markFloor.Load()
+	if floor < 2 {
+		t.Fatalf("no mark published (floor %d)", floor)
+	}
+	want := dumpState(t, e)
+	e.Close() // checkpoint; the segments below floor are still there
+	for id := uint32(1); id < floor; id++ {
+		if err := os.Remove(e.segPath(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, log := reopen(t, dir, Options{NoSync: true, SegmentSize: 2 << 10})
+	if got != want {
+		t.Fatalf("state:\n%s\nwant:\n%s\nlog:\n%s", got, want, log)
+	}
+	if !strings.Contains(log, loadedMsg) {
+		t.Fatalf("checkpoint not used:\n%s", log)
+	}
+}

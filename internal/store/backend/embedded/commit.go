@@ -385,6 +385,9 @@ func (e *Engine) publisher() {
 			}
 		}
 		for _, r := range b.reqs {
+			if r.seal > 0 && r.err == nil {
+				e.markFloor.Store(max(e.markFloor.Load(), r.seal))
+			}
 			close(r.done)
 		}
 		if cap(b.buf) <= 4*defaultMaxBatchBytes {

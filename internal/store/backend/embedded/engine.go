@@ -155,6 +155,7 @@ type Engine struct {
 	lastCkptSize atomic.Int64
 	ckptSeg      atomic.Uint32 // segment of the last checkpoint written or loaded
 	ckpts        atomic.Uint64 // checkpoints written
+	markFloor    atomic.Uint32 // floor of the newest published reclamation mark
 
 	// Committer state: touched only by the committer goroutine.
 	cur         *segment

@@ -192,6 +192,7 @@ func (e *Engine) replayFrom(ids []uint32, ck *checkpoint) (int64, error) {
 		}
 	}
 	e.sinceCkpt.Store(rp.bytes)
+	e.markFloor.Store(rp.floor)
 	// Lease key sets from the current state.
 	cur := e.committed.Load()
 	e.tree.Ascend(func(ki *keyIndex) bool {
