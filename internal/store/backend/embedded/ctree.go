@@ -304,19 +304,31 @@ func (n *cnode) grow(i int) {
 }
 
 // fix brings ki's counted flag, and the counts of the subtrees holding it,
-// in line with ki's newest revision. ki must be in the tree if its flag
-// changes.
+// in line with ki's newest revision. An entry that is not in the tree
+// (which callers never pass) is left alone.
 func (t *ctree) fix(ki *keyIndex) {
 	want := ki.headLive()
 	if want == ki.counted {
 		return
 	}
-	d := b2i(want) - b2i(ki.counted)
-	ki.counted = want
-	for n := t.root; n != nil; {
-		n.live += d
+	var path [64]*cnode // far deeper than any tree of 63-key nodes
+	depth := 0
+	for n := t.root; n != nil && depth < len(path); {
+		path[depth] = n
+		depth++
 		i, found := n.find(ki.key)
-		if found || n.children == nil {
+		if found {
+			if n.items[i] != ki {
+				return
+			}
+			d := b2i(want) - b2i(ki.counted)
+			ki.counted = want
+			for _, p := range path[:depth] {
+				p.live += d
+			}
+			return
+		}
+		if n.children == nil {
 			return
 		}
 		n = n.children[i]
