@@ -177,6 +177,8 @@ func TestEngineMetrics(t *testing.T) {
 		"keelson_store_embedded_commit_sync_duration_seconds_bucket",
 		"keelson_store_embedded_commits_total",
 		"keelson_store_embedded_segments 1",
+		"keelson_store_embedded_checkpoints_total 0",
+		"keelson_store_embedded_log_bytes_since_checkpoint ",
 		"keelson_store_db_size_in_use_bytes",
 	} {
 		if !strings.Contains(string(body), want) {

@@ -73,6 +73,7 @@ type batch struct {
 	failed   int
 	buf      []byte
 	seg      *segment
+	end      int64 // log offset after the batch's frame in seg
 	synced   chan struct{}
 	err      error // write or sync failure
 	syncDur  time.Duration
@@ -102,6 +103,8 @@ func (e *Engine) rollback(m mark) {
 			u.ki.revs = u.ki.revs[:len(u.ki.revs)-1]
 			if len(u.ki.revs) == 0 {
 				e.tree.Delete(u.ki)
+			} else {
+				e.tree.fix(u.ki)
 			}
 		case undoLease:
 			if u.hadPrev {
@@ -115,6 +118,10 @@ func (e *Engine) rollback(m mark) {
 				delete(b.leases, u.leaseID)
 			}
 		}
+	}
+	for len(e.recent) > 0 && e.recent[len(e.recent)-1].rev > m.txRev {
+		e.recent[len(e.recent)-1] = recentKey{}
+		e.recent = e.recent[:len(e.recent)-1]
 	}
 	if keep := int(m.txRev - e.revBase + 1); keep >= 0 && keep < len(e.revLocs) {
 		clear(e.revLocs[keep:])
@@ -314,6 +321,7 @@ func (e *Engine) build(reqs []*request) (rest []*request) {
 		} else {
 			e.cur.size += int64(len(b.buf))
 			b.seg = e.cur
+			b.end = e.cur.size
 			if e.opts.NoSync {
 				b.syncDur = e.opts.Clock().Sub(start)
 				close(b.synced)
@@ -371,8 +379,15 @@ func (e *Engine) publisher() {
 		e.publish(b)
 		if len(b.buf) > frameHeaderLen {
 			e.recordStats(CommitInfo{Updates: b.updates, Failed: b.failed, Bytes: len(b.buf), Sync: b.syncDur})
+			e.sinceCkpt.Add(int64(len(b.buf)))
+			if e.checkpointDue() {
+				e.kickMaintenance()
+			}
 		}
 		for _, r := range b.reqs {
+			if r.seal > 0 && r.err == nil {
+				e.markFloor.Store(max(e.markFloor.Load(), r.seal))
+			}
 			close(r.done)
 		}
 		if cap(b.buf) <= 4*defaultMaxBatchBytes {
@@ -473,6 +488,10 @@ func (e *Engine) publish(b *batch) {
 		}
 	}
 	e.committed.Store(b.txRev)
+	if b.seg != nil {
+		e.pubPos = ckptPos{seg: b.seg.id, off: b.end}
+	}
+	e.trimRecent()
 	compacted := b.compact > e.compactRev
 	if compacted {
 		// The index walk that drops old versions runs in bounded chunks on
@@ -499,6 +518,8 @@ func (e *Engine) compactLocked(rev int64) {
 	e.tree.Ascend(func(ki *keyIndex) bool {
 		if ki.compact(rev) {
 			empty = append(empty, ki)
+		} else {
+			e.tree.fix(ki)
 		}
 		return true
 	})
@@ -631,7 +652,7 @@ func (t *writeTx) LeaseKeys(ctx context.Context, id int64) ([][]byte, error) {
 	for k, ki := range cand {
 		if ki == nil {
 			var ok bool
-			if ki, ok = e.tree.Get(&keyIndex{key: k}); !ok {
+			if ki, ok = e.tree.Get(k); !ok {
 				continue
 			}
 		}
@@ -768,13 +789,8 @@ func (t *writeTx) Apply(ctx context.Context, rev int64, events []backend.Event) 
 
 	e.mu.Lock()
 	for i := range events {
-		key := events[i].KV.Key
-		ki, ok := e.tree.Get(&keyIndex{key: string(key)})
-		if !ok {
-			ki = &keyIndex{key: string(key)}
-			e.tree.ReplaceOrInsert(ki)
-		}
-		ki.revs = append(ki.revs, revs[i])
+		ki := e.tree.add(string(events[i].KV.Key), revs[i])
+		e.recent = append(e.recent, recentKey{rev: rev, ki: ki})
 		b.undo = append(b.undo, undoOp{kind: undoRev, ki: ki})
 		b.touched = append(b.touched, ki)
 	}
@@ -830,7 +846,7 @@ func (e *Engine) stageCopy(items []moveItem) {
 	e.mu.RLock()
 	for i := range items {
 		m := &items[i]
-		ki, ok := e.tree.Get(&keyIndex{key: m.key})
+		ki, ok := e.tree.Get(m.key)
 		if !ok {
 			continue
 		}

@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/btree"
-
 	"github.com/keelson-dev/keelson/internal/store/backend"
 )
 
@@ -40,6 +38,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Clock returns the current time; used to time fsyncs (time.Now if nil).
 	Clock func() time.Time
+	// CheckpointBytes is how much log is written, at least, between two
+	// index checkpoints (DefaultCheckpointBytes if 0; never less than four
+	// times the last checkpoint's size). Negative turns checkpoints off:
+	// none is written or read, and Open replays the whole log.
+	CheckpointBytes int64
 	// OnCommit, if set, is called by the committer after every durable
 	// group commit (e.g. to feed Prometheus histograms). It must be fast.
 	OnCommit func(CommitInfo)
@@ -49,6 +52,9 @@ type Options struct {
 	// hook, if set, is called at reclamation's failure points; an error
 	// stops maintenance there for good, as a crash would (tests only).
 	hook func(point string) error
+	// ckptHook, if set, is called at checkpoint writing's failure points;
+	// an error abandons that checkpoint (tests only).
+	ckptHook func(point string) error
 	// reclaimRatio overrides defaultReclaimRatio (tests only).
 	reclaimRatio float64
 	// noReclaim turns reclamation off, leaving the compaction walk
@@ -76,6 +82,12 @@ type Stats struct {
 	Keys          int           // keys in the index (including ones only in history)
 	Revision      int64
 	CompactRev    int64
+	// Checkpoints is the number of index checkpoints written since Open;
+	// SinceCheckpoint the log bytes a restart after a crash would replay
+	// (written since the last checkpoint, or not covered by the one Open
+	// loaded).
+	Checkpoints     uint64
+	SinceCheckpoint int64
 }
 
 // Validate checks the options.
@@ -95,6 +107,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
+	}
+	if o.CheckpointBytes == 0 {
+		o.CheckpointBytes = DefaultCheckpointBytes
 	}
 }
 
@@ -116,7 +131,7 @@ type Engine struct {
 	// committer adds revisions above the committed one; the publisher makes
 	// them visible; readers take the read lock.
 	mu         sync.RWMutex
-	tree       *btree.BTreeG[*keyIndex]
+	tree       *ctree
 	compactRev int64
 	leases     map[int64]backend.Lease
 	leaseKeys  map[int64]map[string]struct{}
@@ -126,6 +141,21 @@ type Engine struct {
 	committed  atomic.Int64           // newest durable, visible revision
 	pendLeases map[int64]pendingLease // lease changes not yet published
 	inflight   []*batch               // built, not yet published, in order
+	// recent lists, oldest first, the keys written at every revision above
+	// recentFloor, built or published: rangeAt turns the tree's counts at
+	// the head into counts at a reader's revision with them.
+	recent      []recentKey
+	recentFloor int64
+	// pubPos is the end of the last published group commit in the log.
+	pubPos ckptPos
+
+	// Checkpoints: log bytes published since the last one (or, after
+	// Open, not covered by the one loaded), and the last one's size.
+	sinceCkpt    atomic.Int64
+	lastCkptSize atomic.Int64
+	ckptSeg      atomic.Uint32 // segment of the last checkpoint written or loaded
+	ckpts        atomic.Uint64 // checkpoints written
+	markFloor    atomic.Uint32 // floor of the newest published reclamation mark
 
 	// Committer state: touched only by the committer goroutine.
 	cur         *segment
@@ -223,11 +253,13 @@ func Open(dir string, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("opening embedded engine in %q: %w", dir, err)
 	}
 	e.headRev = e.committed.Load()
+	e.recentFloor = e.headRev
+	e.pubPos = ckptPos{seg: e.cur.id, off: e.cur.size}
 	e.pendCompact = e.compactRev
 	go e.run()
 	go e.maintain()
-	if e.compactRev > 0 {
-		e.kickMaintenance() // finish a reclamation a crash interrupted
+	if e.compactRev > 0 || e.checkpointDue() {
+		e.kickMaintenance() // finish a reclamation a crash interrupted; checkpoint a long replay
 	}
 	return e, nil
 }
@@ -290,6 +322,13 @@ func (e *Engine) Close() error {
 	})
 	if !first {
 		return backend.ErrClosed
+	}
+	// A clean shutdown leaves a checkpoint of everything, so that the next
+	// Open replays nothing.
+	if e.opts.CheckpointBytes >= 0 && e.sinceCkpt.Load() > 0 {
+		if err := e.writeCheckpoint(); err != nil {
+			e.log.Warn("writing index checkpoint at close failed; the next start replays the log", "err", err)
+		}
 	}
 	return e.closeFiles()
 }
@@ -354,6 +393,8 @@ func (e *Engine) Stats() Stats {
 	s.CompactRev = e.compactRev
 	e.mu.RUnlock()
 	s.Revision = e.committed.Load()
+	s.Checkpoints = e.ckpts.Load()
+	s.SinceCheckpoint = e.sinceCkpt.Load()
 	return s
 }
 

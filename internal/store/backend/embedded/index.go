@@ -3,8 +3,6 @@ package embedded
 import (
 	"slices"
 	"sort"
-
-	"github.com/google/btree"
 )
 
 // revision is one version of a key in the index. The value itself stays in
@@ -21,11 +19,10 @@ type revision struct {
 type keyIndex struct {
 	key  string
 	revs []revision
+	// counted is set while the tree counts the key as live at the head
+	// (see ctree.fix); it fits in the struct's padding.
+	counted bool
 }
-
-func lessKey(a, b *keyIndex) bool { return a.key < b.key }
-
-func newTree() *btree.BTreeG[*keyIndex] { return btree.NewG(32, lessKey) }
 
 // at returns the position of the newest revision with mod <= rev, or -1.
 func (k *keyIndex) at(rev int64) int {
@@ -107,4 +104,67 @@ func (k *keyIndex) put(r revision) {
 // rev, or newer. Only a reachable put holds a live value.
 func (k *keyIndex) reachable(i int, rev int64) bool {
 	return i == len(k.revs)-1 || k.revs[i+1].mod > rev
+}
+
+// recentKey is an entry of Engine.recent: key ki was written at rev.
+type recentKey struct {
+	rev int64
+	ki  *keyIndex
+}
+
+// recentMax bounds Engine.recent: past it, the oldest published entries
+// are dropped (down to half) and reads at revisions below the new floor
+// count by walking their range.
+const recentMax = 1 << 15
+
+// trimRecent drops old entries of e.recent once it is over recentMax,
+// keeping every unpublished one. e.mu must be held for writing.
+func (e *Engine) trimRecent() {
+	if len(e.recent) <= recentMax {
+		return
+	}
+	committed := e.committed.Load()
+	drop := len(e.recent) - recentMax/2
+	for drop > 0 && e.recent[drop-1].rev > committed {
+		drop--
+	}
+	if drop == 0 {
+		return
+	}
+	e.recentFloor = max(e.recentFloor, e.recent[drop-1].rev)
+	n := copy(e.recent, e.recent[drop:])
+	clear(e.recent[n:])
+	e.recent = e.recent[:n]
+}
+
+// countAt returns the number of keys in [from, to) (to "" = no upper
+// bound) live at rev, which must be at least e.recentFloor and at least the
+// compaction point: the tree's count at the head, corrected for the keys
+// written after rev. e.mu must be held.
+func (e *Engine) countAt(from, to string, rev int64) int64 {
+	n := int64(e.tree.countRange(from, to))
+	i := sort.Search(len(e.recent), func(i int) bool { return e.recent[i].rev > rev })
+	tail := e.recent[i:]
+	if len(tail) == 0 {
+		return n
+	}
+	var seen map[*keyIndex]struct{}
+	if len(tail) > 1 {
+		seen = make(map[*keyIndex]struct{}, len(tail))
+	}
+	for _, rk := range tail {
+		ki := rk.ki
+		if ki.key < from || to != "" && ki.key >= to {
+			continue
+		}
+		if seen != nil {
+			if _, dup := seen[ki]; dup {
+				continue
+			}
+			seen[ki] = struct{}{}
+		}
+		_, live := ki.live(rev)
+		n += int64(b2i(live) - b2i(ki.counted))
+	}
+	return n
 }

@@ -124,6 +124,16 @@ func (e *Engine) maintain() {
 				e.log.Warn("reclaiming log segments failed; will retry after the next compaction", "err", err)
 			}
 		}
+		if !stopped && e.wantCheckpoint() {
+			select {
+			case <-e.closing:
+				return
+			default:
+			}
+			if err := e.writeCheckpoint(); err != nil {
+				e.log.Warn("writing index checkpoint failed; will retry", "err", err)
+			}
+		}
 		for _, ch := range waiters {
 			close(ch)
 		}
@@ -170,7 +180,7 @@ func (e *Engine) compactWalk(rev int64) (cands []*segment, live map[uint32]int64
 		}
 		batch = batch[:0]
 		e.mu.Lock()
-		e.tree.AscendGreaterOrEqual(&keyIndex{key: cursor}, func(ki *keyIndex) bool {
+		e.tree.AscendGreaterOrEqual(cursor, func(ki *keyIndex) bool {
 			if !first && ki.key == cursor {
 				return true
 			}
@@ -182,6 +192,7 @@ func (e *Engine) compactWalk(rev int64) (cands []*segment, live map[uint32]int64
 				e.tree.Delete(ki)
 				continue
 			}
+			e.tree.fix(ki)
 			for i := range ki.revs {
 				if r := &ki.revs[i]; !r.tomb && isCand(r.seg) {
 					live[r.seg] += int64(r.vlen) + int64(len(ki.key)) + copyOverhead
@@ -300,7 +311,7 @@ func (e *Engine) copyForward(cands []*segment) (bytes int64, versions int, err e
 		var size int
 		done = true
 		e.mu.RLock()
-		e.tree.AscendGreaterOrEqual(&keyIndex{key: cursor}, func(ki *keyIndex) bool {
+		e.tree.AscendGreaterOrEqual(cursor, func(ki *keyIndex) bool {
 			if !first && ki.key == cursor {
 				return true
 			}
@@ -355,7 +366,7 @@ func (e *Engine) refsInto(lo, hi uint32) (int, error) {
 		done = true
 		seen := 0
 		e.mu.RLock()
-		e.tree.AscendGreaterOrEqual(&keyIndex{key: cursor}, func(ki *keyIndex) bool {
+		e.tree.AscendGreaterOrEqual(cursor, func(ki *keyIndex) bool {
 			if !first && ki.key == cursor {
 				return true
 			}

@@ -41,6 +41,9 @@ func newEngineMetrics(e *Engine) *engineMetrics {
 		counter("failed_updates_total", "Update calls whose function returned an error.", func(s Stats) float64 { return float64(s.FailedUpdates) }),
 		gauge("segments", "Log segment files.", func(s Stats) float64 { return float64(s.Segments) }),
 		gauge("index_keys", "Keys in the in-memory index, including keys only in history.", func(s Stats) float64 { return float64(s.Keys) }),
+		counter("checkpoints_total", "Index checkpoints written.", func(s Stats) float64 { return float64(s.Checkpoints) }),
+		gauge("log_bytes_since_checkpoint", "Log bytes written since the last index checkpoint: what a restart after a crash replays.",
+			func(s Stats) float64 { return float64(max(s.SinceCheckpoint, 0)) }),
 	}
 	return m
 }

@@ -116,26 +116,46 @@ func (e *Engine) rangeAt(ctx context.Context, opts backend.RangeOptions, txRev i
 	}
 	res := backend.RangeResult{Revision: rev}
 	var hits []hit
+	// A range whose count need not come from collecting every key (a
+	// count, or a page) is counted with the tree's counts when rev is
+	// recent enough; then only the page is walked.
+	counted := len(opts.End) > 0 && (opts.CountOnly || opts.Limit > 0) && rev >= e.recentFloor
 	visit := func(ki *keyIndex) bool {
 		r, ok := ki.live(rev)
 		if !ok {
 			return true
 		}
-		res.Count++
+		if !counted {
+			res.Count++
+		}
 		if !opts.CountOnly && (opts.Limit <= 0 || int64(len(hits)) < opts.Limit) {
 			hits = append(hits, hit{key: ki.key, r: r})
 		}
-		return true
+		return !counted || !opts.CountOnly && int64(len(hits)) < opts.Limit
 	}
+	from := string(opts.Key)
 	switch {
 	case len(opts.End) == 0:
-		if ki, ok := e.tree.Get(&keyIndex{key: string(opts.Key)}); ok {
+		if ki, ok := e.tree.Get(from); ok {
 			visit(ki)
 		}
 	case bytes.Equal(opts.End, allKeys):
-		e.tree.AscendGreaterOrEqual(&keyIndex{key: string(opts.Key)}, visit)
+		if counted {
+			res.Count = e.countAt(from, "", rev)
+			if opts.CountOnly {
+				break
+			}
+		}
+		e.tree.AscendGreaterOrEqual(from, visit)
 	case bytes.Compare(opts.End, opts.Key) > 0:
-		e.tree.AscendRange(&keyIndex{key: string(opts.Key)}, &keyIndex{key: string(opts.End)}, visit)
+		to := string(opts.End)
+		if counted {
+			res.Count = e.countAt(from, to, rev)
+			if opts.CountOnly {
+				break
+			}
+		}
+		e.tree.AscendRange(from, to, visit)
 	}
 	var files segSet
 	if !opts.KeysOnly && len(hits) > 0 {
@@ -373,7 +393,7 @@ func (e *Engine) Events(ctx context.Context, fromRev, toRev int64) ([]backend.Ev
 		return nil, fmt.Errorf("events from revision %d (compacted at %d): %w", fromRev, c, backend.ErrCompacted)
 	}
 	for i := range events {
-		ki, ok := e.tree.Get(&keyIndex{key: string(events[i].KV.Key)})
+		ki, ok := e.tree.Get(string(events[i].KV.Key))
 		if !ok {
 			continue
 		}

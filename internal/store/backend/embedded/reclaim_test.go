@@ -349,7 +349,7 @@ func TestCopyRespectsLaterCompaction(t *testing.T) {
 	}
 	e.waitMaintenance()
 	e.mu.RLock()
-	ki, _ := e.tree.Get(&keyIndex{key: "k"})
+	ki, _ := e.tree.Get("k")
 	r := ki.revs[0]
 	e.mu.RUnlock()
 	item := moveItem{key: "k", mod: r.mod, seg: r.seg, off: r.off, value: []byte("v0")}
