@@ -4,11 +4,13 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 
@@ -272,6 +274,13 @@ func (q *Queue) Update(pod *v1.Pod) {
 	}
 	for _, m := range []map[types.UID]*framework.QueuedPodInfo{q.unschedulable, q.gated} {
 		if p, ok := m[uid]; ok {
+			if !podUpdateMatters(p.Pod, pod) {
+				// Status only (our own PodScheduled condition or
+				// nominatedNodeName patch): nothing that could make it
+				// fit now.
+				p.PodInfo = framework.NewPodInfo(pod)
+				return
+			}
 			delete(m, uid)
 			p.PodInfo = framework.NewPodInfo(pod)
 			if q.isBackingOff(p) {
@@ -282,6 +291,14 @@ func (q *Queue) Update(pod *v1.Pod) {
 			return
 		}
 	}
+}
+
+// podUpdateMatters reports whether a change to a pending pod can change
+// its scheduling: its spec, labels or annotations (not its status,
+// resourceVersion or managed fields).
+func podUpdateMatters(old, cur *v1.Pod) bool {
+	return !equality.Semantic.DeepEqual(old.Spec, cur.Spec) ||
+		!maps.Equal(old.Labels, cur.Labels) || !maps.Equal(old.Annotations, cur.Annotations)
 }
 
 // Delete removes a pod from the queue.
@@ -352,6 +369,22 @@ func (q *Queue) AddUnschedulable(p *framework.QueuedPodInfo, cycle int64, reject
 		return
 	}
 	q.unschedulable[p.Pod.UID] = p
+}
+
+// Activate moves a pod waiting as unschedulable or in backoff straight to
+// activeQ, skipping what is left of its backoff (a preemptor whose victims
+// are gone). Pods elsewhere, or not in the queue, are left alone.
+func (q *Queue) Activate(uid types.UID) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if p, ok := q.unschedulable[uid]; ok {
+		delete(q.unschedulable, uid)
+		q.pushActiveLocked(p)
+		return
+	}
+	if p := q.backoff.remove(uid); p != nil {
+		q.pushActiveLocked(p)
+	}
 }
 
 // Requeue puts a pod straight back into activeQ (used when its binding

@@ -44,6 +44,22 @@ type FilterRunner interface {
 	RunFilterPlugins(ctx context.Context, state *CycleState, pod *PodInfo, node *NodeInfo) *Status
 }
 
+// NominatorHandle is implemented by handles that know the pods waiting for
+// room on a node they preempted for (status.nominatedNodeName). Their
+// requests are reserved against pods of lower or equal priority.
+type NominatorHandle interface {
+	// NominatedPods returns the pods nominated to node, except exclude,
+	// whose priority is at least minPriority. The result must not be
+	// modified.
+	NominatedPods(node string, minPriority int32, exclude types.UID) []*PodInfo
+}
+
+// Nominator answers NominatorHandle for a Framework (the scheduler's
+// record of nominations).
+type Nominator interface {
+	NominatedPods(node string, minPriority int32, exclude types.UID) []*PodInfo
+}
+
 // DynamicHandle is implemented by handles that can reach custom
 // resources; plugins that need one assert it.
 type DynamicHandle interface {
@@ -53,13 +69,14 @@ type DynamicHandle interface {
 // Framework runs one profile's plugins at each extension point. It is the
 // Handle its plugins receive.
 type Framework struct {
-	profile  ProfileConfig
-	client   kubernetes.Interface
-	dynamic  dynamic.Interface
-	inf      informers.SharedInformerFactory
-	par      Parallelizer
-	snapshot atomic.Pointer[Snapshot]
-	waiting  *waitingPods
+	profile   ProfileConfig
+	client    kubernetes.Interface
+	dynamic   dynamic.Interface
+	inf       informers.SharedInformerFactory
+	par       Parallelizer
+	snapshot  atomic.Pointer[Snapshot]
+	waiting   *waitingPods
+	nominator atomic.Pointer[Nominator]
 
 	plugins    []Plugin
 	preEnqueue []PreEnqueuePlugin
@@ -191,6 +208,17 @@ func (f *Framework) SetSnapshot(s *Snapshot) { f.snapshot.Store(s) }
 
 // Snapshot implements Handle.
 func (f *Framework) Snapshot() *Snapshot { return f.snapshot.Load() }
+
+// SetNominator installs the source of nominated pods (the scheduler's).
+func (f *Framework) SetNominator(n Nominator) { f.nominator.Store(&n) }
+
+// NominatedPods implements NominatorHandle (none without a nominator).
+func (f *Framework) NominatedPods(node string, minPriority int32, exclude types.UID) []*PodInfo {
+	if n := f.nominator.Load(); n != nil {
+		return (*n).NominatedPods(node, minPriority, exclude)
+	}
+	return nil
+}
 
 // ClientSet implements Handle.
 func (f *Framework) ClientSet() kubernetes.Interface { return f.client }
