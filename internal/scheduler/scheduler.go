@@ -71,8 +71,11 @@ type Scheduler struct {
 	queue   *Queue
 	// nominated are preemptors waiting for their victims to leave.
 	nominated *nominator
-	snapshot  *framework.Snapshot
-	par       framework.Parallelizer
+	// statusBuf and feasibleBuf are schedulePod's per-node buffers.
+	statusBuf   []*framework.Status
+	feasibleBuf []*framework.NodeInfo
+	snapshot    *framework.Snapshot
+	par         framework.Parallelizer
 
 	mu sync.Mutex
 	// pending are the unbound pods of our profiles the informer knows; a
@@ -577,7 +580,13 @@ func (s *Scheduler) schedulePod(ctx context.Context, fw *framework.Framework, st
 			return "", false, fitErr
 		}
 	}
-	statuses := make([]*framework.Status, len(candidates))
+	// Per-cycle buffers are reused (one scheduling cycle at a time).
+	if cap(s.statusBuf) < len(candidates) {
+		s.statusBuf = make([]*framework.Status, len(candidates))
+		s.feasibleBuf = make([]*framework.NodeInfo, 0, len(candidates))
+	}
+	statuses := s.statusBuf[:len(candidates)]
+	clear(statuses)
 	if fw.HasFilters(state) {
 		s.par.Until(ctx, len(candidates), func(i int) {
 			statuses[i] = filter(candidates[i])
@@ -586,7 +595,8 @@ func (s *Scheduler) schedulePod(ctx context.Context, fw *framework.Framework, st
 	if err := ctx.Err(); err != nil {
 		return "", false, err
 	}
-	feasible := make([]*framework.NodeInfo, 0, len(candidates))
+	feasible := s.feasibleBuf[:0]
+	defer func() { clear(s.feasibleBuf[:cap(s.feasibleBuf)]) }()
 	for i, st := range statuses {
 		switch {
 		case st.IsSuccess():
