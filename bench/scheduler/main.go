@@ -353,7 +353,12 @@ func (b *bench) start(ctx context.Context, sched string, saturation bool) (*proc
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() {
-				ps[i], errs[i] = b.env.StartKeelsonScheduler(ctx, fmt.Sprintf("keelson-%d", i), "--config="+cfg)
+				args := []string{"--config=" + cfg}
+				if n == 1 {
+					// One instance: no claim ledger, as one runs it alone.
+					args = append(args, "--single-instance")
+				}
+				ps[i], errs[i] = b.env.StartKeelsonScheduler(ctx, fmt.Sprintf("keelson-%d", i), args...)
 			})
 		}
 		wg.Wait()

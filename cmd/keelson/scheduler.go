@@ -117,7 +117,15 @@ Flags:
 	if err != nil {
 		return fmt.Errorf("building dynamic client: %w", err)
 	}
-	s, err := scheduler.New(cfg, scheduler.Options{Client: client, Dynamic: dyn, Registerer: reg, Logger: logger})
+	// Membership renewals (and leader election) get their own rate
+	// limiter, so a backlog of bindings never delays them past the Lease.
+	leaseRest := restclient.CopyConfig(rest)
+	leaseRest.QPS, leaseRest.Burst = 20, 40
+	leaseClient, err := kubernetes.NewForConfig(leaseRest)
+	if err != nil {
+		return fmt.Errorf("building lease client: %w", err)
+	}
+	s, err := scheduler.New(cfg, scheduler.Options{Client: client, MembershipClient: leaseClient, Dynamic: dyn, Registerer: reg, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -141,7 +149,7 @@ Flags:
 	if !*leaderElect {
 		return s.Start(ctx)
 	}
-	return runElected(ctx, client, *leaseNamespace, *leaseName, cfg.MultiInstance.InstanceID, logger, s.Start)
+	return runElected(ctx, leaseClient, *leaseNamespace, *leaseName, cfg.MultiInstance.InstanceID, logger, s.Start)
 }
 
 // runElected runs start while this process holds the Lease; losing it

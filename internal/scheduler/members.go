@@ -281,16 +281,42 @@ func (m *Members) Live() []string {
 }
 
 // Owner returns the instance that owns pod: pods of one gang share an
-// owner (the held count of a gang is per instance), other pods are spread
-// by UID.
+// owner (the held count of a gang is per instance), pods with constraints
+// that span nodes share one per namespace (see CrossNode), other pods are
+// spread by UID.
 func (m *Members) Owner(pod *v1.Pod) string {
 	key := string(pod.UID)
 	if g := gang.GroupName(pod); g != "" {
 		key = pod.Namespace + "/" + g
+	} else if CrossNode(pod) {
+		key = "cross-node/" + pod.Namespace
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return rendezvous(key, pod.Spec.SchedulerName, m.live)
+}
+
+// CrossNode reports whether pod has a constraint the per-node claim
+// ledger cannot guard across instances: required pod affinity or
+// anti-affinity, or a DoNotSchedule topology spread constraint. Two
+// instances placing such pods at once could each miss the other's
+// placement, so they are decided by one instance per namespace (its own
+// assumed pods are in its cache) and never stolen.
+func CrossNode(pod *v1.Pod) bool {
+	if a := pod.Spec.Affinity; a != nil {
+		if a.PodAffinity != nil && len(a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution) > 0 {
+			return true
+		}
+		if a.PodAntiAffinity != nil && len(a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) > 0 {
+			return true
+		}
+	}
+	for _, c := range pod.Spec.TopologySpreadConstraints {
+		if c.WhenUnsatisfiable == v1.DoNotSchedule {
+			return true
+		}
+	}
+	return false
 }
 
 // Owns reports whether this instance owns pod.

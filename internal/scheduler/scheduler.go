@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,11 @@ import (
 // Options are the scheduler's collaborators.
 type Options struct {
 	Client kubernetes.Interface
+	// MembershipClient renews this instance's membership Lease (default
+	// Client). Give it its own rate limiter: behind a backlog of bindings
+	// and claims in Client's limiter a renewal can wait longer than the
+	// Lease lasts, and the other instances then count this one as gone.
+	MembershipClient kubernetes.Interface
 	// Dynamic reaches custom resources (PodGroups for gangs); may be nil,
 	// then gang members wait as if their group did not exist.
 	Dynamic dynamic.Interface
@@ -141,7 +147,7 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 			names = append(names, p.SchedulerName)
 		}
 		s.members = NewMembers(MembersOptions{
-			Client: opts.Client, Namespace: mi.LedgerNamespace, Self: s.instanceID, Profiles: names,
+			Client: cmp.Or[kubernetes.Interface](opts.MembershipClient, opts.Client), Namespace: mi.LedgerNamespace, Self: s.instanceID, Profiles: names,
 			LeaseDuration: mi.MemberLeaseDuration.Duration, Clock: opts.Clock, Logger: opts.Logger,
 			OnChange: func() {
 				s.metrics.Instances.Set(float64(len(s.members.Live())))
@@ -150,8 +156,9 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 		})
 		owned = s.members.Owns
 		// Gang members are not stolen: the held count is per instance, so
-		// a gang split between instances would wait for its timeout.
-		stealable = func(p *v1.Pod) bool { return gang.GroupName(p) == "" }
+		// a gang split between instances would wait for its timeout. Nor
+		// are pods with cross-node constraints (see CrossNode).
+		stealable = func(p *v1.Pod) bool { return gang.GroupName(p) == "" && !CrossNode(p) }
 	}
 	s.metrics.Instances.Set(1)
 	s.queue = NewQueue(QueueOptions{
