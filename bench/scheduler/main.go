@@ -49,7 +49,7 @@ type sizes struct {
 
 var modes = map[string]sizes{
 	"quick": {nodes: 500, basic: 1000, anti: 400, affinity: 1000, spread: 1000, preempt: 200, gang: 200, satNodes: 20, memPods: 5000},
-	"full":  {nodes: 5000, basic: 5000, anti: 2000, affinity: 2000, spread: 3000, preempt: 500, gang: 1000, satNodes: 100, memPods: 50000},
+	"full":  {nodes: 5000, basic: 5000, anti: 1000, affinity: 1000, spread: 2000, preempt: 500, gang: 1000, satNodes: 100, memPods: 50000},
 }
 
 const (

@@ -210,12 +210,14 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		s.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.client.CoreV1().Events("")})
 		defer s.broadcaster.Shutdown()
 	}
+	var joined time.Time
 	if s.members != nil {
 		// Membership first: the first pods the informer delivers are
 		// shared out over the instances already known.
 		if err := s.members.Start(ctx); err != nil {
 			return err
 		}
+		joined = s.clock.Now()
 		s.metrics.Instances.Set(float64(len(s.members.Live())))
 	}
 	factory := s.factory
@@ -275,6 +277,20 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			return fmt.Errorf("informer for %v did not sync: %w", typ, context.Cause(ctx))
+		}
+	}
+	if s.members != nil {
+		// Instances started together see each other only once their
+		// first renewals arrive: wait a renewal period from joining, so
+		// that the first pods are not all decided by every instance as
+		// if it were alone.
+		settle := s.cfg.MultiInstance.MemberLeaseDuration.Duration / 3
+		if wait := settle - s.clock.Since(joined); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-s.clock.After(wait):
+			}
 		}
 	}
 	nodes, pods := s.cache.Counts()

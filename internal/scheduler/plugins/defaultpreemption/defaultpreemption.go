@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"sort"
 
 	v1 "k8s.io/api/core/v1"
@@ -77,8 +78,11 @@ func (c *Candidate) key() (int, int32, int, int64) {
 	return c.PDBViolations, hi, len(c.Victims), sum
 }
 
-// better reports whether a is a better candidate than b.
-func better(a, b *Candidate) bool {
+// better reports whether a is a better candidate than b for pod. Equal
+// candidates are ordered by a hash of (pod, node): each preemptor has its
+// own order, so preemptors deciding at once (several instances, or before
+// a nomination is seen) rarely pick the same node.
+func better(pod types.UID, a, b *Candidate) bool {
 	a1, a2, a3, a4 := a.key()
 	b1, b2, b3, b4 := b.key()
 	switch {
@@ -91,7 +95,18 @@ func better(a, b *Candidate) bool {
 	case a4 != b4:
 		return a4 < b4
 	}
+	if ha, hb := tieHash(pod, a.Node), tieHash(pod, b.Node); ha != hb {
+		return ha < hb
+	}
 	return a.Node < b.Node
+}
+
+func tieHash(pod types.UID, node string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(pod))
+	h.Write([]byte{0})
+	h.Write([]byte(node))
+	return h.Sum64()
 }
 
 // PostFilter finds the best candidate, evicts its victims and nominates
@@ -230,7 +245,7 @@ func (p *Plugin) FindCandidate(ctx context.Context, state *framework.CycleState,
 		}
 		c := &Candidate{Node: name, Victims: victims}
 		c.PDBViolations, _ = violations(victims, pdbs)
-		if best == nil || better(c, best) {
+		if best == nil || better(pod.UID(), c, best) {
 			best = c
 		}
 	}
