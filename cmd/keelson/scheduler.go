@@ -95,6 +95,8 @@ Flags:
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// Plugins log through the default logger.
+	slog.SetDefault(logger)
 
 	var rest *restclient.Config
 	var err error

@@ -48,6 +48,9 @@ type member struct {
 // the pods it gains or loses move. This instance always counts itself.
 type Members struct {
 	client    kubernetes.Interface
+	// lease is this instance's Lease as last written (renew goroutine
+	// only).
+	lease *coordinationv1.Lease
 	namespace string
 	self      string
 	profiles  []string
@@ -184,6 +187,17 @@ func (m *Members) renew(ctx context.Context) error {
 	name := MemberLeaseName(m.self)
 	now := metav1.NewMicroTime(m.clock.Now())
 	secs := int32(max(1, m.duration/time.Second))
+	// One write per renewal: the Lease last written is updated in place;
+	// only when that fails (changed or deleted meanwhile) is it read.
+	if last := m.lease; last != nil {
+		l := last.DeepCopy()
+		l.Spec.RenewTime = &now
+		if got, err := leases.Update(ctx, l, metav1.UpdateOptions{}); err == nil {
+			m.lease = got
+			return nil
+		}
+		m.lease = nil
+	}
 	l, err := leases.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		l = &coordinationv1.Lease{
@@ -194,9 +208,11 @@ func (m *Members) renew(ctx context.Context) error {
 			},
 			Spec: coordinationv1.LeaseSpec{HolderIdentity: &m.self, LeaseDurationSeconds: &secs, AcquireTime: &now, RenewTime: &now},
 		}
-		if _, err := leases.Create(ctx, l, metav1.CreateOptions{}); err != nil {
+		got, err := leases.Create(ctx, l, metav1.CreateOptions{})
+		if err != nil {
 			return fmt.Errorf("creating member lease: %w", err)
 		}
+		m.lease = got
 		return nil
 	}
 	if err != nil {
@@ -211,9 +227,11 @@ func (m *Members) renew(ctx context.Context) error {
 		l.Annotations = map[string]string{}
 	}
 	l.Annotations[MemberProfilesAnnotation] = strings.Join(m.profiles, ",")
-	if _, err := leases.Update(ctx, l, metav1.UpdateOptions{}); err != nil {
+	got, err := leases.Update(ctx, l, metav1.UpdateOptions{})
+	if err != nil {
 		return fmt.Errorf("renewing member lease: %w", err)
 	}
+	m.lease = got
 	return nil
 }
 
