@@ -47,10 +47,10 @@ type member struct {
 // rendezvous hash of (pod key, member). When a member joins or leaves only
 // the pods it gains or loses move. This instance always counts itself.
 type Members struct {
-	client    kubernetes.Interface
+	client kubernetes.Interface
 	// lease is this instance's Lease as last written (renew goroutine
 	// only).
-	lease *coordinationv1.Lease
+	lease     *coordinationv1.Lease
 	namespace string
 	self      string
 	profiles  []string
