@@ -126,6 +126,17 @@ type Queue struct {
 	cycle     int64
 	moveCycle int64
 	closed    bool
+	// stealFloor: a foreign pod's wait counts from no earlier than this
+	// (when scheduling began), so that pods which arrived while every
+	// instance was still starting are not stolen from their owners.
+	stealFloor time.Time
+}
+
+// SetStealFloor makes foreign pods' waits count from t at the earliest.
+func (q *Queue) SetStealFloor(t time.Time) {
+	q.mu.Lock()
+	q.stealFloor = t
+	q.mu.Unlock()
 }
 
 // NewQueue returns an empty queue.
@@ -241,7 +252,7 @@ func (q *Queue) Reassign() {
 // empty: busy instances do not duplicate each other's work).
 func (q *Queue) stealableLocked() *framework.QueuedPodInfo {
 	p := q.foreign.peek()
-	if p == nil || q.active.Len() > 0 || q.backoff.Len() > 0 || q.opts.Clock.Since(p.Timestamp) < q.opts.StealAfter {
+	if p == nil || q.active.Len() > 0 || q.backoff.Len() > 0 || q.opts.Clock.Since(maxTime(p.Timestamp, q.stealFloor)) < q.opts.StealAfter {
 		return nil
 	}
 	return p
@@ -511,4 +522,11 @@ func (q *Queue) Foreign() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.foreign.Len() + len(q.held)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

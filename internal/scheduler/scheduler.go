@@ -210,14 +210,12 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		s.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.client.CoreV1().Events("")})
 		defer s.broadcaster.Shutdown()
 	}
-	var joined time.Time
 	if s.members != nil {
 		// Membership first: the first pods the informer delivers are
 		// shared out over the instances already known.
 		if err := s.members.Start(ctx); err != nil {
 			return err
 		}
-		joined = s.clock.Now()
 		s.metrics.Instances.Set(float64(len(s.members.Live())))
 	}
 	factory := s.factory
@@ -279,20 +277,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 			return fmt.Errorf("informer for %v did not sync: %w", typ, context.Cause(ctx))
 		}
 	}
-	if s.members != nil {
-		// Instances started together see each other only once their
-		// first renewals arrive: wait a renewal period from joining, so
-		// that the first pods are not all decided by every instance as
-		// if it were alone.
-		settle := s.cfg.MultiInstance.MemberLeaseDuration.Duration / 3
-		if wait := settle - s.clock.Since(joined); wait > 0 {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-s.clock.After(wait):
-			}
-		}
-	}
+	s.queue.SetStealFloor(s.clock.Now())
 	nodes, pods := s.cache.Counts()
 	s.log.Info("scheduler started", "instance", s.instanceID, "nodes", nodes, "pods", pods, "profiles", len(s.profiles))
 	go s.queue.Run(ctx)
