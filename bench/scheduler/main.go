@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
@@ -30,38 +33,50 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/keelson-dev/keelson/internal/scheduler/plugins/gang"
+	"github.com/keelson-dev/keelson/internal/scheduler/validate"
 	"github.com/keelson-dev/keelson/internal/testenv"
 )
 
 // sizes of a mode.
 type sizes struct {
 	nodes, basic, anti, affinity, spread, preempt, gang int
+	// satNodes nodes form the saturation pool, offered mixed-size pods
+	// asking for 1.25 times its CPU (and about 1.1 times its memory).
+	satNodes int
+	// memPods pods are created bound for the memory step.
+	memPods int
 }
 
 var modes = map[string]sizes{
-	"quick": {nodes: 500, basic: 1000, anti: 400, affinity: 1000, spread: 1000, preempt: 200, gang: 200},
-	"full":  {nodes: 5000, basic: 5000, anti: 2000, affinity: 5000, spread: 5000, preempt: 1000, gang: 1000},
+	"quick": {nodes: 500, basic: 1000, anti: 400, affinity: 1000, spread: 1000, preempt: 200, gang: 200, satNodes: 20, memPods: 5000},
+	"full":  {nodes: 5000, basic: 3000, anti: 1000, affinity: 1000, spread: 1000, preempt: 500, gang: 1000, satNodes: 100, memPods: 10000},
+	// mem50k is the issue's memory figure on its own (--mode mem50k
+	// --workloads Memory): creating 50,000 pods takes minutes here.
+	"mem50k": {nodes: 5000, memPods: 50000},
 }
 
 const (
 	zoneKey  = "topology.kubernetes.io/zone"
 	hostKey  = "kubernetes.io/hostname"
+	poolKey  = "bench.keelson.dev/pool"
 	zones    = 10
 	nodeCPU  = 32
+	nodeMemG = 256
 	clientQP = 500
 	clientBu = 1000
 )
 
 func main() {
 	bin := flag.String("bin", "bin", "directory with keelson, kube-apiserver and kube-scheduler")
-	mode := flag.String("mode", "quick", "quick (500 nodes) or full (5,000 nodes)")
+	mode := flag.String("mode", "quick", "quick (500 nodes), full (5,000 nodes) or mem50k (5,000 nodes, 50,000 pods; use with --workloads Memory)")
 	out := flag.String("out", "docs/benchmarks-scheduler.md", "markdown report to write")
-	only := flag.String("workloads", "", "comma-separated workloads to run (default all)")
+	only := flag.String("workloads", "", "comma-separated workloads to run (default all, Memory last)")
+	scheds := flag.String("schedulers", "", "comma-separated schedulers to run: keelson, keelson×3 (or keelson3), kube-scheduler (default all)")
 	flag.Parse()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(ctx, log, *bin, *mode, *out, *only); err != nil {
+	if err := run(ctx, log, *bin, *mode, *out, *only, *scheds); err != nil {
 		log.Error("benchmark failed", "err", err)
 		os.Exit(1)
 	}
@@ -74,6 +89,10 @@ type bench struct {
 	dyn    dynamic.Interface
 	sz     sizes
 	cfg    string // keelson scheduler config file
+	// packCfg is keelson's config for the saturation workload
+	// (noderesourcesfit MostAllocated).
+	packCfg string
+	nodes   []*corev1.Node
 }
 
 // result of one (workload, scheduler) run.
@@ -81,13 +100,33 @@ type result struct {
 	workload, scheduler string
 	pods                int
 	podsPerSec          float64
+	window              time.Duration
 	cpuPer1000          float64
 	p50, p99            time.Duration
-	rssMiB              float64
+	rssMiB, hwmMiB      float64
+	violations          int
+	unschedulable       int
+	cpuAlloc, memAlloc  float64 // saturation: share of the pool's allocatable requested by bound pods
 	note                string
 }
 
-func run(ctx context.Context, log *slog.Logger, bin, mode, out, only string) error {
+// workload builds its pods; Pods that must exist first (preemption
+// victims) it creates itself, already bound.
+type workload struct {
+	name   string
+	fn     func(ctx context.Context, ns, schedName string) ([]*corev1.Pod, error)
+	scheds []string
+	// saturation: the run ends when every pod is bound or unschedulable.
+	saturation bool
+}
+
+const (
+	kKeelson  = "keelson"
+	kKeelson3 = "keelson×3"
+	kKube     = "kube-scheduler"
+)
+
+func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds string) error {
 	sz, ok := modes[mode]
 	if !ok {
 		return fmt.Errorf("unknown mode %q", mode)
@@ -114,56 +153,136 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only string) err
 	if err != nil {
 		return err
 	}
-	b := &bench{log: log, env: env, client: client, dyn: dyn, sz: sz, cfg: filepath.Join(env.Dir, "keelson-scheduler.yaml")}
-	if err := os.WriteFile(b.cfg, fmt.Appendf(nil, "apiVersion: keelson.dev/v1alpha1\nkind: SchedulerConfiguration\nclientQPS: %d\nclientBurst: %d\n", clientQP, clientBu), 0o600); err != nil {
+	b := &bench{log: log, env: env, client: client, dyn: dyn, sz: sz,
+		cfg: filepath.Join(env.Dir, "keelson-scheduler.yaml"), packCfg: filepath.Join(env.Dir, "keelson-scheduler-pack.yaml")}
+	base := fmt.Sprintf("apiVersion: keelson.dev/v1alpha1\nkind: SchedulerConfiguration\nclientQPS: %d\nclientBurst: %d\n", clientQP, clientBu)
+	if err := os.WriteFile(b.cfg, []byte(base), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(b.packCfg, []byte(base+keelsonPackProfile), 0o600); err != nil {
 		return err
 	}
 	if err := b.setup(ctx); err != nil {
 		return err
 	}
-	workloads := []struct {
-		name string
-		fn   func(ctx context.Context, ns, schedName string) ([]*corev1.Pod, error)
-		kube bool
-	}{
-		{"SchedulingBasic", b.basic, true},
-		{"SchedulingPodAntiAffinity", b.antiAffinity, true},
-		{"SchedulingPodAffinity", b.affinity, true},
-		{"TopologySpreading", b.spreading, true},
-		{"Preemption", b.preemption, true},
-		{"Gang", b.gang, false},
+	all := []string{kKeelson, kKeelson3, kKube}
+	workloads := []workload{
+		{name: "SchedulingBasic", fn: b.basic, scheds: all},
+		{name: "SchedulingPodAntiAffinity", fn: b.antiAffinity, scheds: all},
+		{name: "SchedulingPodAffinity", fn: b.affinity, scheds: all},
+		{name: "TopologySpreading", fn: b.spreading, scheds: all},
+		{name: "Preemption", fn: b.preemption, scheds: all},
+		{name: "Gang", fn: b.gang, scheds: []string{kKeelson, kKeelson3}},
+		{name: "Saturation", fn: b.saturation, scheds: []string{kKeelson, kKube}, saturation: true},
+	}
+	want := func(name string) bool {
+		if only == "" {
+			return true
+		}
+		return slices.Contains(strings.Split(only, ","), name)
+	}
+	wantSched := func(name string) bool {
+		if scheds == "" {
+			return true
+		}
+		list := strings.Split(strings.ReplaceAll(scheds, "keelson3", kKeelson3), ",")
+		return slices.Contains(list, name)
 	}
 	var results []result
 	for _, w := range workloads {
-		if only != "" && !slices.Contains(strings.Split(only, ","), w.name) {
+		if !want(w.name) {
 			continue
 		}
-		for _, sched := range []string{"keelson", "keelson×3", "kube-scheduler"} {
-			if sched == "kube-scheduler" && !w.kube {
+		for _, sched := range w.scheds {
+			if !wantSched(sched) {
 				continue
 			}
-			r, err := b.runOne(ctx, w.name, sched, w.fn)
+			r, err := b.runOne(ctx, w, sched)
 			if err != nil {
 				return fmt.Errorf("%s with %s: %w", w.name, sched, err)
 			}
 			log.Info("result", "workload", r.workload, "scheduler", r.scheduler, "pods", r.pods, "pods/s", fmt.Sprintf("%.1f", r.podsPerSec),
-				"cpu-s/1000", fmt.Sprintf("%.2f", r.cpuPer1000), "p50", r.p50, "p99", r.p99, "rssMiB", fmt.Sprintf("%.0f", r.rssMiB))
+				"cpu-s/1000", fmt.Sprintf("%.2f", r.cpuPer1000), "p50", r.p50, "p99", r.p99, "rssMiB", fmt.Sprintf("%.0f", r.rssMiB),
+				"violations", r.violations, "unschedulable", r.unschedulable, "cpuAlloc", fmt.Sprintf("%.3f", r.cpuAlloc), "memAlloc", fmt.Sprintf("%.3f", r.memAlloc))
 			results = append(results, r)
 		}
 	}
-	return writeReport(out, mode, sz, results)
+	var mem []memResult
+	if want("Memory") {
+		for _, sched := range []string{kKeelson, kKube} {
+			if !wantSched(sched) {
+				continue
+			}
+			m, err := b.memory(ctx, sched)
+			if err != nil {
+				return fmt.Errorf("memory with %s: %w", sched, err)
+			}
+			log.Info("memory", "scheduler", sched, "pods", m.pods, "rssMiB", fmt.Sprintf("%.0f", m.rssMiB), "hwmMiB", fmt.Sprintf("%.0f", m.hwmMiB), "startup", m.startup)
+			mem = append(mem, m)
+		}
+		if err := b.cleanup(ctx, memNamespace); err != nil {
+			log.Warn("memory cleanup", "err", err)
+		}
+	}
+	for _, r := range results {
+		if r.violations > 0 {
+			log.Error("placement violations", "workload", r.workload, "scheduler", r.scheduler, "violations", r.violations)
+		}
+	}
+	return writeReport(out, mode, sz, results, mem)
 }
+
+// keelsonPackProfile is keelson's default profile with bin packing.
+const keelsonPackProfile = `profiles:
+- schedulerName: keelson
+  plugins:
+  - {name: schedulinggates}
+  - {name: prioritysort}
+  - {name: nodeunschedulable}
+  - {name: nodename}
+  - {name: tainttoleration, weight: 3}
+  - {name: nodeaffinity, weight: 2}
+  - {name: nodeports}
+  - name: noderesourcesfit
+    weight: 1
+    args: {scoringStrategy: {type: MostAllocated}}
+  - {name: podtopologyspread, weight: 2}
+  - {name: interpodaffinity, weight: 2}
+  - {name: balancedallocation, weight: 1}
+  - {name: defaultpreemption}
+  - {name: gang}
+  - {name: defaultbinder}
+`
+
+// kubePackProfile configures kube-scheduler's NodeResourcesFit with
+// MostAllocated (cpu and memory, weight 1 each, as keelson's).
+const kubePackProfile = `profiles:
+- schedulerName: default-scheduler
+  pluginConfig:
+  - name: NodeResourcesFit
+    args:
+      scoringStrategy:
+        type: MostAllocated
+        resources:
+        - {name: cpu, weight: 1}
+        - {name: memory, weight: 1}
+`
 
 // setup creates the nodes, priority classes and the PodGroup CRD.
 func (b *bench) setup(ctx context.Context) error {
 	start := time.Now()
+	b.nodes = make([]*corev1.Node, b.sz.nodes)
 	err := parallel(ctx, b.sz.nodes, 32, func(i int) error {
 		name := fmt.Sprintf("node-%05d", i)
+		labels := map[string]string{hostKey: name, zoneKey: fmt.Sprintf("zone-%d", i%zones)}
+		if i >= b.sz.nodes-b.sz.satNodes {
+			labels[poolKey] = "saturation"
+		}
 		n := &corev1.Node{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{hostKey: name, zoneKey: fmt.Sprintf("zone-%d", i%zones)}},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
 			Status: corev1.NodeStatus{
 				Capacity: corev1.ResourceList{
-					corev1.ResourceCPU: *resource.NewQuantity(nodeCPU, resource.DecimalSI), corev1.ResourceMemory: resource.MustParse("256Gi"),
+					corev1.ResourceCPU: *resource.NewQuantity(nodeCPU, resource.DecimalSI), corev1.ResourceMemory: *resource.NewQuantity(nodeMemG<<30, resource.BinarySI),
 					corev1.ResourcePods: *resource.NewQuantity(110, resource.DecimalSI),
 				},
 				Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now()}},
@@ -175,7 +294,8 @@ func (b *bench) setup(ctx context.Context) error {
 			return err
 		}
 		got.Status = n.Status
-		_, err = b.client.CoreV1().Nodes().UpdateStatus(ctx, got, metav1.UpdateOptions{})
+		got, err = b.client.CoreV1().Nodes().UpdateStatus(ctx, got, metav1.UpdateOptions{})
+		b.nodes[i] = got
 		return err
 	})
 	if err != nil {
@@ -203,98 +323,163 @@ func (b *bench) setup(ctx context.Context) error {
 
 // procs are the running scheduler processes of a run.
 type procs struct {
-	pids []int
-	stop func()
+	pids       []int
+	metricsURL []string // keelson only
+	stop       func()
 }
 
-func (b *bench) start(ctx context.Context, sched string) (*procs, string, error) {
+func (b *bench) start(ctx context.Context, sched string, saturation bool) (*procs, error) {
 	switch sched {
-	case "kube-scheduler":
-		ks, err := b.env.StartKubeScheduler(ctx, clientQP, clientBu)
-		if err != nil {
-			return nil, "", err
+	case kKube:
+		extra := ""
+		if saturation {
+			extra = kubePackProfile
 		}
-		return &procs{pids: []int{ks.Pid()}, stop: func() { _ = ks.Stop() }}, corev1.DefaultSchedulerName, nil
+		ks, err := b.env.StartKubeSchedulerWith(ctx, clientQP, clientBu, extra)
+		if err != nil {
+			return nil, err
+		}
+		return &procs{pids: []int{ks.Pid()}, stop: func() { _ = ks.Stop() }}, nil
 	default:
 		n := 1
-		if sched == "keelson×3" {
+		if sched == kKeelson3 {
 			n = 3
 		}
-		var ps []*testenv.KeelsonScheduler
-		p := &procs{}
-		for i := range n {
-			ks, err := b.env.StartKeelsonScheduler(ctx, fmt.Sprintf("keelson-%d", i), "--config="+b.cfg)
-			if err != nil {
-				return nil, "", err
-			}
-			ps = append(ps, ks)
-			p.pids = append(p.pids, ks.Pid())
+		cfg := b.cfg
+		if saturation {
+			cfg = b.packCfg
 		}
+		// Started together, so that no instance has a head start on the
+		// backlog.
+		ps := make([]*testenv.KeelsonScheduler, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				args := []string{"--config=" + cfg}
+				if n == 1 {
+					// One instance: no claim ledger, as one runs it alone.
+					args = append(args, "--single-instance")
+				}
+				ps[i], errs[i] = b.env.StartKeelsonScheduler(ctx, fmt.Sprintf("keelson-%d", i), args...)
+			})
+		}
+		wg.Wait()
+		p := &procs{}
 		p.stop = func() {
 			for _, ks := range ps {
-				_ = ks.Stop()
+				if ks != nil {
+					_ = ks.Stop()
+				}
 			}
 		}
-		return p, "keelson", nil
+		if err := errors.Join(errs...); err != nil {
+			p.stop()
+			return nil, err
+		}
+		for _, ks := range ps {
+			p.pids = append(p.pids, ks.Pid())
+			p.metricsURL = append(p.metricsURL, ks.MetricsURL)
+		}
+		return p, nil
 	}
 }
 
-func (b *bench) runOne(ctx context.Context, workload, sched string, fn func(ctx context.Context, ns, schedName string) ([]*corev1.Pod, error)) (result, error) {
-	r := result{workload: workload, scheduler: sched}
-	ns := strings.ToLower(fmt.Sprintf("%s-%d", workload, time.Now().UnixNano()%100000))
+func schedulerName(sched string) string {
+	if sched == kKube {
+		return corev1.DefaultSchedulerName
+	}
+	return "keelson"
+}
+
+// cpuSample is the schedulers' CPU time at an instant.
+type cpuSample struct {
+	at  time.Time
+	cpu float64
+}
+
+// runOne creates the workload's pods with no scheduler running (a
+// backlog, as scheduler_perf measures), then starts the scheduler and
+// waits until every pod is bound (saturation: bound or unschedulable).
+func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, error) {
+	r := result{workload: w.name, scheduler: sched}
+	ns := strings.ToLower(fmt.Sprintf("%s-%d", w.name, time.Now().UnixNano()%100000))
 	if _, err := b.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		return r, err
 	}
-	defer b.cleanup(ctx, ns)
+	defer func() {
+		if err := b.cleanup(ctx, ns); err != nil {
+			b.log.Warn("cleanup", "ns", ns, "err", err)
+		}
+	}()
 	// No controller manager runs: the ServiceAccount admission wants the
 	// namespace's default account to exist.
 	if _, err := b.client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
 		return r, err
 	}
-	p, schedName, err := b.start(ctx, sched)
-	if err != nil {
-		return r, err
-	}
-	defer p.stop()
-	// The scheduler is ready once it has bound a probe pod.
-	if err := b.probe(ctx, ns, schedName); err != nil {
-		return r, err
-	}
-	pods, err := fn(ctx, ns, schedName)
+	schedName := schedulerName(sched)
+	pods, err := w.fn(ctx, ns, schedName)
 	if err != nil {
 		return r, err
 	}
 	r.pods = len(pods)
-	cpu0 := cpuSeconds(p.pids)
-	created := make([]time.Time, len(pods))
 	bound := make([]time.Time, len(pods))
+	unsched := make([]bool, len(pods))
 	index := map[string]int{}
 	for i, pod := range pods {
 		index[pod.Name] = i
 	}
-	// Bindings are seen through an informer (it re-watches on its own)
-	// started before the first creation.
 	var mu sync.Mutex
-	n := 0
-	all := make(chan struct{})
-	onPod := func(o any) {
+	seen, nBound, nUnsched := 0, 0, 0
+	var firstBind time.Time
+	done := make(chan struct{})
+	checkDone := func() {
+		if nBound == len(pods) || (w.saturation && nBound+nUnsched == len(pods)) {
+			select {
+			case <-done:
+			default:
+				close(done)
+			}
+		}
+	}
+	onPod := func(o any, add bool) {
 		pod, ok := o.(*corev1.Pod)
-		if !ok || pod.Spec.NodeName == "" {
+		if !ok {
 			return
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if i, ok := index[pod.Name]; ok && bound[i].IsZero() {
+		i, ok := index[pod.Name]
+		if !ok {
+			return
+		}
+		if add {
+			seen++
+		}
+		switch {
+		case pod.Spec.NodeName != "" && bound[i].IsZero():
 			bound[i] = time.Now()
-			if n++; n == len(pods) {
-				close(all)
+			if firstBind.IsZero() {
+				firstBind = bound[i]
 			}
+			nBound++
+			if unsched[i] {
+				unsched[i] = false
+				nUnsched--
+			}
+			checkDone()
+		case pod.Spec.NodeName == "" && !unsched[i] && unschedulable(pod):
+			unsched[i] = true
+			nUnsched++
+			checkDone()
 		}
 	}
 	factory := informers.NewSharedInformerFactoryWithOptions(b.client, 0, informers.WithNamespace(ns),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = "bench=measured" }))
 	inf := factory.Core().V1().Pods().Informer()
-	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: onPod, UpdateFunc: func(_, o any) { onPod(o) }}); err != nil {
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: func(o any) { onPod(o, true) }, UpdateFunc: func(_, o any) { onPod(o, false) },
+	}); err != nil {
 		return r, err
 	}
 	ictx, stopInformer := context.WithCancel(ctx)
@@ -306,93 +491,333 @@ func (b *bench) runOne(ctx context.Context, workload, sched string, fn func(ctx 
 	if !toolscache.WaitForCacheSync(ictx.Done(), inf.HasSynced) {
 		return r, errors.New("pod informer did not sync")
 	}
-	start := time.Now()
-	if workload == "Gang" {
+	if w.name == "Gang" {
 		if err := b.podGroup(ctx, ns, "g", int64(len(pods))); err != nil {
 			return r, err
 		}
 	}
-	cctx, stopCreating := context.WithCancel(ctx)
-	var creating sync.WaitGroup
-	var createErr error
-	creating.Go(func() {
-		createErr = parallel(cctx, len(pods), 16, func(i int) error {
-			_, err := b.client.CoreV1().Pods(ns).Create(cctx, pods[i], metav1.CreateOptions{})
-			created[i] = time.Now()
-			return err
-		})
+	cstart := time.Now()
+	if err := parallel(ctx, len(pods), 16, func(i int) error {
+		_, err := b.client.CoreV1().Pods(ns).Create(ctx, pods[i], metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return r, fmt.Errorf("creating pods: %w", err)
+	}
+	if err := poll(ctx, 2*time.Minute, func() bool { mu.Lock(); defer mu.Unlock(); return seen == len(pods) }); err != nil {
+		return r, fmt.Errorf("waiting for the informer to see the pods: %w", err)
+	}
+	b.log.Info("backlog created", "workload", w.name, "scheduler", sched, "pods", len(pods), "took", time.Since(cstart).Round(time.Millisecond))
+
+	p, err := b.start(ctx, sched, w.saturation)
+	if err != nil {
+		return r, err
+	}
+	defer p.stop()
+	// CPU is sampled every 50 ms, so that the CPU spent before scheduling
+	// began (informer sync of 5,000 nodes and the backlog) is left out.
+	var samples []cpuSample
+	var sampleMu sync.Mutex
+	sctx, stopSampling := context.WithCancel(ctx)
+	defer stopSampling()
+	var sampling sync.WaitGroup
+	sampling.Go(func() {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			s := cpuSample{at: time.Now(), cpu: cpuSeconds(p.pids)}
+			sampleMu.Lock()
+			samples = append(samples, s)
+			sampleMu.Unlock()
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+			}
+		}
 	})
-	// Cleanup must not race creations still in flight.
-	defer func() {
-		stopCreating()
-		creating.Wait()
-	}()
+	// keelson: the first scheduling attempt, from its metrics (a gang
+	// binds nothing until its last member is placed).
+	var firstAttempt time.Time
+	if len(p.metricsURL) > 0 {
+		sampling.Go(func() {
+			for sctx.Err() == nil {
+				for _, u := range p.metricsURL {
+					if attempts(sctx, u) > 0 {
+						firstAttempt = time.Now()
+						return
+					}
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
 	timeout := time.NewTimer(10 * time.Minute)
 	defer timeout.Stop()
 	select {
-	case <-all:
+	case <-done:
 	case <-timeout.C:
+		stopSampling()
+		sampling.Wait()
 		mu.Lock()
 		defer mu.Unlock()
-		return r, fmt.Errorf("%d of %d pods bound after 10 minutes", n, len(pods))
+		return r, fmt.Errorf("%d of %d pods bound, %d unschedulable after 10 minutes", nBound, len(pods), nUnsched)
 	case <-ctx.Done():
 		return r, ctx.Err()
 	}
 	end := time.Now()
-	creating.Wait()
-	if createErr != nil {
-		return r, fmt.Errorf("creating pods: %w", createErr)
+	if w.saturation {
+		// Unschedulable is only final once nothing is in flight: wait
+		// until the counts stop moving.
+		for {
+			mu.Lock()
+			before := nBound
+			mu.Unlock()
+			time.Sleep(3 * time.Second)
+			mu.Lock()
+			after := nBound
+			mu.Unlock()
+			if after == before {
+				break
+			}
+		}
 	}
+	cpuEnd := cpuSeconds(p.pids)
+	stopSampling()
+	sampling.Wait()
 	mu.Lock()
 	defer mu.Unlock()
-	r.podsPerSec = float64(len(pods)) / end.Sub(start).Seconds()
-	r.cpuPer1000 = (cpuSeconds(p.pids) - cpu0) * 1000 / float64(len(pods))
+	from := firstBind
+	if w.name == "Gang" && !firstAttempt.IsZero() {
+		from = firstAttempt
+	}
+	var lastBind time.Time
 	var lat []time.Duration
 	for i := range pods {
-		// created[i] is when the create call returned; the watch can
-		// report the binding earlier than that.
-		lat = append(lat, max(0, bound[i].Sub(created[i])))
+		if bound[i].IsZero() {
+			continue
+		}
+		lastBind = maxTime(lastBind, bound[i])
+		lat = append(lat, max(0, bound[i].Sub(from)))
 	}
+	if w.saturation {
+		end = lastBind
+	}
+	r.window = end.Sub(from)
+	r.podsPerSec = float64(nBound) / max(r.window.Seconds(), 1e-3)
+	cpu0 := 0.0
+	for _, s := range samples {
+		if s.at.After(from) {
+			break
+		}
+		cpu0 = s.cpu
+	}
+	r.cpuPer1000 = (cpuEnd - cpu0) * 1000 / float64(max(nBound, 1))
 	slices.Sort(lat)
-	r.p50, r.p99 = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)]
+	if len(lat) > 0 {
+		r.p50, r.p99 = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)]
+	}
 	for _, pid := range p.pids {
-		r.rssMiB = max(r.rssMiB, rssMiB(pid))
+		rss, hwm := memMiB(pid)
+		r.rssMiB, r.hwmMiB = max(r.rssMiB, rss), max(r.hwmMiB, hwm)
+	}
+	r.unschedulable = nUnsched
+	if len(p.pids) > 1 {
+		r.note = "3 instances; RSS of the largest"
+	}
+	if err := b.validate(ctx, &r, w.saturation); err != nil {
+		return r, err
 	}
 	return r, nil
 }
 
-func (b *bench) probe(ctx context.Context, ns, schedName string) error {
-	p := pod(ns, "probe", schedName, "10m")
-	p.Labels = map[string]string{"bench": "probe"}
-	if _, err := b.client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
-		return err
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
 	}
-	return poll(ctx, 2*time.Minute, func() bool {
-		got, err := b.client.CoreV1().Pods(ns).Get(ctx, "probe", metav1.GetOptions{})
+	return a
+}
+
+func unschedulable(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			return true
+		}
+	}
+	return false
+}
+
+// validate checks every binding of the cluster with the placement
+// validator, and for saturation computes the pool's allocation.
+func (b *bench) validate(ctx context.Context, r *result, saturation bool) error {
+	pl, err := b.client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing pods for validation: %w", err)
+	}
+	nl, err := b.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing nodes for validation: %w", err)
+	}
+	nsl, err := b.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing namespaces for validation: %w", err)
+	}
+	nodes := make([]*corev1.Node, len(nl.Items))
+	for i := range nl.Items {
+		nodes[i] = &nl.Items[i]
+	}
+	var pods []*corev1.Pod
+	for i := range pl.Items {
+		if pl.Items[i].DeletionTimestamp == nil {
+			pods = append(pods, &pl.Items[i])
+		}
+	}
+	nsLabels := map[string]labels.Set{}
+	for _, n := range nsl.Items {
+		nsLabels[n.Name] = n.Labels
+	}
+	vs := validate.Check(nodes, pods, nsLabels)
+	r.violations = len(vs)
+	for i, v := range vs {
+		if i == 5 {
+			break
+		}
+		b.log.Error("violation", "workload", r.workload, "scheduler", r.scheduler, "pod", v.Pod, "node", v.Node, "kind", v.Kind, "msg", v.Msg)
+	}
+	if saturation {
+		var cpuCap, memCap, cpuUsed, memUsed int64
+		pool := map[string]bool{}
+		for _, n := range nodes {
+			if n.Labels[poolKey] == "saturation" {
+				pool[n.Name] = true
+				cpuCap += n.Status.Allocatable.Cpu().MilliValue()
+				memCap += n.Status.Allocatable.Memory().Value()
+			}
+		}
+		for _, p := range pods {
+			if !pool[p.Spec.NodeName] {
+				continue
+			}
+			for _, c := range p.Spec.Containers {
+				cpuUsed += c.Resources.Requests.Cpu().MilliValue()
+				memUsed += c.Resources.Requests.Memory().Value()
+			}
+		}
+		r.cpuAlloc = float64(cpuUsed) / float64(max(cpuCap, 1))
+		r.memAlloc = float64(memUsed) / float64(max(memCap, 1))
+	}
+	return nil
+}
+
+// attempts reads keelson_scheduler_schedule_attempts_total (all results
+// and profiles) from a keelson scheduler's /metrics; 0 on error.
+func attempts(ctx context.Context, url string) float64 {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/metrics", nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0
+	}
+	var total float64
+	for l := range strings.SplitSeq(string(body), "\n") {
+		if !strings.HasPrefix(l, "keelson_scheduler_schedule_attempts_total{") {
+			continue
+		}
+		if i := strings.LastIndexByte(l, ' '); i > 0 {
+			v, _ := strconv.ParseFloat(l[i+1:], 64)
+			total += v
+		}
+	}
+	return total
+}
+
+const memNamespace = "memory"
+
+// memResult is a scheduler's memory with the memory step's pods.
+type memResult struct {
+	scheduler      string
+	pods           int
+	rssMiB, hwmMiB float64
+	startup        time.Duration
+}
+
+// memory creates sz.memPods pods already bound (ten per node, as a
+// kubelet-less cluster would hold them; once, kept for every scheduler),
+// starts the scheduler, waits until it has bound a probe pod, lets it
+// settle and reads its resident memory.
+func (b *bench) memory(ctx context.Context, sched string) (memResult, error) {
+	m := memResult{scheduler: sched, pods: b.sz.memPods}
+	if _, err := b.client.CoreV1().Namespaces().Get(ctx, memNamespace, metav1.GetOptions{}); err != nil {
+		if _, err := b.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: memNamespace}}, metav1.CreateOptions{}); err != nil {
+			return m, err
+		}
+		if _, err := b.client.CoreV1().ServiceAccounts(memNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+			return m, err
+		}
+		start := time.Now()
+		if err := parallel(ctx, b.sz.memPods, 32, func(i int) error {
+			p := pod(memNamespace, fmt.Sprintf("mem-%06d", i), "keelson", "100m")
+			p.Labels = map[string]string{"bench": "memory", "app": fmt.Sprintf("app-%d", i%500)}
+			p.Spec.NodeName = fmt.Sprintf("node-%05d", i%b.sz.nodes)
+			_, err := b.client.CoreV1().Pods(memNamespace).Create(ctx, p, metav1.CreateOptions{})
+			return err
+		}); err != nil {
+			return m, fmt.Errorf("creating bound pods: %w", err)
+		}
+		b.log.Info("memory step pods created", "pods", b.sz.memPods, "took", time.Since(start).Round(time.Millisecond))
+	}
+	start := time.Now()
+	p, err := b.start(ctx, sched, false)
+	if err != nil {
+		return m, err
+	}
+	defer p.stop()
+	probe := pod(memNamespace, "probe-"+strings.ReplaceAll(sched, "×", "x"), schedulerName(sched), "10m")
+	probe.Labels = map[string]string{"bench": "probe"}
+	if _, err := b.client.CoreV1().Pods(memNamespace).Create(ctx, probe, metav1.CreateOptions{}); err != nil {
+		return m, err
+	}
+	defer func() {
+		_ = b.client.CoreV1().Pods(memNamespace).Delete(ctx, probe.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64(0))})
+	}()
+	if err := poll(ctx, 5*time.Minute, func() bool {
+		got, err := b.client.CoreV1().Pods(memNamespace).Get(ctx, probe.Name, metav1.GetOptions{})
 		return err == nil && got.Spec.NodeName != ""
-	})
+	}); err != nil {
+		return m, fmt.Errorf("probe pod not bound: %w", err)
+	}
+	m.startup = time.Since(start)
+	// Let the collector run after the initial lists.
+	time.Sleep(10 * time.Second)
+	m.rssMiB, m.hwmMiB = memMiB(p.pids[0])
+	return m, nil
 }
 
 // cleanup deletes the namespace's pods at once (no kubelet runs them) and
 // waits until they are gone, then deletes the namespace.
-func (b *bench) cleanup(ctx context.Context, ns string) {
+func (b *bench) cleanup(ctx context.Context, ns string) error {
 	zero := int64(0)
 	pods := b.client.CoreV1().Pods(ns)
-	if err := poll(ctx, 5*time.Minute, func() bool {
+	err := poll(ctx, 10*time.Minute, func() bool {
 		if err := pods.DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{}); err != nil {
 			b.log.Warn("deleting pods", "ns", ns, "err", err)
 		}
 		l, err := pods.List(ctx, metav1.ListOptions{Limit: 1})
 		return err == nil && len(l.Items) == 0
-	}); err != nil {
-		b.log.Warn("pods left behind", "ns", ns, "err", err)
-	}
+	})
 	_ = b.client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
 	// keelson's per-node claim ledgers: entries of deleted pods would be
 	// looked up one by one by the next run's fresh instances.
-	if err := b.client.CoordinationV1().Leases("kube-system").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
-		b.log.Warn("deleting ledger leases", "err", err)
+	if lerr := b.client.CoordinationV1().Leases("kube-system").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); lerr != nil {
+		b.log.Warn("deleting ledger leases", "err", lerr)
 	}
+	return err
 }
 
 func (b *bench) podGroup(ctx context.Context, ns, name string, minMember int64) error {
@@ -492,16 +917,23 @@ func cpuSeconds(pids []int) float64 {
 	return total
 }
 
-func rssMiB(pid int) float64 {
+// memMiB returns VmRSS and VmHWM (peak resident) of a process.
+func memMiB(pid int) (rss, hwm float64) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		return 0, 0
+	}
+	kb := func(v string) float64 {
+		f, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+		return f / 1024
 	}
 	for l := range strings.SplitSeq(string(raw), "\n") {
 		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb / 1024
+			rss = kb(v)
+		}
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			hwm = kb(v)
 		}
 	}
-	return 0
+	return rss, hwm
 }

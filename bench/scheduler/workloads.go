@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/keelson-dev/keelson/internal/scheduler/plugins/gang"
@@ -94,6 +96,30 @@ func (b *bench) preemption(ctx context.Context, ns, schedName string) ([]*corev1
 			}}},
 		}}
 	}), nil
+}
+
+// saturation: pods of mixed shapes (CPU-heavy and memory-heavy) pinned
+// to the saturation pool, asking for 1.25 times its CPU, in a fixed
+// pseudo-random order; the run ends when each is bound or unschedulable
+// and reports how much of the pool was allocated.
+func (b *bench) saturation(_ context.Context, ns, schedName string) ([]*corev1.Pod, error) {
+	shapes := []struct{ cpu, mem string }{
+		{"500m", "1Gi"}, {"1", "12Gi"}, {"2", "4Gi"}, {"2", "24Gi"},
+		{"4", "16Gi"}, {"250m", "4Gi"}, {"3", "30Gi"}, {"6", "40Gi"},
+	}
+	rng := rand.New(rand.NewPCG(4, 2))
+	target := int64(b.sz.satNodes) * nodeCPU * 1000 * 5 / 4
+	var out []*corev1.Pod
+	for used := int64(0); used < target; {
+		sh := shapes[rng.IntN(len(shapes))]
+		p := pod(ns, fmt.Sprintf("sat-%05d", len(out)), schedName, sh.cpu)
+		p.Spec.Containers[0].Resources.Requests[corev1.ResourceMemory] = resource.MustParse(sh.mem)
+		p.Spec.NodeSelector = map[string]string{poolKey: "saturation"}
+		q := resource.MustParse(sh.cpu)
+		used += q.MilliValue()
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // gang: one PodGroup whose members must all be placed (keelson only).

@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -31,7 +32,8 @@ import (
 func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("keelson scheduler", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the cluster to schedule for (required)")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the cluster to schedule for (required unless --in-cluster)")
+	inCluster := fs.Bool("in-cluster", false, "running in a pod: use its service account instead of --kubeconfig (see deploy/scheduler)")
 	configPath := fs.String("config", "", "SchedulerConfiguration file (apiVersion keelson.dev/v1alpha1); default: one profile \"keelson\" with every plugin")
 	metricsAddr := fs.String("metrics-addr", "", "serve /metrics and /healthz here, overriding the config (default :10261; \"off\" disables)")
 	instanceID := fs.String("instance-id", "", "name of this instance in node claims (default: host name and pid)")
@@ -42,7 +44,7 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	printCRD := fs.Bool("print-crd", false, "print the PodGroup CustomResourceDefinition (gang scheduling) and exit")
 	verbose := fs.Bool("v", false, "log at debug level")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: keelson scheduler --kubeconfig FILE [--config FILE] [flags]
+		fmt.Fprintf(fs.Output(), `Usage: keelson scheduler --kubeconfig FILE | --in-cluster [--config FILE] [flags]
 
 Schedules the pods whose spec.schedulerName names one of the config's
 profiles (default "keelson"). Several instances may run at once: each
@@ -60,8 +62,8 @@ Flags:
 		_, err := stdout.Write(gang.CRD)
 		return err
 	}
-	if *kubeconfig == "" {
-		fmt.Fprintln(stderr, "--kubeconfig is required")
+	if (*kubeconfig == "") == !*inCluster {
+		fmt.Fprintln(stderr, "exactly one of --kubeconfig and --in-cluster is required")
 		fs.Usage()
 		return errUsage
 	}
@@ -93,9 +95,16 @@ Flags:
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// Plugins log through the default logger.
+	slog.SetDefault(logger)
 
-	rest, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
-	if err != nil {
+	var rest *restclient.Config
+	var err error
+	if *inCluster {
+		if rest, err = restclient.InClusterConfig(); err != nil {
+			return fmt.Errorf("loading in-cluster config: %w", err)
+		}
+	} else if rest, err = clientcmd.BuildConfigFromFlags("", *kubeconfig); err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
 	rest.QPS, rest.Burst = cfg.ClientQPS, cfg.ClientBurst
@@ -110,7 +119,15 @@ Flags:
 	if err != nil {
 		return fmt.Errorf("building dynamic client: %w", err)
 	}
-	s, err := scheduler.New(cfg, scheduler.Options{Client: client, Dynamic: dyn, Registerer: reg, Logger: logger})
+	// Membership renewals (and leader election) get their own rate
+	// limiter, so a backlog of bindings never delays them past the Lease.
+	leaseRest := restclient.CopyConfig(rest)
+	leaseRest.QPS, leaseRest.Burst = 20, 40
+	leaseClient, err := kubernetes.NewForConfig(leaseRest)
+	if err != nil {
+		return fmt.Errorf("building lease client: %w", err)
+	}
+	s, err := scheduler.New(cfg, scheduler.Options{Client: client, MembershipClient: leaseClient, Dynamic: dyn, Registerer: reg, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -134,7 +151,7 @@ Flags:
 	if !*leaderElect {
 		return s.Start(ctx)
 	}
-	return runElected(ctx, client, *leaseNamespace, *leaseName, cfg.MultiInstance.InstanceID, logger, s.Start)
+	return runElected(ctx, leaseClient, *leaseNamespace, *leaseName, cfg.MultiInstance.InstanceID, logger, s.Start)
 }
 
 // runElected runs start while this process holds the Lease; losing it

@@ -233,6 +233,14 @@ func (c *Cache) BoundNode(uid types.UID) (string, bool) {
 	return p.node, true
 }
 
+// Has reports whether the cache holds uid (bound or assumed).
+func (c *Cache) Has(uid types.UID) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	_, ok := c.pods[uid]
+	return ok
+}
+
 // NodeInfo returns a copy of one node's info.
 func (c *Cache) NodeInfo(name string) (*framework.NodeInfo, bool) {
 	c.mu.RLock()

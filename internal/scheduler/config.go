@@ -101,7 +101,7 @@ func Default() Config {
 		PodMaxInUnschedulable: metav1.Duration{Duration: 5 * time.Minute},
 		MultiInstance: MultiInstanceConfig{
 			Enabled: true, LedgerNamespace: "kube-system", Partition: true,
-			MemberLeaseDuration: metav1.Duration{Duration: 6 * time.Second},
+			MemberLeaseDuration: metav1.Duration{Duration: 15 * time.Second},
 			StealAfter:          metav1.Duration{Duration: 2 * time.Second},
 		},
 		MetricsAddress: ":10261",

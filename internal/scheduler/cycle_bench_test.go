@@ -68,7 +68,7 @@ func runCycles(b *testing.B, s *Scheduler, fw *framework.Framework, newPod func(
 		pi := framework.NewPodInfo(pod)
 		s.cache.UpdateSnapshot(s.snapshot)
 		fw.SetSnapshot(s.snapshot)
-		host, err := s.schedulePod(ctx, fw, framework.NewCycleState(), pi)
+		host, _, err := s.schedulePod(ctx, fw, framework.NewCycleState(), pi)
 		if err != nil {
 			b.Fatalf("pod %d: %v", i, err)
 		}

@@ -47,7 +47,10 @@ type member struct {
 // rendezvous hash of (pod key, member). When a member joins or leaves only
 // the pods it gains or loses move. This instance always counts itself.
 type Members struct {
-	client    kubernetes.Interface
+	client kubernetes.Interface
+	// lease is this instance's Lease as last written (renew goroutine
+	// only).
+	lease     *coordinationv1.Lease
 	namespace string
 	self      string
 	profiles  []string
@@ -184,6 +187,17 @@ func (m *Members) renew(ctx context.Context) error {
 	name := MemberLeaseName(m.self)
 	now := metav1.NewMicroTime(m.clock.Now())
 	secs := int32(max(1, m.duration/time.Second))
+	// One write per renewal: the Lease last written is updated in place;
+	// only when that fails (changed or deleted meanwhile) is it read.
+	if last := m.lease; last != nil {
+		l := last.DeepCopy()
+		l.Spec.RenewTime = &now
+		if got, err := leases.Update(ctx, l, metav1.UpdateOptions{}); err == nil {
+			m.lease = got
+			return nil
+		}
+		m.lease = nil
+	}
 	l, err := leases.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		l = &coordinationv1.Lease{
@@ -194,9 +208,11 @@ func (m *Members) renew(ctx context.Context) error {
 			},
 			Spec: coordinationv1.LeaseSpec{HolderIdentity: &m.self, LeaseDurationSeconds: &secs, AcquireTime: &now, RenewTime: &now},
 		}
-		if _, err := leases.Create(ctx, l, metav1.CreateOptions{}); err != nil {
+		got, err := leases.Create(ctx, l, metav1.CreateOptions{})
+		if err != nil {
 			return fmt.Errorf("creating member lease: %w", err)
 		}
+		m.lease = got
 		return nil
 	}
 	if err != nil {
@@ -211,9 +227,11 @@ func (m *Members) renew(ctx context.Context) error {
 		l.Annotations = map[string]string{}
 	}
 	l.Annotations[MemberProfilesAnnotation] = strings.Join(m.profiles, ",")
-	if _, err := leases.Update(ctx, l, metav1.UpdateOptions{}); err != nil {
+	got, err := leases.Update(ctx, l, metav1.UpdateOptions{})
+	if err != nil {
 		return fmt.Errorf("renewing member lease: %w", err)
 	}
+	m.lease = got
 	return nil
 }
 
@@ -281,16 +299,42 @@ func (m *Members) Live() []string {
 }
 
 // Owner returns the instance that owns pod: pods of one gang share an
-// owner (the held count of a gang is per instance), other pods are spread
-// by UID.
+// owner (the held count of a gang is per instance), pods with constraints
+// that span nodes share one per namespace (see CrossNode), other pods are
+// spread by UID.
 func (m *Members) Owner(pod *v1.Pod) string {
 	key := string(pod.UID)
 	if g := gang.GroupName(pod); g != "" {
 		key = pod.Namespace + "/" + g
+	} else if CrossNode(pod) {
+		key = "cross-node/" + pod.Namespace
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return rendezvous(key, pod.Spec.SchedulerName, m.live)
+}
+
+// CrossNode reports whether pod has a constraint the per-node claim
+// ledger cannot guard across instances: required pod affinity or
+// anti-affinity, or a DoNotSchedule topology spread constraint. Two
+// instances placing such pods at once could each miss the other's
+// placement, so they are decided by one instance per namespace (its own
+// assumed pods are in its cache) and never stolen.
+func CrossNode(pod *v1.Pod) bool {
+	if a := pod.Spec.Affinity; a != nil {
+		if a.PodAffinity != nil && len(a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution) > 0 {
+			return true
+		}
+		if a.PodAntiAffinity != nil && len(a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) > 0 {
+			return true
+		}
+	}
+	for _, c := range pod.Spec.TopologySpreadConstraints {
+		if c.WhenUnsatisfiable == v1.DoNotSchedule {
+			return true
+		}
+	}
+	return false
 }
 
 // Owns reports whether this instance owns pod.

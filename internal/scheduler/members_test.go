@@ -14,6 +14,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/keelson-dev/keelson/internal/scheduler/plugins/gang"
+	st "github.com/keelson-dev/keelson/internal/scheduler/schedtest"
 )
 
 func testPod(uid, profile string) *v1.Pod {
@@ -184,5 +185,38 @@ func TestQueueForeignPods(t *testing.T) {
 	q.Delete("m2")
 	if q.Foreign() != 0 || q.Has("m2") {
 		t.Fatal("deleted foreign pod still queued")
+	}
+}
+
+func TestCrossNodePodsShareAnOwnerPerNamespace(t *testing.T) {
+	m := &Members{self: "a", live: []member{{id: "a"}, {id: "b"}, {id: "c"}}}
+	anti := func(name, ns string) *v1.Pod {
+		p := st.Pod(name).Obj()
+		p.Namespace, p.UID = ns, types.UID(ns+"/"+name)
+		p.Spec.Affinity = &v1.Affinity{PodAntiAffinity: &v1.PodAntiAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []v1.PodAffinityTerm{{TopologyKey: "kubernetes.io/hostname"}}}}
+		return p
+	}
+	owners := map[string]bool{}
+	plain := map[string]bool{}
+	for i := range 50 {
+		owners[m.Owner(anti(fmt.Sprintf("p%d", i), "ns1"))] = true
+		p := st.Pod(fmt.Sprintf("q%d", i)).Obj()
+		p.UID = types.UID(fmt.Sprintf("q%d", i))
+		plain[m.Owner(p)] = true
+	}
+	if len(owners) != 1 {
+		t.Errorf("pods with required anti-affinity in one namespace went to %d instances, want 1", len(owners))
+	}
+	if len(plain) != 3 {
+		t.Errorf("plain pods went to %d instances, want all 3", len(plain))
+	}
+	spread := st.Pod("s").Obj()
+	spread.Spec.TopologySpreadConstraints = []v1.TopologySpreadConstraint{{MaxSkew: 1, TopologyKey: "zone", WhenUnsatisfiable: v1.ScheduleAnyway}}
+	if CrossNode(spread) {
+		t.Error("a ScheduleAnyway constraint counted as cross-node")
+	}
+	spread.Spec.TopologySpreadConstraints[0].WhenUnsatisfiable = v1.DoNotSchedule
+	if !CrossNode(spread) {
+		t.Error("a DoNotSchedule constraint not counted as cross-node")
 	}
 }

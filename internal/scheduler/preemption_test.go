@@ -3,12 +3,14 @@ package scheduler
 import (
 	"sort"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clienttesting "k8s.io/client-go/testing"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	st "github.com/keelson-dev/keelson/internal/scheduler/schedtest"
 )
@@ -123,5 +125,77 @@ func TestPreemption(t *testing.T) {
 				t.Errorf("nominatedNodeName not set to %s", tc.wantNode)
 			}
 		})
+	}
+}
+
+// TestPreemptorWokenByVictimDeletion checks the preemption life cycle
+// without timing: a second preemptor does not take the room promised to
+// the first, a preemptor retried before its victims are gone evicts
+// nothing more, and each is retried (with no backoff left to wait: the
+// clock never moves) the moment its last victim's deletion arrives.
+func TestPreemptorWokenByVictimDeletion(t *testing.T) {
+	a1 := st.Pod("a1").Node("a").Priority(1).Req("cpu", "4").Obj()
+	b1 := st.Pod("b1").Node("b").Priority(1).Req("cpu", "4").Obj()
+	p1 := st.Pod("p1").Priority(10).Req("cpu", "4").Obj()
+	p2 := st.Pod("p2").Priority(10).Req("cpu", "4").Obj()
+	client, b := newFakeClient(t, a1, b1, p1, p2)
+	s := newTestScheduler(t, testConfig(), Options{Client: client, Clock: clocktesting.NewFakeClock(time.Unix(1_000_000, 0))})
+	s.OnNodeAdd(st.Node("a").Obj())
+	s.OnNodeAdd(st.Node("b").Obj())
+	s.OnPodAdd(a1)
+	s.OnPodAdd(b1)
+	s.OnPodAdd(p1)
+	s.OnPodAdd(p2)
+	drain(t, s)
+	deletes := func() []string {
+		var out []string
+		for _, a := range client.Actions() {
+			if d, ok := a.(clienttesting.DeleteAction); ok && d.GetResource().Resource == "pods" {
+				out = append(out, d.GetName())
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	if got := deletes(); len(got) != 2 || got[0] != "a1" || got[1] != "b1" {
+		t.Fatalf("victims %v, want [a1 b1]: each preemptor must evict on its own node", got)
+	}
+	if len(b.snapshot()) != 0 {
+		t.Fatalf("bound %v before the victims were gone", b.snapshot())
+	}
+	nodeOf := map[string]string{}
+	for _, p := range []*v1.Pod{p1, p2} {
+		node, left := s.nominated.waiting(p.UID, s.cache.Has)
+		if node == "" || !left {
+			t.Fatalf("%s: nominated to %q, victims left %v; want a nomination with its victim outstanding", p.Name, node, left)
+		}
+		nodeOf[p.Name] = node
+	}
+	// Our own status patches (condition, nominatedNodeName) do not wake it.
+	upd := p1.DeepCopy()
+	upd.Status.NominatedNodeName = nodeOf["p1"]
+	upd.ResourceVersion = "2"
+	s.OnPodUpdate(upd)
+	if a, _, _, _ := s.queue.Lengths(); a != 0 {
+		t.Fatalf("a status-only update made %d pods active", a)
+	}
+	// Retried early (e.g. after podMaxInUnschedulable), a preemptor whose
+	// victim is still there waits instead of evicting elsewhere.
+	s.queue.Activate(p1.UID)
+	s.queue.Activate(p2.UID)
+	drain(t, s)
+	if got := deletes(); len(got) != 2 {
+		t.Fatalf("victims %v after an early retry, want still [a1 b1]", got)
+	}
+	victimOf := map[string]*v1.Pod{"a": a1, "b": b1}
+	for _, p := range []*v1.Pod{p1, p2} {
+		s.OnPodDelete(victimOf[nodeOf[p.Name]])
+		if a, _, _, _ := s.queue.Lengths(); a != 1 {
+			t.Fatalf("%s: %d active pods after its victim was deleted, want 1 (no backoff)", p.Name, a)
+		}
+		drain(t, s)
+		if got := b.snapshot()["default/"+p.Name]; got != nodeOf[p.Name] {
+			t.Fatalf("%s bound to %q, want its nominated node %s", p.Name, got, nodeOf[p.Name])
+		}
 	}
 }

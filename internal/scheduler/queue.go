@@ -4,11 +4,13 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 
@@ -124,6 +126,17 @@ type Queue struct {
 	cycle     int64
 	moveCycle int64
 	closed    bool
+	// stealFloor: a foreign pod's wait counts from no earlier than this
+	// (when scheduling began), so that pods which arrived while every
+	// instance was still starting are not stolen from their owners.
+	stealFloor time.Time
+}
+
+// SetStealFloor makes foreign pods' waits count from t at the earliest.
+func (q *Queue) SetStealFloor(t time.Time) {
+	q.mu.Lock()
+	q.stealFloor = t
+	q.mu.Unlock()
 }
 
 // NewQueue returns an empty queue.
@@ -239,7 +252,7 @@ func (q *Queue) Reassign() {
 // empty: busy instances do not duplicate each other's work).
 func (q *Queue) stealableLocked() *framework.QueuedPodInfo {
 	p := q.foreign.peek()
-	if p == nil || q.active.Len() > 0 || q.backoff.Len() > 0 || q.opts.Clock.Since(p.Timestamp) < q.opts.StealAfter {
+	if p == nil || q.active.Len() > 0 || q.backoff.Len() > 0 || q.opts.Clock.Since(maxTime(p.Timestamp, q.stealFloor)) < q.opts.StealAfter {
 		return nil
 	}
 	return p
@@ -272,6 +285,13 @@ func (q *Queue) Update(pod *v1.Pod) {
 	}
 	for _, m := range []map[types.UID]*framework.QueuedPodInfo{q.unschedulable, q.gated} {
 		if p, ok := m[uid]; ok {
+			if !podUpdateMatters(p.Pod, pod) {
+				// Status only (our own PodScheduled condition or
+				// nominatedNodeName patch): nothing that could make it
+				// fit now.
+				p.PodInfo = framework.NewPodInfo(pod)
+				return
+			}
 			delete(m, uid)
 			p.PodInfo = framework.NewPodInfo(pod)
 			if q.isBackingOff(p) {
@@ -282,6 +302,14 @@ func (q *Queue) Update(pod *v1.Pod) {
 			return
 		}
 	}
+}
+
+// podUpdateMatters reports whether a change to a pending pod can change
+// its scheduling: its spec, labels or annotations (not its status,
+// resourceVersion or managed fields).
+func podUpdateMatters(old, cur *v1.Pod) bool {
+	return !equality.Semantic.DeepEqual(old.Spec, cur.Spec) ||
+		!maps.Equal(old.Labels, cur.Labels) || !maps.Equal(old.Annotations, cur.Annotations)
 }
 
 // Delete removes a pod from the queue.
@@ -352,6 +380,22 @@ func (q *Queue) AddUnschedulable(p *framework.QueuedPodInfo, cycle int64, reject
 		return
 	}
 	q.unschedulable[p.Pod.UID] = p
+}
+
+// Activate moves a pod waiting as unschedulable or in backoff straight to
+// activeQ, skipping what is left of its backoff (a preemptor whose victims
+// are gone). Pods elsewhere, or not in the queue, are left alone.
+func (q *Queue) Activate(uid types.UID) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if p, ok := q.unschedulable[uid]; ok {
+		delete(q.unschedulable, uid)
+		q.pushActiveLocked(p)
+		return
+	}
+	if p := q.backoff.remove(uid); p != nil {
+		q.pushActiveLocked(p)
+	}
 }
 
 // Requeue puts a pod straight back into activeQ (used when its binding
@@ -478,4 +522,11 @@ func (q *Queue) Foreign() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.foreign.Len() + len(q.held)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,11 @@ import (
 // Options are the scheduler's collaborators.
 type Options struct {
 	Client kubernetes.Interface
+	// MembershipClient renews this instance's membership Lease (default
+	// Client). Give it its own rate limiter: behind a backlog of bindings
+	// and claims in Client's limiter a renewal can wait longer than the
+	// Lease lasts, and the other instances then count this one as gone.
+	MembershipClient kubernetes.Interface
 	// Dynamic reaches custom resources (PodGroups for gangs); may be nil,
 	// then gang members wait as if their group did not exist.
 	Dynamic dynamic.Interface
@@ -66,11 +72,16 @@ type Scheduler struct {
 	factory informers.SharedInformerFactory
 	// members shares pending pods between instances (nil: this instance
 	// takes every pod).
-	members  *Members
-	cache    *Cache
-	queue    *Queue
-	snapshot *framework.Snapshot
-	par      framework.Parallelizer
+	members *Members
+	cache   *Cache
+	queue   *Queue
+	// nominated are preemptors waiting for their victims to leave.
+	nominated *nominator
+	// statusBuf and feasibleBuf are schedulePod's per-node buffers.
+	statusBuf   []*framework.Status
+	feasibleBuf []*framework.NodeInfo
+	snapshot    *framework.Snapshot
+	par         framework.Parallelizer
 
 	mu sync.Mutex
 	// pending are the unbound pods of our profiles the informer knows; a
@@ -103,6 +114,7 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 		par:        framework.Parallelizer{Workers: cfg.Parallelism},
 		pending:    map[types.UID]struct{}{},
 		instanceID: cfg.MultiInstance.InstanceID,
+		nominated:  newNominator(),
 	}
 	if s.instanceID == "" {
 		host, _ := os.Hostname()
@@ -116,6 +128,7 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 		if err != nil {
 			return nil, err
 		}
+		fw.SetNominator(s.nominated)
 		s.profiles[p.SchedulerName] = fw
 	}
 	s.ledger = opts.Ledger
@@ -134,7 +147,7 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 			names = append(names, p.SchedulerName)
 		}
 		s.members = NewMembers(MembersOptions{
-			Client: opts.Client, Namespace: mi.LedgerNamespace, Self: s.instanceID, Profiles: names,
+			Client: cmp.Or[kubernetes.Interface](opts.MembershipClient, opts.Client), Namespace: mi.LedgerNamespace, Self: s.instanceID, Profiles: names,
 			LeaseDuration: mi.MemberLeaseDuration.Duration, Clock: opts.Clock, Logger: opts.Logger,
 			OnChange: func() {
 				s.metrics.Instances.Set(float64(len(s.members.Live())))
@@ -143,8 +156,9 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 		})
 		owned = s.members.Owns
 		// Gang members are not stolen: the held count is per instance, so
-		// a gang split between instances would wait for its timeout.
-		stealable = func(p *v1.Pod) bool { return gang.GroupName(p) == "" }
+		// a gang split between instances would wait for its timeout. Nor
+		// are pods with cross-node constraints (see CrossNode).
+		stealable = func(p *v1.Pod) bool { return gang.GroupName(p) == "" && !CrossNode(p) }
 	}
 	s.metrics.Instances.Set(1)
 	s.queue = NewQueue(QueueOptions{
@@ -263,6 +277,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 			return fmt.Errorf("informer for %v did not sync: %w", typ, context.Cause(ctx))
 		}
 	}
+	s.queue.SetStealFloor(s.clock.Now())
 	nodes, pods := s.cache.Counts()
 	s.log.Info("scheduler started", "instance", s.instanceID, "nodes", nodes, "pods", pods, "profiles", len(s.profiles))
 	go s.queue.Run(ctx)
@@ -390,6 +405,7 @@ func (s *Scheduler) onPod(p *v1.Pod, action framework.ActionType) {
 		delete(s.pending, p.UID)
 		s.mu.Unlock()
 		s.queue.Delete(p.UID)
+		s.nominated.remove(p.UID)
 		if action == framework.Add {
 			s.cache.AddPod(p)
 		} else {
@@ -397,6 +413,9 @@ func (s *Scheduler) onPod(p *v1.Pod, action framework.ActionType) {
 		}
 		s.queue.OnEvent(framework.ClusterEvent{Resource: framework.EventAssignedPod, Action: action})
 	case s.ours(p):
+		if p.Status.NominatedNodeName != "" {
+			s.nominated.observe(p)
+		}
 		if s.cache.IsAssumed(p.UID) {
 			return
 		}
@@ -423,6 +442,13 @@ func (s *Scheduler) OnPodDelete(p *v1.Pod) {
 	delete(s.pending, p.UID)
 	s.mu.Unlock()
 	s.queue.Delete(p.UID)
+	s.nominated.remove(p.UID)
+	if preemptor, last := s.nominated.victimGone(p.UID); last {
+		// The preemptor's room is free now: retry it at once rather than
+		// after a backoff or the next unrelated event.
+		s.cache.RemovePod(p)
+		s.queue.Activate(preemptor)
+	}
 	if fw := s.profiles[p.Spec.SchedulerName]; fw != nil {
 		if w := fw.GetWaitingPod(p.UID); w != nil {
 			w.Reject("", "pod deleted")
@@ -454,7 +480,7 @@ func (s *Scheduler) ScheduleOne(ctx context.Context) error {
 	fw.SetSnapshot(s.snapshot)
 	state := framework.NewCycleState()
 
-	host, err := s.schedulePod(ctx, fw, state, qpi.PodInfo)
+	host, preempted, err := s.schedulePod(ctx, fw, state, qpi.PodInfo)
 	if err != nil {
 		result := "error"
 		var fe *framework.FitError
@@ -463,6 +489,11 @@ func (s *Scheduler) ScheduleOne(ctx context.Context) error {
 		}
 		s.observeAttempt(fw, result, start)
 		s.fail(ctx, fw, qpi, cycle, err)
+		if _, left := s.nominated.waiting(pod.UID, s.cache.Has); preempted && !left {
+			// Its victims went while it was being decided (their delete
+			// events may already have been handled): retry now.
+			s.queue.Activate(pod.UID)
+		}
 		log.Debug("pod unschedulable", "err", err)
 		return nil
 	}
@@ -476,6 +507,8 @@ func (s *Scheduler) ScheduleOne(ctx context.Context) error {
 		s.fail(ctx, fw, qpi, cycle, err)
 		return nil
 	}
+	// Its room is taken by the assumed pod now, not reserved twice.
+	s.nominated.remove(pod.UID)
 	if st := fw.RunReservePluginsReserve(ctx, state, &api, host); !st.IsSuccess() {
 		fw.RunReservePluginsUnreserve(ctx, state, &api, host)
 		s.cache.ForgetPod(pod.UID)
@@ -502,21 +535,45 @@ func (s *Scheduler) observeAttempt(fw *framework.Framework, result string, start
 }
 
 // schedulePod filters all nodes, scores the feasible ones and picks one.
-func (s *Scheduler) schedulePod(ctx context.Context, fw *framework.Framework, state *framework.CycleState, pod *framework.PodInfo) (string, error) {
+// preempted is true when it found no node but evicted pods to make room.
+func (s *Scheduler) schedulePod(ctx context.Context, fw *framework.Framework, state *framework.CycleState, pod *framework.PodInfo) (host string, preempted bool, err error) {
 	all := s.snapshot.NodeInfos
 	fitErr := &framework.FitError{Pod: pod.Pod, NumAllNodes: len(all), Diagnosis: framework.Diagnosis{NodeToStatus: map[string]*framework.Status{}}}
 	if len(all) == 0 {
 		fitErr.Diagnosis.PreFilterMsg = "no nodes available to schedule pods"
-		return "", fitErr
+		return "", false, fitErr
 	}
 	pf, st := fw.RunPreFilterPlugins(ctx, state, pod)
 	if !st.IsSuccess() {
 		if !st.IsRejected() {
-			return "", fmt.Errorf("prefilter %s: %w", st.Plugin(), st.Err())
+			return "", false, fmt.Errorf("prefilter %s: %w", st.Plugin(), st.Err())
 		}
 		fitErr.Diagnosis.PreFilterMsg = st.Message()
 		fitErr.Diagnosis.AddPlugin(st.Plugin())
-		return "", fitErr
+		return "", false, fitErr
+	}
+	// Room reserved for preemptors (nominated pods of this priority or
+	// higher) counts as used on their nodes.
+	prio := podPriority(pod.Pod)
+	nominatedOn := s.nominated.nodes()
+	filter := func(ni *framework.NodeInfo) *framework.Status {
+		if _, ok := nominatedOn[ni.Name()]; ok {
+			if others := s.nominated.NominatedPods(ni.Name(), prio, pod.UID()); len(others) > 0 {
+				ni = ni.Clone()
+				for _, o := range others {
+					ni.AddPodInfo(o)
+				}
+			}
+		}
+		return fw.RunFilterPlugins(ctx, state, pod, ni)
+	}
+	// A preemptor whose room is free goes to its nominated node without
+	// evaluating the others (as kube-scheduler does).
+	node, victimsLeft := s.nominated.waiting(pod.UID(), s.cache.Has)
+	if node != "" && !victimsLeft {
+		if ni, ok := s.snapshot.Get(node); ok && (pf == nil || pf.NodeNames == nil || hasKey(pf.NodeNames, node)) && filter(ni).IsSuccess() {
+			return node, false, nil
+		}
 	}
 	candidates := all
 	if pf != nil && pf.NodeNames != nil {
@@ -528,26 +585,33 @@ func (s *Scheduler) schedulePod(ctx context.Context, fw *framework.Framework, st
 		}
 		if len(candidates) == 0 {
 			fitErr.Diagnosis.PreFilterMsg = "node(s) didn't satisfy plugin(s) prefilter result"
-			return "", fitErr
+			return "", false, fitErr
 		}
 	}
-	statuses := make([]*framework.Status, len(candidates))
+	// Per-cycle buffers are reused (one scheduling cycle at a time).
+	if cap(s.statusBuf) < len(candidates) {
+		s.statusBuf = make([]*framework.Status, len(candidates))
+		s.feasibleBuf = make([]*framework.NodeInfo, 0, len(candidates))
+	}
+	statuses := s.statusBuf[:len(candidates)]
+	clear(statuses)
 	if fw.HasFilters(state) {
 		s.par.Until(ctx, len(candidates), func(i int) {
-			statuses[i] = fw.RunFilterPlugins(ctx, state, pod, candidates[i])
+			statuses[i] = filter(candidates[i])
 		})
 	}
 	if err := ctx.Err(); err != nil {
-		return "", err
+		return "", false, err
 	}
-	feasible := make([]*framework.NodeInfo, 0, len(candidates))
+	feasible := s.feasibleBuf[:0]
+	defer func() { clear(s.feasibleBuf[:cap(s.feasibleBuf)]) }()
 	for i, st := range statuses {
 		switch {
 		case st.IsSuccess():
 			feasible = append(feasible, candidates[i])
 		case st.IsRejected():
 		default:
-			return "", fmt.Errorf("filter %s on node %s: %w", st.Plugin(), candidates[i].Name(), st.Err())
+			return "", false, fmt.Errorf("filter %s on node %s: %w", st.Plugin(), candidates[i].Name(), st.Err())
 		}
 	}
 	if len(feasible) == 0 {
@@ -556,23 +620,38 @@ func (s *Scheduler) schedulePod(ctx context.Context, fw *framework.Framework, st
 			fitErr.Diagnosis.NodeToStatus[candidates[i].Name()] = st
 			fitErr.Diagnosis.AddPlugin(st.Plugin())
 		}
-		_, pst := fw.RunPostFilterPlugins(ctx, state, pod, &fitErr.Diagnosis)
+		if victimsLeft {
+			// It already preempted: wait for those victims to go rather
+			// than evict more pods somewhere else.
+			fitErr.Diagnosis.PostFilterMsg = fmt.Sprintf("waiting for preempted pods to leave node %s.", node)
+			return "", false, fitErr
+		}
+		r, pst := fw.RunPostFilterPlugins(ctx, state, pod, &fitErr.Diagnosis)
 		if pst.IsRejected() && pst.Message() != "" {
 			fitErr.Diagnosis.PostFilterMsg = pst.Message()
 		}
-		return "", fitErr
+		if pst.IsSuccess() && r != nil && r.NominatedNodeName != "" {
+			s.nominated.add(pod, r.NominatedNodeName, r.Victims)
+			preempted = len(r.Victims) > 0
+		}
+		return "", preempted, fitErr
 	}
 	if len(feasible) == 1 {
-		return feasible[0].Name(), nil
+		return feasible[0].Name(), false, nil
 	}
 	if st := fw.RunPreScorePlugins(ctx, state, pod, feasible); !st.IsSuccess() {
-		return "", fmt.Errorf("prescore %s: %w", st.Plugin(), st.Err())
+		return "", false, fmt.Errorf("prescore %s: %w", st.Plugin(), st.Err())
 	}
 	scores, st := fw.RunScorePlugins(ctx, state, pod, feasible)
 	if !st.IsSuccess() {
-		return "", fmt.Errorf("score %s: %w", st.Plugin(), st.Err())
+		return "", false, fmt.Errorf("score %s: %w", st.Plugin(), st.Err())
 	}
-	return selectHost(scores), nil
+	return selectHost(scores), false, nil
+}
+
+func hasKey[K comparable, V any](m map[K]V, k K) bool {
+	_, ok := m[k]
+	return ok
 }
 
 // selectHost returns a highest-scoring node, ties broken uniformly at

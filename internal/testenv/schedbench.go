@@ -29,6 +29,13 @@ func (s *KubeScheduler) Stop() error { return s.proc.stop(stopTimeout) }
 // (leader election off, every other field defaulted) and waits for its
 // /healthz. Use it with Options.Scheduler unset.
 func (e *Env) StartKubeScheduler(ctx context.Context, qps float32, burst int) (*KubeScheduler, error) {
+	return e.StartKubeSchedulerWith(ctx, qps, burst, "")
+}
+
+// StartKubeSchedulerWith is StartKubeScheduler with extra top-level
+// KubeSchedulerConfiguration YAML appended (e.g. a profiles: list that sets
+// NodeResourcesFit's scoring strategy).
+func (e *Env) StartKubeSchedulerWith(ctx context.Context, qps float32, burst int, extra string) (*KubeScheduler, error) {
 	p, err := e.startController(ctx, BinKubeScheduler, userScheduler, func(kubeconfig, certDir string, port int) []string {
 		cfg := filepath.Join(e.Dir, "kube-scheduler-config.yaml")
 		body := fmt.Sprintf(`apiVersion: kubescheduler.config.k8s.io/v1
@@ -39,7 +46,7 @@ clientConnection:
   burst: %d
 leaderElection:
   leaderElect: false
-`, strconv.Quote(kubeconfig), strconv.FormatFloat(float64(qps), 'f', -1, 32), burst)
+%s`, strconv.Quote(kubeconfig), strconv.FormatFloat(float64(qps), 'f', -1, 32), burst, extra)
 		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 			e.log.Error("writing kube-scheduler config", "err", err)
 		}

@@ -232,7 +232,9 @@ func (s *suite) testPreemption(t *testing.T) {
 		node("p-0", "2", "8Gi", "20", nil),
 		node("p-1", "2", "8Gi", "20", nil),
 	)
-	s.startScheduler(t, "sched-preemption")
+	// Under the shipped RBAC (deploy/scheduler/rbac.yaml): preemption
+	// uses the most verbs (delete pods, pods/status, PDBs, leases).
+	ks := s.startScheduler(t, "sched-preemption", "--kubeconfig="+s.rbacScheduler(t))
 	var low []*corev1.Pod
 	for i := range 4 {
 		low = append(low, pod(ns, fmt.Sprintf("low-%d", i), "1", func(p *corev1.Pod) { p.Spec.PriorityClassName = "low" }))
@@ -266,6 +268,7 @@ func (s *suite) testPreemption(t *testing.T) {
 	}
 	s.wantEvent(t, ns, "high", "Scheduled", "to "+host)
 	s.validate(t)
+	wantNoForbidden(t, ks.LogPath)
 	s.cleanup(t, ns, "p-0", "p-1")
 }
 
@@ -278,7 +281,8 @@ func (s *suite) testGang(t *testing.T) {
 		node("g-0", "4", "8Gi", "20", nil),
 		node("g-1", "4", "8Gi", "20", nil),
 	)
-	s.startScheduler(t, "sched-gang")
+	gs := s.startScheduler(t, "sched-gang", "--kubeconfig="+s.rbacScheduler(t))
+	t.Cleanup(func() { wantNoForbidden(t, gs.LogPath) })
 
 	member := func(group string, i int, cpu string) *corev1.Pod {
 		return pod(ns, fmt.Sprintf("%s-%d", group, i), cpu, func(p *corev1.Pod) { p.Labels[gang.LabelPodGroup] = group })

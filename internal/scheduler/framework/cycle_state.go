@@ -26,6 +26,11 @@ type CycleState struct {
 	// PreFilter and PreScore.
 	skipFilter map[string]bool
 	skipScore  map[string]bool
+	// filters are the Filter plugins left after PreFilter (set by
+	// HasFilters, before the parallel Filter calls, so that they do not
+	// look up skipFilter per node and plugin).
+	filters     []FilterPlugin
+	filtersDone bool
 }
 
 // NewCycleState returns an empty state.

@@ -63,6 +63,10 @@ type FilterPlugin interface {
 // where preemption made room.
 type PostFilterResult struct {
 	NominatedNodeName string
+	// Victims are the pods evicted to make room on NominatedNodeName; the
+	// scheduler retries the pod as soon as all of them are gone, and does
+	// not let it preempt again while any is still there.
+	Victims []types.UID
 }
 
 // PostFilterPlugin runs when no node passed Filter (preemption lives here).

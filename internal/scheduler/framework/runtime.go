@@ -44,6 +44,22 @@ type FilterRunner interface {
 	RunFilterPlugins(ctx context.Context, state *CycleState, pod *PodInfo, node *NodeInfo) *Status
 }
 
+// NominatorHandle is implemented by handles that know the pods waiting for
+// room on a node they preempted for (status.nominatedNodeName). Their
+// requests are reserved against pods of lower or equal priority.
+type NominatorHandle interface {
+	// NominatedPods returns the pods nominated to node, except exclude,
+	// whose priority is at least minPriority. The result must not be
+	// modified.
+	NominatedPods(node string, minPriority int32, exclude types.UID) []*PodInfo
+}
+
+// Nominator answers NominatorHandle for a Framework (the scheduler's
+// record of nominations).
+type Nominator interface {
+	NominatedPods(node string, minPriority int32, exclude types.UID) []*PodInfo
+}
+
 // DynamicHandle is implemented by handles that can reach custom
 // resources; plugins that need one assert it.
 type DynamicHandle interface {
@@ -53,13 +69,14 @@ type DynamicHandle interface {
 // Framework runs one profile's plugins at each extension point. It is the
 // Handle its plugins receive.
 type Framework struct {
-	profile  ProfileConfig
-	client   kubernetes.Interface
-	dynamic  dynamic.Interface
-	inf      informers.SharedInformerFactory
-	par      Parallelizer
-	snapshot atomic.Pointer[Snapshot]
-	waiting  *waitingPods
+	profile   ProfileConfig
+	client    kubernetes.Interface
+	dynamic   dynamic.Interface
+	inf       informers.SharedInformerFactory
+	par       Parallelizer
+	snapshot  atomic.Pointer[Snapshot]
+	waiting   *waitingPods
+	nominator atomic.Pointer[Nominator]
 
 	plugins    []Plugin
 	preEnqueue []PreEnqueuePlugin
@@ -77,8 +94,9 @@ type Framework struct {
 	postBind   []PostBindPlugin
 	events     map[string][]ClusterEvent
 
-	scoreMu  sync.Mutex
-	scoreBuf [][]NodeScore
+	scoreMu   sync.Mutex
+	scoreBuf  [][]NodeScore
+	totalsBuf []NodeScore
 }
 
 var _ Handle = (*Framework)(nil)
@@ -192,6 +210,17 @@ func (f *Framework) SetSnapshot(s *Snapshot) { f.snapshot.Store(s) }
 // Snapshot implements Handle.
 func (f *Framework) Snapshot() *Snapshot { return f.snapshot.Load() }
 
+// SetNominator installs the source of nominated pods (the scheduler's).
+func (f *Framework) SetNominator(n Nominator) { f.nominator.Store(&n) }
+
+// NominatedPods implements NominatorHandle (none without a nominator).
+func (f *Framework) NominatedPods(node string, minPriority int32, exclude types.UID) []*PodInfo {
+	if n := f.nominator.Load(); n != nil {
+		return (*n).NominatedPods(node, minPriority, exclude)
+	}
+	return nil
+}
+
 // ClientSet implements Handle.
 func (f *Framework) ClientSet() kubernetes.Interface { return f.client }
 
@@ -258,12 +287,14 @@ func (f *Framework) RunPreFilterPlugins(ctx context.Context, state *CycleState, 
 }
 
 // RunFilterPlugins returns the first rejection for node, tagged with its
-// plugin. Safe for concurrent use.
+// plugin. Safe for concurrent use once HasFilters has been called for the
+// state (the scheduler does so before filtering nodes in parallel).
 func (f *Framework) RunFilterPlugins(ctx context.Context, state *CycleState, pod *PodInfo, node *NodeInfo) *Status {
-	for _, p := range f.filter {
-		if state.skipFilter[p.Name()] {
-			continue
-		}
+	filters := state.filters
+	if !state.filtersDone {
+		filters = f.activeFilters(state)
+	}
+	for _, p := range filters {
 		if s := p.Filter(ctx, state, pod, node); !s.IsSuccess() {
 			if !s.IsRejected() {
 				return NewStatus(Error, fmt.Sprintf("running %s filter: %s", p.Name(), s.Message())).WithPlugin(p.Name())
@@ -274,14 +305,25 @@ func (f *Framework) RunFilterPlugins(ctx context.Context, state *CycleState, pod
 	return nil
 }
 
-// HasFilters reports whether any Filter plugin runs for this state.
-func (f *Framework) HasFilters(state *CycleState) bool {
+func (f *Framework) activeFilters(state *CycleState) []FilterPlugin {
+	if len(state.skipFilter) == 0 {
+		return f.filter
+	}
+	out := make([]FilterPlugin, 0, len(f.filter))
 	for _, p := range f.filter {
 		if !state.skipFilter[p.Name()] {
-			return true
+			out = append(out, p)
 		}
 	}
-	return false
+	return out
+}
+
+// HasFilters reports whether any Filter plugin runs for this state, and
+// fixes the list of those that do for the rest of the cycle (call it after
+// PreFilter).
+func (f *Framework) HasFilters(state *CycleState) bool {
+	state.filters, state.filtersDone = f.activeFilters(state), true
+	return len(state.filters) > 0
 }
 
 // RunPostFilterPlugins runs PostFilter plugins until one succeeds.
@@ -327,10 +369,18 @@ func (f *Framework) RunPreScorePlugins(ctx context.Context, state *CycleState, p
 // RunScorePlugins scores every node with every Score plugin (in parallel
 // over nodes), normalizes each plugin's scores, applies weights and
 // returns the totals, in the order of nodes.
+//
+// The returned slice is reused by the next call: use it before scoring
+// again.
 func (f *Framework) RunScorePlugins(ctx context.Context, state *CycleState, pod *PodInfo, nodes []*NodeInfo) ([]NodeScore, *Status) {
-	totals := make([]NodeScore, len(nodes))
+	f.scoreMu.Lock()
+	if cap(f.totalsBuf) < len(nodes) {
+		f.totalsBuf = make([]NodeScore, len(nodes))
+	}
+	totals := f.totalsBuf[:len(nodes)]
+	f.scoreMu.Unlock()
 	for i, n := range nodes {
-		totals[i].Name = n.Name()
+		totals[i] = NodeScore{Name: n.Name()}
 	}
 	var active []int
 	for i, p := range f.score {

@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"sort"
 
 	v1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	policylisters "k8s.io/client-go/listers/policy/v1"
 
 	"github.com/keelson-dev/keelson/internal/scheduler/framework"
 )
@@ -23,11 +26,23 @@ func init() {
 }
 
 // Plugin implements PostFilter.
-type Plugin struct{ h framework.Handle }
+type Plugin struct {
+	h framework.Handle
+	// pdbs reads PodDisruptionBudgets from the scheduler's informer; nil
+	// without an informer factory (then they are listed through the API
+	// at each preemption).
+	pdbs       policylisters.PodDisruptionBudgetLister
+	pdbsSynced func() bool
+}
 
 // New is the factory; no args.
 func New(raw json.RawMessage, h framework.Handle) (framework.Plugin, error) {
-	return &Plugin{h: h}, framework.DecodeArgs(raw, &struct{}{})
+	p := &Plugin{h: h}
+	if ih, ok := h.(framework.InformerHandle); ok && ih.SharedInformerFactory() != nil {
+		inf := ih.SharedInformerFactory().Policy().V1().PodDisruptionBudgets()
+		p.pdbs, p.pdbsSynced = inf.Lister(), inf.Informer().HasSynced
+	}
+	return p, framework.DecodeArgs(raw, &struct{}{})
 }
 
 // Name implements framework.Plugin.
@@ -63,8 +78,11 @@ func (c *Candidate) key() (int, int32, int, int64) {
 	return c.PDBViolations, hi, len(c.Victims), sum
 }
 
-// better reports whether a is a better candidate than b.
-func better(a, b *Candidate) bool {
+// better reports whether a is a better candidate than b for pod. Equal
+// candidates are ordered by a hash of (pod, node): each preemptor has its
+// own order, so preemptors deciding at once (several instances, or before
+// a nomination is seen) rarely pick the same node.
+func better(pod types.UID, a, b *Candidate) bool {
 	a1, a2, a3, a4 := a.key()
 	b1, b2, b3, b4 := b.key()
 	switch {
@@ -77,7 +95,18 @@ func better(a, b *Candidate) bool {
 	case a4 != b4:
 		return a4 < b4
 	}
+	if ha, hb := tieHash(pod, a.Node), tieHash(pod, b.Node); ha != hb {
+		return ha < hb
+	}
 	return a.Node < b.Node
+}
+
+func tieHash(pod types.UID, node string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(pod))
+	h.Write([]byte{0})
+	h.Write([]byte(node))
+	return h.Sum64()
 }
 
 // PostFilter finds the best candidate, evicts its victims and nominates
@@ -97,21 +126,32 @@ func (p *Plugin) PostFilter(ctx context.Context, state *framework.CycleState, po
 	if err := p.evict(ctx, pod.Pod, best); err != nil {
 		return nil, framework.AsStatus(err)
 	}
-	return &framework.PostFilterResult{NominatedNodeName: best.Node}, nil
+	victims := make([]types.UID, len(best.Victims))
+	for i, v := range best.Victims {
+		victims[i] = v.UID()
+	}
+	return &framework.PostFilterResult{NominatedNodeName: best.Node, Victims: victims}, nil
 }
 
 func (p *Plugin) listPDBs(ctx context.Context) ([]pdb, error) {
-	c := p.h.ClientSet()
-	if c == nil {
-		return nil, nil
+	var items []*policyv1.PodDisruptionBudget
+	if p.pdbs != nil && p.pdbsSynced() {
+		l, err := p.pdbs.List(labels.Everything())
+		if err != nil {
+			return nil, fmt.Errorf("listing pod disruption budgets: %w", err)
+		}
+		items = l
+	} else if c := p.h.ClientSet(); c != nil {
+		list, err := c.PolicyV1().PodDisruptionBudgets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("listing pod disruption budgets: %w", err)
+		}
+		for i := range list.Items {
+			items = append(items, &list.Items[i])
+		}
 	}
-	list, err := c.PolicyV1().PodDisruptionBudgets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("listing pod disruption budgets: %w", err)
-	}
-	out := make([]pdb, 0, len(list.Items))
-	for i := range list.Items {
-		b := &list.Items[i]
+	out := make([]pdb, 0, len(items))
+	for _, b := range items {
 		sel, err := metav1.LabelSelectorAsSelector(b.Spec.Selector)
 		if err != nil || b.Spec.Selector == nil {
 			continue
@@ -153,6 +193,7 @@ func (p *Plugin) FindCandidate(ctx context.Context, state *framework.CycleState,
 	}
 	snap := p.h.Snapshot()
 	prio := priority(pod.Pod)
+	nom, _ := p.h.(framework.NominatorHandle)
 	var best *Candidate
 	for name, st := range diag.NodeToStatus {
 		if st.Code() != framework.Unschedulable {
@@ -174,6 +215,13 @@ func (p *Plugin) FindCandidate(ctx context.Context, state *framework.CycleState,
 		trial := ni.Clone()
 		for _, v := range lower {
 			trial.RemovePod(v.UID())
+		}
+		// Room already promised to other preemptors of this priority or
+		// higher is not free for this one.
+		if nom != nil {
+			for _, o := range nom.NominatedPods(name, prio, pod.UID()) {
+				trial.AddPodInfo(o)
+			}
 		}
 		if !runner.RunFilterPlugins(ctx, state, pod, trial).IsSuccess() {
 			continue
@@ -197,7 +245,7 @@ func (p *Plugin) FindCandidate(ctx context.Context, state *framework.CycleState,
 		}
 		c := &Candidate{Node: name, Victims: victims}
 		c.PDBViolations, _ = violations(victims, pdbs)
-		if best == nil || better(c, best) {
+		if best == nil || better(pod.UID(), c, best) {
 			best = c
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -91,6 +92,9 @@ type Plugin struct {
 
 	mu     sync.Mutex
 	groups map[string]cachedGroup
+	// firstHeld is when each group's first member was held at Permit
+	// (cleared when the group is released or rejected).
+	firstHeld map[string]time.Time
 }
 
 type cachedGroup struct {
@@ -108,7 +112,7 @@ func New(raw json.RawMessage, h framework.Handle) (framework.Plugin, error) {
 	if args.DefaultTimeoutSeconds < 0 || args.GroupCacheSeconds < 0 {
 		return nil, errors.New("defaultTimeoutSeconds and groupCacheSeconds must not be negative")
 	}
-	p := &Plugin{h: h, now: time.Now, defaultTimeout: DefaultTimeout, cacheTTL: DefaultCacheTTL, groups: map[string]cachedGroup{}}
+	p := &Plugin{h: h, now: time.Now, defaultTimeout: DefaultTimeout, cacheTTL: DefaultCacheTTL, groups: map[string]cachedGroup{}, firstHeld: map[string]time.Time{}}
 	if args.DefaultTimeoutSeconds > 0 {
 		p.defaultTimeout = time.Duration(args.DefaultTimeoutSeconds) * time.Second
 	}
@@ -209,10 +213,27 @@ func (p *Plugin) Permit(ctx context.Context, _ *framework.CycleState, pod *frame
 		return framework.NewStatus(framework.UnschedulableAndUnresolvable, fmt.Sprintf("pod group %q: %v", name, err)), 0
 	}
 	// The snapshot predates this pod's own assumption: count it.
+	key := pod.Pod.Namespace + "/" + name
 	if p.placed(pod.Pod, name)+1 < int(g.MinMember) {
+		p.mu.Lock()
+		if _, ok := p.firstHeld[key]; !ok {
+			p.firstHeld[key] = p.now()
+		}
+		p.mu.Unlock()
 		return framework.NewStatus(framework.Wait), g.Timeout
 	}
-	p.eachWaiting(pod.Pod.Namespace, name, func(w framework.WaitingPod) { w.Allow(Name) })
+	released := 0
+	p.eachWaiting(pod.Pod.Namespace, name, func(w framework.WaitingPod) {
+		w.Allow(Name)
+		released++
+	})
+	p.mu.Lock()
+	first, ok := p.firstHeld[key]
+	delete(p.firstHeld, key)
+	p.mu.Unlock()
+	if ok {
+		slog.Info("pod group placed", "group", key, "members", released+1, "took", p.now().Sub(first))
+	}
 	return nil, 0
 }
 
@@ -236,6 +257,9 @@ func (p *Plugin) Unreserve(_ context.Context, _ *framework.CycleState, pod *fram
 	if name == "" {
 		return
 	}
+	p.mu.Lock()
+	delete(p.firstHeld, pod.Pod.Namespace+"/"+name)
+	p.mu.Unlock()
 	msg := fmt.Sprintf("pod group %q released: member %s could not be placed", name, pod.Pod.Name)
 	p.eachWaiting(pod.Pod.Namespace, name, func(w framework.WaitingPod) { w.Reject(Name, msg) })
 }

@@ -28,7 +28,7 @@ const (
 const ReasonOverloaded = "node(s) were too loaded"
 
 func init() {
-	framework.Register(framework.KindScore, Name, "score by real node load (usage annotations, requests as fallback)", New)
+	framework.Register(framework.KindScore, Name, "score by real node load (metrics.k8s.io NodeMetrics, usage annotations, requests as fallback)", New)
 }
 
 // Args configure the plugin.
@@ -40,8 +40,15 @@ type Args struct {
 	// memory usage is already above it.
 	ThresholdPercent int64 `json:"thresholdPercent,omitempty"`
 	// MaxAgeSeconds ignores usage measured longer ago (0: no limit; needs
-	// keelson.dev/usage-time).
+	// keelson.dev/usage-time, or the NodeMetrics timestamp).
 	MaxAgeSeconds int64 `json:"maxAgeSeconds,omitempty"`
+	// MetricsAPI reads node usage from metrics.k8s.io NodeMetrics
+	// (metrics-server) as well; a node with NodeMetrics uses them, one
+	// without falls back to its annotations, then to requests.
+	MetricsAPI bool `json:"metricsAPI,omitempty"`
+	// MetricsIntervalSeconds is how often NodeMetrics are listed while
+	// pods are being scheduled (default 15).
+	MetricsIntervalSeconds int64 `json:"metricsIntervalSeconds,omitempty"`
 }
 
 // Plugin implements Filter and Score.
@@ -52,6 +59,8 @@ type Plugin struct {
 	// cache holds parsed annotations per node name, valid for one Node
 	// object (parsing quantities for every node each cycle is costly).
 	cache sync.Map // string → *usage
+	// metrics is the NodeMetrics source (nil unless args.metricsAPI).
+	metrics *metricsSource
 }
 
 type usage struct {
@@ -62,8 +71,8 @@ type usage struct {
 }
 
 // New is the factory.
-func New(raw json.RawMessage, _ framework.Handle) (framework.Plugin, error) {
-	args := Args{CPUWeight: 1, MemoryWeight: 1}
+func New(raw json.RawMessage, h framework.Handle) (framework.Plugin, error) {
+	args := Args{CPUWeight: 1, MemoryWeight: 1, MetricsIntervalSeconds: 15}
 	if err := framework.DecodeArgs(raw, &args); err != nil {
 		return nil, err
 	}
@@ -73,11 +82,56 @@ func New(raw json.RawMessage, _ framework.Handle) (framework.Plugin, error) {
 	if args.ThresholdPercent < 0 || args.ThresholdPercent > 100 || args.MaxAgeSeconds < 0 {
 		return nil, errors.New("thresholdPercent must be within 0..100 and maxAgeSeconds not negative")
 	}
-	return &Plugin{args: args, now: time.Now}, nil
+	if args.MetricsIntervalSeconds <= 0 {
+		return nil, errors.New("metricsIntervalSeconds must be positive")
+	}
+	p := &Plugin{args: args, now: time.Now}
+	if args.MetricsAPI {
+		var fetch FetchFunc
+		if h != nil && h.ClientSet() != nil {
+			fetch = clientFetcher(h.ClientSet())
+		} else {
+			fetch = func(context.Context) (map[string]metricsUsage, error) {
+				return nil, errors.New("no client for the metrics API")
+			}
+		}
+		p.metrics = &metricsSource{fetch: fetch, interval: time.Duration(args.MetricsIntervalSeconds) * time.Second, timeout: 10 * time.Second,
+			now: func() time.Time { return p.now() }}
+	}
+	return p, nil
 }
 
 // SetClock replaces the clock used to age usage.
 func (p *Plugin) SetClock(now func() time.Time) { p.now = now }
+
+// SetFetcher replaces how NodeMetrics are listed (tests); only with
+// metricsAPI.
+func (p *Plugin) SetFetcher(f FetchFunc) {
+	if p.metrics != nil {
+		p.metrics.fetch = f
+	}
+}
+
+// PreFilter refreshes NodeMetrics in the background when they are older
+// than the interval; the cycle uses what is there.
+func (p *Plugin) PreFilter(context.Context, *framework.CycleState, *framework.PodInfo) (*framework.PreFilterResult, *framework.Status) {
+	if p.metrics != nil {
+		p.metrics.maybeRefresh()
+	}
+	if p.args.ThresholdPercent == 0 {
+		return nil, framework.NewStatus(framework.Skip)
+	}
+	return nil, nil
+}
+
+// PreScore refreshes NodeMetrics as PreFilter does (a profile may enable
+// the plugin for Score only).
+func (p *Plugin) PreScore(context.Context, *framework.CycleState, *framework.PodInfo, []*framework.NodeInfo) *framework.Status {
+	if p.metrics != nil {
+		p.metrics.maybeRefresh()
+	}
+	return nil
+}
 
 // Name implements framework.Plugin.
 func (*Plugin) Name() string { return Name }
@@ -103,11 +157,20 @@ func (p *Plugin) parse(node *v1.Node) *usage {
 	return u
 }
 
-// load returns the node's CPU (millicores) and memory (bytes) in use.
+func (p *Plugin) fresh(measured time.Time) bool {
+	return p.args.MaxAgeSeconds == 0 || (!measured.IsZero() && p.now().Sub(measured) <= time.Duration(p.args.MaxAgeSeconds)*time.Second)
+}
+
+// load returns the node's CPU (millicores) and memory (bytes) in use:
+// NodeMetrics (metricsAPI), else annotations, else requests.
 func (p *Plugin) load(node *framework.NodeInfo) (cpu, mem int64) {
+	if p.metrics != nil {
+		if m, ok := p.metrics.get(node.Name()); ok && p.fresh(m.measured) {
+			return m.cpu, m.mem
+		}
+	}
 	u := p.parse(node.Node())
-	fresh := u.ok && (p.args.MaxAgeSeconds == 0 || (!u.measured.IsZero() && p.now().Sub(u.measured) <= time.Duration(p.args.MaxAgeSeconds)*time.Second))
-	if fresh {
+	if u.ok && p.fresh(u.measured) {
 		return u.cpu, u.mem
 	}
 	return node.NonZeroRequested.MilliCPU, node.NonZeroRequested.Memory
