@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/keelson-dev/keelson/bench/internal/benchutil"
 	"github.com/keelson-dev/keelson/internal/federation/api/v1alpha1"
 	"github.com/keelson-dev/keelson/internal/federation/controller"
 	"github.com/keelson-dev/keelson/internal/testenv"
@@ -386,33 +387,5 @@ func (b *bench) queueDepth(ctx context.Context) float64 {
 
 // parallel runs fn(0..n-1) on workers goroutines; the first error wins.
 func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
-	next := make(chan int)
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				if err := fn(i); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for i := range n {
-		if ctx.Err() != nil {
-			break
-		}
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err()
-	}
-	return first
+	return benchutil.Parallel(ctx, n, workers, fn)
 }

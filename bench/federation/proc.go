@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/keelson-dev/keelson/bench/internal/benchutil"
 )
 
 // controlPlane is one `keelson federation` process.
@@ -225,22 +227,6 @@ func cpuSeconds(pid int) float64 {
 	return (u + st) / 100
 }
 
-// poll checks cond every 50 ms until it holds or timeout passes.
-func poll(ctx context.Context, timeout time.Duration, cond func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("condition not met: %w", ctx.Err())
-		case <-t.C:
-		}
-	}
-	return nil
-}
-
 func loadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
@@ -251,4 +237,9 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// poll checks cond every 50 ms until it holds or timeout passes.
+func poll(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	return benchutil.Poll(ctx, timeout, 50*time.Millisecond, cond)
 }

@@ -32,6 +32,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/yaml"
 
+	"github.com/keelson-dev/keelson/bench/internal/benchutil"
 	"github.com/keelson-dev/keelson/internal/scheduler/plugins/gang"
 	"github.com/keelson-dev/keelson/internal/scheduler/validate"
 	"github.com/keelson-dev/keelson/internal/testenv"
@@ -846,55 +847,6 @@ func pod(ns, name, schedName, cpu string) *corev1.Pod {
 	}
 }
 
-// parallel runs fn(0..n-1) on workers goroutines; the first error wins.
-func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
-	next := make(chan int)
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				if err := fn(i); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for i := range n {
-		if ctx.Err() != nil {
-			break
-		}
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err()
-	}
-	return first
-}
-
-// poll checks cond every 100 ms until it holds or timeout passes.
-func poll(ctx context.Context, timeout time.Duration, cond func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("condition not met: %w", ctx.Err())
-		case <-t.C:
-		}
-	}
-	return nil
-}
-
 // cpuSeconds sums utime+stime of the processes (clock ticks of 1/100 s,
 // the Linux USER_HZ).
 func cpuSeconds(pids []int) float64 {
@@ -936,4 +888,14 @@ func memMiB(pid int) (rss, hwm float64) {
 		}
 	}
 	return rss, hwm
+}
+
+// parallel runs fn(0..n-1) on workers goroutines; the first error wins.
+func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
+	return benchutil.Parallel(ctx, n, workers, fn)
+}
+
+// poll checks cond every 100 ms until it holds or timeout passes.
+func poll(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	return benchutil.Poll(ctx, timeout, 100*time.Millisecond, cond)
 }

@@ -917,6 +917,18 @@ func (c *Controller) cachedMember(cl string) *member {
 	return c.members[cl]
 }
 
+// readMember reads the member's copy of k whole; nil if there is none.
+func readMember(ctx context.Context, client dynamic.ResourceInterface, k objectKey, cl string) (*unstructured.Unstructured, error) {
+	got, err := client.Get(ctx, k.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading %s in %s: %w", k, cl, err)
+	}
+	return got, nil
+}
+
 // applyTo applies desired to cluster cl unless its hash is already there.
 // It returns the member's copy as last seen, whether a write happened,
 // and an error (wrapping errConflict for conflicts).
@@ -936,37 +948,25 @@ func (c *Controller) applyTo(ctx context.Context, k objectKey, cl string, desire
 		// last wrote or checked it (unchanged() let it through): the
 		// cache keeps only metadata and status, so read it whole and
 		// compare with what keelson applies.
-		got, err := client.Get(ctx, k.Name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			cur = nil
-		case err != nil:
-			return nil, false, fmt.Errorf("reading %s in %s: %w", k, cl, err)
-		default:
-			cur = got
-			if cur.GetAnnotations()[v1alpha1.AnnotationHash] == hash {
-				if !c.drifted(cl, cur, desired, st) {
-					c.mu.Lock()
-					st.hashes[cl] = hash
-					c.mu.Unlock()
-					c.m.skipped.Inc()
-					return cur, false, nil
-				}
-				drift = true // ours, but changed in the member: apply again
+		if cur, err = readMember(ctx, client, k, cl); err != nil {
+			return nil, false, err
+		}
+		if cur != nil && cur.GetAnnotations()[v1alpha1.AnnotationHash] == hash {
+			if !c.drifted(cl, cur, desired, st) {
+				c.mu.Lock()
+				st.hashes[cl] = hash
+				c.mu.Unlock()
+				c.m.skipped.Inc()
+				return cur, false, nil
 			}
+			drift = true // ours, but changed in the member: apply again
 		}
 	case !synced || (cur != nil && cur.GetLabels()[v1alpha1.LabelManaged] != "true"):
 		// Cache not ready, or an object keelson does not manage: read
 		// all of it for the conflict check. (Absent from a synced cache
 		// means absent, as far as a read a moment earlier could tell.)
-		got, err := client.Get(ctx, k.Name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			cur = nil
-		case err != nil:
-			return nil, false, fmt.Errorf("reading %s in %s: %w", k, cl, err)
-		default:
-			cur = got
+		if cur, err = readMember(ctx, client, k, cl); err != nil {
+			return nil, false, err
 		}
 	}
 	action, why := render.Resolve(cur, desired, res)
