@@ -18,11 +18,10 @@ func countBenchKey(i int) []byte {
 	return fmt.Appendf(nil, "/registry/configmaps/ns%03d/cm%07d", i%1000, i)
 }
 
-// loadKeys writes n keys with 16-byte values, 1,000 per revision.
-func loadKeys(tb testing.TB, e *Engine, n int) {
+// loadKeys writes n keys with value, 1,000 per revision.
+func loadKeys(tb testing.TB, e *Engine, n int, value []byte) {
 	tb.Helper()
 	ctx := tb.Context()
-	value := []byte("0123456789abcdef")
 	for lo := 0; lo < n; lo += 1000 {
 		err := e.Update(ctx, func(tx backend.WriteTx) error {
 			rev := tx.Revision() + 1
@@ -66,7 +65,7 @@ func BenchmarkPagedList(b *testing.B) {
 	}
 	defer e.Close()
 	start := time.Now()
-	loadKeys(b, e, n)
+	loadKeys(b, e, n, []byte("0123456789abcdef"))
 	b.Logf("loaded %d keys in %v", n, time.Since(start).Round(time.Millisecond))
 	var ms runtime.MemStats
 	runtime.GC()
@@ -132,20 +131,7 @@ func BenchmarkOpen(b *testing.B) {
 	}
 	value := make([]byte, 512)
 	ctx := b.Context()
-	for lo := 0; lo < n; lo += 1000 {
-		err := e.Update(ctx, func(tx backend.WriteTx) error {
-			rev := tx.Revision() + 1
-			var evs []backend.Event
-			for i := lo; i < min(lo+1000, n); i++ {
-				evs = append(evs, backend.Event{Type: backend.EventPut, KV: backend.KeyValue{
-					Key: countBenchKey(i), Value: value, ModRevision: rev, CreateRevision: rev, Version: 1}})
-			}
-			return tx.Apply(ctx, rev, evs)
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
+	loadKeys(b, e, n, value)
 	if err := e.Close(); err != nil { // writes the checkpoint
 		b.Fatal(err)
 	}
