@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/keelson-dev/keelson/internal/testenv"
 )
 
 // createNamespace creates ns through the first client and waits until
@@ -153,32 +155,16 @@ func (l *kubeLoad) verify(t *testing.T, lists ...typedcorev1.ConfigMapInterface)
 	}
 	l.mu.Unlock()
 	for i, cms := range lists {
-		have := map[string]bool{}
-		opts := metav1.ListOptions{Limit: 500}
-		for {
-			list, err := cms.List(ctx, opts)
-			if err != nil {
-				t.Fatalf("listing through apiserver %d: %v", i, err)
-			}
-			for _, cm := range list.Items {
-				have[cm.Name] = true
-			}
-			if list.Continue == "" {
-				break
-			}
-			opts.Continue = list.Continue
+		have, err := testenv.ConfigMapNames(ctx, cms)
+		if err != nil {
+			t.Fatalf("apiserver %d: %v", i, err)
 		}
-		missing := 0
-		for _, name := range want {
-			if !have[name] {
-				missing++
-				if missing <= 5 {
-					t.Errorf("apiserver %d: acknowledged ConfigMap %s is missing", i, name)
-				}
-			}
+		missing := testenv.Missing(want, have)
+		for _, name := range missing[:min(len(missing), 5)] {
+			t.Errorf("apiserver %d: acknowledged ConfigMap %s is missing", i, name)
 		}
-		if missing > 0 {
-			t.Errorf("apiserver %d: %d of %d acknowledged ConfigMaps missing", i, missing, len(want))
+		if len(missing) > 0 {
+			t.Errorf("apiserver %d: %d of %d acknowledged ConfigMaps missing", i, len(missing), len(want))
 		}
 	}
 	poll(t, "the watch to deliver every acknowledged create", time.Minute, func(context.Context) (bool, error) {

@@ -534,32 +534,16 @@ func testStoreCrashUnderLoad(t *testing.T, env *testenv.Env, client kubernetes.I
 	mu.Lock()
 	want := slices.Clone(acked)
 	mu.Unlock()
-	have := map[string]bool{}
-	opts := metav1.ListOptions{Limit: 500}
-	for {
-		list, err := cms.List(ctx, opts)
-		if err != nil {
-			t.Fatalf("listing after restart: %v", err)
-		}
-		for _, cm := range list.Items {
-			have[cm.Name] = true
-		}
-		if list.Continue == "" {
-			break
-		}
-		opts.Continue = list.Continue
+	have, err := testenv.ConfigMapNames(ctx, cms)
+	if err != nil {
+		t.Fatalf("after restart: %v", err)
 	}
-	missing := 0
-	for _, name := range want {
-		if !have[name] {
-			missing++
-			if missing <= 10 {
-				t.Errorf("acknowledged ConfigMap %s is missing after the store crash", name)
-			}
-		}
+	missing := testenv.Missing(want, have)
+	for _, name := range missing[:min(len(missing), 10)] {
+		t.Errorf("acknowledged ConfigMap %s is missing after the store crash", name)
 	}
-	if missing > 0 {
-		t.Errorf("%d of %d acknowledged ConfigMaps missing", missing, len(want))
+	if len(missing) > 0 {
+		t.Errorf("%d of %d acknowledged ConfigMaps missing", len(missing), len(want))
 	}
 	poll(t, "the watch to deliver every acknowledged create", 60*time.Second, func(context.Context) (bool, error) {
 		watchMu.Lock()
