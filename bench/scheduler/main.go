@@ -56,6 +56,12 @@ var modes = map[string]sizes{
 	"mem50k": {nodes: 5000, memPods: 50000},
 }
 
+// profileDir and profileSeconds: see the flags.
+var (
+	profileDir     string
+	profileSeconds int
+)
+
 const (
 	zoneKey  = "topology.kubernetes.io/zone"
 	hostKey  = "kubernetes.io/hostname"
@@ -73,6 +79,8 @@ func main() {
 	out := flag.String("out", "docs/benchmarks-scheduler.md", "markdown report to write")
 	only := flag.String("workloads", "", "comma-separated workloads to run (default all, Memory last)")
 	scheds := flag.String("schedulers", "", "comma-separated schedulers to run: keelson, keelson×3 (or keelson3), kube-scheduler (default all)")
+	flag.StringVar(&profileDir, "profile-dir", "", "write keelson's CPU profile of each run (first --profile-seconds after it starts) and its heap profile in the Memory step here")
+	flag.IntVar(&profileSeconds, "profile-seconds", 10, "length of each CPU profile")
 	flag.Parse()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -358,6 +366,9 @@ func (b *bench) start(ctx context.Context, sched string, saturation bool) (*proc
 		for i := range n {
 			wg.Go(func() {
 				args := []string{"--config=" + cfg}
+				if profileDir != "" {
+					args = append(args, "--profiling")
+				}
 				if n == 1 {
 					// One instance: no claim ledger, as one runs it alone.
 					args = append(args, "--single-instance")
@@ -514,6 +525,16 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 		return r, err
 	}
 	defer p.stop()
+	if profileDir != "" && len(p.metricsURL) > 0 {
+		var profiling sync.WaitGroup
+		defer profiling.Wait()
+		profiling.Go(func() {
+			f := filepath.Join(profileDir, fmt.Sprintf("%s-%s.cpu.pprof", w.name, strings.ReplaceAll(sched, "×", "x")))
+			if err := fetchProfile(ctx, p.metricsURL[0]+fmt.Sprintf("/debug/pprof/profile?seconds=%d", profileSeconds), f); err != nil {
+				b.log.Warn("cpu profile", "err", err)
+			}
+		})
+	}
 	// CPU is sampled every 50 ms, so that the CPU spent before scheduling
 	// began (informer sync of 5,000 nodes and the backlog) is left out.
 	var samples []cpuSample
@@ -797,6 +818,12 @@ func (b *bench) memory(ctx context.Context, sched string) (memResult, error) {
 	// Let the collector run after the initial lists.
 	time.Sleep(10 * time.Second)
 	m.rssMiB, m.hwmMiB = memMiB(p.pids[0])
+	if profileDir != "" && len(p.metricsURL) > 0 {
+		f := filepath.Join(profileDir, fmt.Sprintf("memory-%d-%s.heap.pprof", b.sz.memPods, strings.ReplaceAll(sched, "×", "x")))
+		if err := fetchProfile(ctx, p.metricsURL[0]+"/debug/pprof/heap", f); err != nil {
+			b.log.Warn("heap profile", "err", err)
+		}
+	}
 	return m, nil
 }
 
@@ -832,6 +859,27 @@ func (b *bench) podGroup(ctx context.Context, ns, name string, minMember int64) 
 }
 
 // ---- helpers ----
+
+// fetchProfile saves the response of a /debug/pprof URL to file.
+func fetchProfile(ctx context.Context, url, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetching %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetching %s: %s", url, resp.Status)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", url, err)
+	}
+	return os.WriteFile(file, data, 0o644)
+}
 
 func pod(ns, name, schedName, cpu string) *corev1.Pod {
 	return &corev1.Pod{

@@ -41,6 +41,11 @@ type Options struct {
 	// and claims in Client's limiter a renewal can wait longer than the
 	// Lease lasts, and the other instances then count this one as gone.
 	MembershipClient kubernetes.Interface
+	// EventClient posts events (default Client). Give it its own rate
+	// limiter, as kube-scheduler does with its event client: an event per
+	// binding would otherwise take half of Client's requests, and a
+	// backlog is then bound at half the client QPS.
+	EventClient kubernetes.Interface
 	// Dynamic reaches custom resources (PodGroups for gangs); may be nil,
 	// then gang members wait as if their group did not exist.
 	Dynamic dynamic.Interface
@@ -59,6 +64,7 @@ type Options struct {
 type Scheduler struct {
 	cfg         Config
 	client      kubernetes.Interface
+	eventClient kubernetes.Interface
 	ledger      Ledger
 	instanceID  string
 	log         *slog.Logger
@@ -102,19 +108,20 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 		opts.Logger = slog.Default()
 	}
 	s := &Scheduler{
-		cfg:        cfg,
-		client:     opts.Client,
-		log:        opts.Logger,
-		clock:      opts.Clock,
-		metrics:    NewMetrics(opts.Registerer),
-		recorder:   opts.Recorder,
-		profiles:   map[string]*framework.Framework{},
-		cache:      NewCache(opts.Clock),
-		snapshot:   framework.NewSnapshot(nil, nil),
-		par:        framework.Parallelizer{Workers: cfg.Parallelism},
-		pending:    map[types.UID]struct{}{},
-		instanceID: cfg.MultiInstance.InstanceID,
-		nominated:  newNominator(),
+		cfg:         cfg,
+		client:      opts.Client,
+		eventClient: cmp.Or[kubernetes.Interface](opts.EventClient, opts.Client),
+		log:         opts.Logger,
+		clock:       opts.Clock,
+		metrics:     NewMetrics(opts.Registerer),
+		recorder:    opts.Recorder,
+		profiles:    map[string]*framework.Framework{},
+		cache:       NewCache(opts.Clock),
+		snapshot:    framework.NewSnapshot(nil, nil),
+		par:         framework.Parallelizer{Workers: cfg.Parallelism},
+		pending:     map[types.UID]struct{}{},
+		instanceID:  cfg.MultiInstance.InstanceID,
+		nominated:   newNominator(),
 	}
 	if s.instanceID == "" {
 		host, _ := os.Hostname()
@@ -207,7 +214,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		return errors.New("scheduler has no client")
 	}
 	if s.broadcaster != nil {
-		s.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.client.CoreV1().Events("")})
+		s.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.eventClient.CoreV1().Events("")})
 		defer s.broadcaster.Shutdown()
 	}
 	if s.members != nil {

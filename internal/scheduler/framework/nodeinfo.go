@@ -19,6 +19,13 @@ func nextGeneration() int64 { return generation.Add(1) }
 // ever see clones held by a Snapshot, which they must not change.
 type NodeInfo struct {
 	node *v1.Node
+	// name is node.Name, kept here: Filter and Score loops over thousands
+	// of nodes read it for every node, and following the pointer to the
+	// Node object for it cost a cache miss each time.
+	name string
+	// preferNoSchedule is true when the node has a PreferNoSchedule taint
+	// (the only taints scoring looks at).
+	preferNoSchedule bool
 
 	// Pods on the node, in no particular order.
 	Pods []*PodInfo
@@ -53,16 +60,22 @@ func NewNodeInfo(pods ...*PodInfo) *NodeInfo {
 func (n *NodeInfo) Node() *v1.Node { return n.node }
 
 // Name is the node's name ("" while unknown).
-func (n *NodeInfo) Name() string {
-	if n.node == nil {
-		return ""
-	}
-	return n.node.Name
-}
+func (n *NodeInfo) Name() string { return n.name }
+
+// HasPreferNoScheduleTaint reports whether the node has a taint with the
+// PreferNoSchedule effect.
+func (n *NodeInfo) HasPreferNoScheduleTaint() bool { return n.preferNoSchedule }
 
 // SetNode sets or replaces the node.
 func (n *NodeInfo) SetNode(node *v1.Node) {
 	n.node = node
+	n.name = node.Name
+	n.preferNoSchedule = false
+	for i := range node.Spec.Taints {
+		if node.Spec.Taints[i].Effect == v1.TaintEffectPreferNoSchedule {
+			n.preferNoSchedule = true
+		}
+	}
 	n.Allocatable = NewResource(node.Status.Allocatable)
 	n.Generation = nextGeneration()
 }
@@ -70,6 +83,8 @@ func (n *NodeInfo) SetNode(node *v1.Node) {
 // RemoveNode forgets the node but keeps its pods.
 func (n *NodeInfo) RemoveNode() {
 	n.node = nil
+	n.name = ""
+	n.preferNoSchedule = false
 	n.Allocatable = Resource{}
 	n.Generation = nextGeneration()
 }
@@ -135,6 +150,8 @@ func (n *NodeInfo) RemovePod(uid types.UID) bool {
 func (n *NodeInfo) Clone() *NodeInfo {
 	return &NodeInfo{
 		node:                         n.node,
+		name:                         n.name,
+		preferNoSchedule:             n.preferNoSchedule,
 		Pods:                         append([]*PodInfo(nil), n.Pods...),
 		PodsWithAffinity:             append([]*PodInfo(nil), n.PodsWithAffinity...),
 		PodsWithRequiredAntiAffinity: append([]*PodInfo(nil), n.PodsWithRequiredAntiAffinity...),

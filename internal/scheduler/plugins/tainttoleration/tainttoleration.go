@@ -59,8 +59,20 @@ type preScoreState struct{ tolerations []v1.Toleration }
 
 func (s *preScoreState) Clone() framework.StateData { return s }
 
-// PreScore keeps the tolerations that can tolerate PreferNoSchedule.
-func (*Plugin) PreScore(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, _ []*framework.NodeInfo) *framework.Status {
+// PreScore keeps the tolerations that can tolerate PreferNoSchedule. When
+// no feasible node has a PreferNoSchedule taint every node scores the
+// same, which changes no choice: Score is skipped.
+func (*Plugin) PreScore(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, nodes []*framework.NodeInfo) *framework.Status {
+	tainted := false
+	for _, n := range nodes {
+		if n.HasPreferNoScheduleTaint() {
+			tainted = true
+			break
+		}
+	}
+	if !tainted {
+		return framework.NewStatus(framework.Skip)
+	}
 	var tols []v1.Toleration
 	for _, t := range pod.Pod.Spec.Tolerations {
 		if t.Effect == "" || t.Effect == v1.TaintEffectPreferNoSchedule {
