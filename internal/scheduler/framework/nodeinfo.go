@@ -26,6 +26,13 @@ type NodeInfo struct {
 	// preferNoSchedule is true when the node has a PreferNoSchedule taint
 	// (the only taints scoring looks at).
 	preferNoSchedule bool
+	// unschedulable and taints are node.Spec's, kept here for the same
+	// reason as name.
+	unschedulable bool
+	taints        []v1.Taint
+	// pos is 1 + the node's position in the NodeInfos of the snapshot
+	// that last listed it (0: never listed); see Snapshot.Position.
+	pos int
 
 	// Pods on the node, in no particular order.
 	Pods []*PodInfo
@@ -66,10 +73,18 @@ func (n *NodeInfo) Name() string { return n.name }
 // PreferNoSchedule effect.
 func (n *NodeInfo) HasPreferNoScheduleTaint() bool { return n.preferNoSchedule }
 
+// Unschedulable is the node's spec.unschedulable.
+func (n *NodeInfo) Unschedulable() bool { return n.unschedulable }
+
+// Taints are the node's spec.taints (do not change them).
+func (n *NodeInfo) Taints() []v1.Taint { return n.taints }
+
 // SetNode sets or replaces the node.
 func (n *NodeInfo) SetNode(node *v1.Node) {
 	n.node = node
 	n.name = node.Name
+	n.unschedulable = node.Spec.Unschedulable
+	n.taints = node.Spec.Taints
 	n.preferNoSchedule = false
 	for i := range node.Spec.Taints {
 		if node.Spec.Taints[i].Effect == v1.TaintEffectPreferNoSchedule {
@@ -84,6 +99,8 @@ func (n *NodeInfo) SetNode(node *v1.Node) {
 func (n *NodeInfo) RemoveNode() {
 	n.node = nil
 	n.name = ""
+	n.unschedulable = false
+	n.taints = nil
 	n.preferNoSchedule = false
 	n.Allocatable = Resource{}
 	n.Generation = nextGeneration()
@@ -152,6 +169,9 @@ func (n *NodeInfo) Clone() *NodeInfo {
 		node:                         n.node,
 		name:                         n.name,
 		preferNoSchedule:             n.preferNoSchedule,
+		unschedulable:                n.unschedulable,
+		taints:                       n.taints,
+		pos:                          n.pos,
 		Pods:                         append([]*PodInfo(nil), n.Pods...),
 		PodsWithAffinity:             append([]*PodInfo(nil), n.PodsWithAffinity...),
 		PodsWithRequiredAntiAffinity: append([]*PodInfo(nil), n.PodsWithRequiredAntiAffinity...),
@@ -185,6 +205,43 @@ type Snapshot struct {
 	// labels and terms are the incremental indexes of index.go.
 	labels labelIndex
 	terms  termIndex
+	// domains: topology key → value → positions in NodeInfos of the nodes
+	// with that label, built on first use (NodesInDomain) and dropped when
+	// the node list or a node's labels change.
+	domains map[string]map[string][]int32
+}
+
+// Position returns the node's index in s.NodeInfos, or false when the
+// node is not (or no longer) at a known position of this snapshot (a
+// NodeInfo from elsewhere, e.g. a test's). A clone of a listed NodeInfo
+// has the position of its original.
+func (s *Snapshot) Position(n *NodeInfo) (int, bool) {
+	i := n.pos - 1
+	if i < 0 || i >= len(s.NodeInfos) || s.NodeInfos[i].name != n.name {
+		return 0, false
+	}
+	return i, true
+}
+
+// NodesInDomain returns the positions in NodeInfos of the nodes whose
+// label topologyKey has value value. The slice belongs to the snapshot:
+// do not change it. Call it only from PreFilter or PreScore (not
+// concurrently).
+func (s *Snapshot) NodesInDomain(topologyKey, value string) []int32 {
+	byValue, ok := s.domains[topologyKey]
+	if !ok {
+		byValue = map[string][]int32{}
+		for i, n := range s.NodeInfos {
+			if v, ok := n.node.Labels[topologyKey]; ok {
+				byValue[v] = append(byValue[v], int32(i))
+			}
+		}
+		if s.domains == nil {
+			s.domains = map[string]map[string][]int32{}
+		}
+		s.domains[topologyKey] = byValue
+	}
+	return byValue[value]
 }
 
 // NewSnapshot builds a snapshot from NodeInfos (taken as they are, not
@@ -213,6 +270,7 @@ func (s *Snapshot) Reset(nodes []*NodeInfo) {
 			continue
 		}
 		s.index[n.Name()] = len(s.NodeInfos)
+		n.pos = len(s.NodeInfos) + 1
 		s.NodeInfos = append(s.NodeInfos, n)
 		s.Generation = max(s.Generation, n.Generation)
 		s.indexNode(old[n.Name()], n)
@@ -221,6 +279,7 @@ func (s *Snapshot) Reset(nodes []*NodeInfo) {
 	for _, n := range old {
 		s.indexNode(n, nil)
 	}
+	s.domains = nil
 	s.reindexAffinity()
 }
 
@@ -252,6 +311,10 @@ func (s *Snapshot) Replace(nodes []*NodeInfo) bool {
 		if len(old.PodsWithAffinity) > 0 || len(n.PodsWithAffinity) > 0 {
 			affinityChanged = true
 		}
+		if old.node != n.node && !sameLabels(old.node.Labels, n.node.Labels) {
+			s.domains = nil
+		}
+		n.pos = i + 1
 		s.NodeInfos[i] = n
 		s.Generation = max(s.Generation, n.Generation)
 		s.indexNode(old, n)

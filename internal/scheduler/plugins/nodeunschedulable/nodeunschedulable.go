@@ -35,7 +35,7 @@ var unschedulableTaint = v1.Taint{Key: v1.TaintNodeUnschedulable, Effect: v1.Tai
 
 // Filter rejects a cordoned node the pod does not tolerate.
 func (*Plugin) Filter(_ context.Context, _ *framework.CycleState, pod *framework.PodInfo, node *framework.NodeInfo) *framework.Status {
-	if !node.Node().Spec.Unschedulable {
+	if !node.Unschedulable() {
 		return nil
 	}
 	for i := range pod.Pod.Spec.Tolerations {

@@ -40,7 +40,7 @@ func tolerated(tols []v1.Toleration, taint *v1.Taint) bool {
 
 // Filter rejects the first untolerated NoSchedule/NoExecute taint.
 func (*Plugin) Filter(_ context.Context, _ *framework.CycleState, pod *framework.PodInfo, node *framework.NodeInfo) *framework.Status {
-	taints := node.Node().Spec.Taints
+	taints := node.Taints()
 	for i := range taints {
 		t := &taints[i]
 		if t.Effect != v1.TaintEffectNoSchedule && t.Effect != v1.TaintEffectNoExecute {
@@ -91,7 +91,7 @@ func (*Plugin) Score(_ context.Context, state *framework.CycleState, _ *framewor
 		return 0, framework.AsStatus(err)
 	}
 	var n int64
-	taints := node.Node().Spec.Taints
+	taints := node.Taints()
 	for i := range taints {
 		if taints[i].Effect == v1.TaintEffectPreferNoSchedule && !tolerated(s.tolerations, &taints[i]) {
 			n++
