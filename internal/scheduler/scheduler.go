@@ -86,6 +86,9 @@ type Scheduler struct {
 	// statusBuf and feasibleBuf are schedulePod's per-node buffers.
 	statusBuf   []*framework.Status
 	feasibleBuf []*framework.NodeInfo
+	positionBuf []int32
+	// results are the last node-local evaluation, kept for equivalent pods.
+	results nodeResults
 	snapshot    *framework.Snapshot
 	par         framework.Parallelizer
 
@@ -600,27 +603,54 @@ func (s *Scheduler) schedulePod(ctx context.Context, fw *framework.Framework, st
 		s.statusBuf = make([]*framework.Status, len(candidates))
 		s.feasibleBuf = make([]*framework.NodeInfo, 0, len(candidates))
 	}
-	statuses := s.statusBuf[:len(candidates)]
-	clear(statuses)
-	if fw.HasFilters(state) {
-		s.par.Until(ctx, len(candidates), func(i int) {
-			statuses[i] = filter(candidates[i])
-		})
+	hasFilters := fw.HasFilters(state)
+	// With only node-local plugins, every node, and no room reserved for
+	// preemptors, the verdicts and scores of the last equivalent pod are
+	// kept for the nodes that did not change (see nodeResults).
+	local := len(candidates) == len(all) && len(nominatedOn) == 0 && fw.NodeLocal(state, false)
+	var statuses []*framework.Status
+	if local {
+		s.results.prepare(fw, s.snapshot, pod)
+		var err error
+		if statuses, err = s.results.filter(ctx, s.par, s.snapshot, state, pod, hasFilters); err != nil {
+			return "", false, err
+		}
+		defer func() {
+			// An error other than "fits nowhere" may have left partial
+			// results.
+			var fe *framework.FitError
+			if err != nil && !errors.As(err, &fe) {
+				s.results.valid = false
+			}
+		}()
+	} else {
+		statuses = s.statusBuf[:len(candidates)]
+		clear(statuses)
+		if hasFilters {
+			s.par.Until(ctx, len(candidates), func(i int) {
+				statuses[i] = filter(candidates[i])
+			})
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return "", false, err
 	}
 	feasible := s.feasibleBuf[:0]
+	positions := s.positionBuf[:0]
 	defer func() { clear(s.feasibleBuf[:cap(s.feasibleBuf)]) }()
 	for i, st := range statuses {
 		switch {
 		case st.IsSuccess():
 			feasible = append(feasible, candidates[i])
+			if local {
+				positions = append(positions, int32(i))
+			}
 		case st.IsRejected():
 		default:
 			return "", false, fmt.Errorf("filter %s on node %s: %w", st.Plugin(), candidates[i].Name(), st.Err())
 		}
 	}
+	s.positionBuf = positions
 	if len(feasible) == 0 {
 		// The diagnosis is only built when it is needed.
 		for i, st := range statuses {
@@ -648,6 +678,14 @@ func (s *Scheduler) schedulePod(ctx context.Context, fw *framework.Framework, st
 	}
 	if st := fw.RunPreScorePlugins(ctx, state, pod, feasible); !st.IsSuccess() {
 		return "", false, fmt.Errorf("prescore %s: %w", st.Plugin(), st.Err())
+	}
+	if local {
+		if totals, st, ok := s.results.score(ctx, s.par, state, pod, feasible, positions); ok {
+			if !st.IsSuccess() {
+				return "", false, fmt.Errorf("score %s: %w", st.Plugin(), st.Err())
+			}
+			return selectHost(totals), false, nil
+		}
 	}
 	scores, st := fw.RunScorePlugins(ctx, state, pod, feasible)
 	if !st.IsSuccess() {

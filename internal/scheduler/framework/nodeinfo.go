@@ -209,7 +209,26 @@ type Snapshot struct {
 	// with that label, built on first use (NodesInDomain) and dropped when
 	// the node list or a node's labels change.
 	domains map[string]map[string][]int32
+	// gens[i] is NodeInfos[i].Generation, in one array so that finding the
+	// nodes changed since an earlier cycle reads no NodeInfo.
+	gens []int64
+	// layout changes whenever positions may have changed (Reset).
+	layout int64
+	// tainted counts the nodes with a PreferNoSchedule taint.
+	tainted int
 }
+
+// NodesWithPreferNoScheduleTaint counts the nodes with a PreferNoSchedule
+// taint.
+func (s *Snapshot) NodesWithPreferNoScheduleTaint() int { return s.tainted }
+
+// Layout identifies the node list's order: positions in NodeInfos from
+// two cycles with the same Layout designate the same nodes.
+func (s *Snapshot) Layout() int64 { return s.layout }
+
+// Generations lists NodeInfos[i].Generation for every position (do not
+// change it).
+func (s *Snapshot) Generations() []int64 { return s.gens }
 
 // Position returns the node's index in s.NodeInfos, or false when the
 // node is not (or no longer) at a known position of this snapshot (a
@@ -260,6 +279,9 @@ func (s *Snapshot) Reset(nodes []*NodeInfo) {
 		old[n.Name()] = n
 	}
 	s.NodeInfos = make([]*NodeInfo, 0, len(nodes))
+	s.gens = make([]int64, 0, len(nodes))
+	s.tainted = 0
+	s.layout = nextGeneration()
 	if s.index == nil {
 		s.index = make(map[string]int, len(nodes))
 	} else {
@@ -272,6 +294,10 @@ func (s *Snapshot) Reset(nodes []*NodeInfo) {
 		s.index[n.Name()] = len(s.NodeInfos)
 		n.pos = len(s.NodeInfos) + 1
 		s.NodeInfos = append(s.NodeInfos, n)
+		s.gens = append(s.gens, n.Generation)
+		if n.preferNoSchedule {
+			s.tainted++
+		}
 		s.Generation = max(s.Generation, n.Generation)
 		s.indexNode(old[n.Name()], n)
 		delete(old, n.Name())
@@ -315,7 +341,14 @@ func (s *Snapshot) Replace(nodes []*NodeInfo) bool {
 			s.domains = nil
 		}
 		n.pos = i + 1
+		if old.preferNoSchedule {
+			s.tainted--
+		}
+		if n.preferNoSchedule {
+			s.tainted++
+		}
 		s.NodeInfos[i] = n
+		s.gens[i] = n.Generation
 		s.Generation = max(s.Generation, n.Generation)
 		s.indexNode(old, n)
 	}

@@ -19,12 +19,15 @@ func init() {
 }
 
 // Plugin implements Filter, PreScore and Score.
-type Plugin struct{}
+type Plugin struct{ h framework.Handle }
 
 // New is the factory; no args.
-func New(args json.RawMessage, _ framework.Handle) (framework.Plugin, error) {
-	return &Plugin{}, framework.DecodeArgs(args, &struct{}{})
+func New(args json.RawMessage, h framework.Handle) (framework.Plugin, error) {
+	return &Plugin{h: h}, framework.DecodeArgs(args, &struct{}{})
 }
+
+// NodeLocal implements framework.NodeLocalPlugin.
+func (*Plugin) NodeLocal() {}
 
 // Name implements framework.Plugin.
 func (*Plugin) Name() string { return Name }
@@ -62,12 +65,17 @@ func (s *preScoreState) Clone() framework.StateData { return s }
 // PreScore keeps the tolerations that can tolerate PreferNoSchedule. When
 // no feasible node has a PreferNoSchedule taint every node scores the
 // same, which changes no choice: Score is skipped.
-func (*Plugin) PreScore(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, nodes []*framework.NodeInfo) *framework.Status {
+func (p *Plugin) PreScore(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, nodes []*framework.NodeInfo) *framework.Status {
 	tainted := false
-	for _, n := range nodes {
-		if n.HasPreferNoScheduleTaint() {
-			tainted = true
-			break
+	if snap := p.h.Snapshot(); snap != nil && snap.NumNodes() > 0 {
+		// The snapshot's count: no look at every feasible node.
+		tainted = snap.NodesWithPreferNoScheduleTaint() > 0
+	} else {
+		for _, n := range nodes {
+			if n.HasPreferNoScheduleTaint() {
+				tainted = true
+				break
+			}
 		}
 	}
 	if !tainted {
