@@ -88,9 +88,9 @@ type Scheduler struct {
 	feasibleBuf []*framework.NodeInfo
 	positionBuf []int32
 	// results are the last node-local evaluation, kept for equivalent pods.
-	results nodeResults
-	snapshot    *framework.Snapshot
-	par         framework.Parallelizer
+	results  nodeResults
+	snapshot *framework.Snapshot
+	par      framework.Parallelizer
 
 	mu sync.Mutex
 	// pending are the unbound pods of our profiles the informer knows; a
