@@ -60,6 +60,7 @@ var modes = map[string]sizes{
 var (
 	profileDir     string
 	profileSeconds int
+	memPodsFlag    int
 )
 
 const (
@@ -81,6 +82,7 @@ func main() {
 	scheds := flag.String("schedulers", "", "comma-separated schedulers to run: keelson, keelson×3 (or keelson3), kube-scheduler (default all)")
 	flag.StringVar(&profileDir, "profile-dir", "", "write keelson's CPU profile of each run (first --profile-seconds after it starts) and its heap profile in the Memory step here")
 	flag.IntVar(&profileSeconds, "profile-seconds", 10, "length of each CPU profile")
+	flag.IntVar(&memPodsFlag, "mem-pods", 0, "bound pods in the Memory step (default: the mode's; 50000 is the issue's figure, on the same nodes as the workloads)")
 	flag.Parse()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -139,6 +141,9 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 	sz, ok := modes[mode]
 	if !ok {
 		return fmt.Errorf("unknown mode %q", mode)
+	}
+	if memPodsFlag > 0 {
+		sz.memPods = memPodsFlag
 	}
 	abs, err := filepath.Abs(bin)
 	if err != nil {

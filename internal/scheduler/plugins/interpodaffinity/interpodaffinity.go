@@ -144,6 +144,11 @@ type filterState struct {
 	snap    *framework.Snapshot
 }
 
+var (
+	statusAnti         = framework.NewStatus(framework.Unschedulable, ReasonAntiAffinity).WithPlugin(Name)
+	statusExistingAnti = framework.NewStatus(framework.Unschedulable, ReasonExistingAntiAffn).WithPlugin(Name)
+)
+
 const (
 	blockedAnti     uint8 = 1
 	blockedExisting uint8 = 2
@@ -261,11 +266,13 @@ func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, pod *fra
 	}
 	if s.blocked != nil && len(pod.RequiredAffinityTerms) == 0 {
 		if i, ok := s.snap.Position(node); ok {
+			// Shared statuses: thousands of nodes may be rejected per
+			// cycle, and none of them is changed afterwards.
 			switch s.blocked[i] {
 			case blockedAnti:
-				return framework.NewStatus(framework.Unschedulable, ReasonAntiAffinity)
+				return statusAnti
 			case blockedExisting:
-				return framework.NewStatus(framework.Unschedulable, ReasonExistingAntiAffn)
+				return statusExistingAnti
 			}
 			return nil
 		}

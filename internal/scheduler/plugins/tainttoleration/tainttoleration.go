@@ -29,6 +29,13 @@ func New(args json.RawMessage, h framework.Handle) (framework.Plugin, error) {
 // NodeLocal implements framework.NodeLocalPlugin.
 func (*Plugin) NodeLocal() {}
 
+func (p *Plugin) snapshot() *framework.Snapshot {
+	if p.h == nil {
+		return nil
+	}
+	return p.h.Snapshot()
+}
+
 // Name implements framework.Plugin.
 func (*Plugin) Name() string { return Name }
 
@@ -67,7 +74,7 @@ func (s *preScoreState) Clone() framework.StateData { return s }
 // same, which changes no choice: Score is skipped.
 func (p *Plugin) PreScore(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, nodes []*framework.NodeInfo) *framework.Status {
 	tainted := false
-	if snap := p.h.Snapshot(); snap != nil && snap.NumNodes() > 0 {
+	if snap := p.snapshot(); snap != nil && snap.NumNodes() > 0 {
 		// The snapshot's count: no look at every feasible node.
 		tainted = snap.NodesWithPreferNoScheduleTaint() > 0
 	} else {
