@@ -215,7 +215,7 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 			if err != nil {
 				return fmt.Errorf("%s with %s: %w", w.name, sched, err)
 			}
-			log.Info("result", "workload", r.workload, "scheduler", r.scheduler, "pods", r.pods, "pods/s", fmt.Sprintf("%.1f", r.podsPerSec),
+			log.Info("result", "workload", r.workload, "scheduler", r.scheduler, "pods", r.pods, "window", r.window.Round(time.Millisecond), "pods/s", fmt.Sprintf("%.1f", r.podsPerSec),
 				"cpu-s/1000", fmt.Sprintf("%.2f", r.cpuPer1000), "p50", r.p50, "p99", r.p99, "rssMiB", fmt.Sprintf("%.0f", r.rssMiB),
 				"violations", r.violations, "unschedulable", r.unschedulable, "cpuAlloc", fmt.Sprintf("%.3f", r.cpuAlloc), "memAlloc", fmt.Sprintf("%.3f", r.memAlloc))
 			results = append(results, r)
@@ -339,6 +339,7 @@ func (b *bench) setup(ctx context.Context) error {
 type procs struct {
 	pids       []int
 	metricsURL []string // keelson only
+	logs       []string // keelson only
 	stop       func()
 }
 
@@ -397,6 +398,7 @@ func (b *bench) start(ctx context.Context, sched string, saturation bool) (*proc
 		for _, ks := range ps {
 			p.pids = append(p.pids, ks.Pid())
 			p.metricsURL = append(p.metricsURL, ks.MetricsURL)
+			p.logs = append(p.logs, ks.LogPath)
 		}
 		return p, nil
 	}
@@ -609,6 +611,21 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 		}
 	}
 	cpuEnd := cpuSeconds(p.pids)
+	if w.name == "Gang" {
+		// The decision (first member held to the group released), from
+		// the gang plugin's log line.
+		for _, f := range p.logs {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			for l := range strings.SplitSeq(string(raw), "\n") {
+				if strings.Contains(l, "pod group placed") {
+					b.log.Info("gang decision", "scheduler", sched, "line", l)
+				}
+			}
+		}
+	}
 	stopSampling()
 	sampling.Wait()
 	mu.Lock()
