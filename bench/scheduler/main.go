@@ -234,9 +234,9 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 			log.Info("memory", "scheduler", sched, "pods", m.pods, "rssMiB", fmt.Sprintf("%.0f", m.rssMiB), "hwmMiB", fmt.Sprintf("%.0f", m.hwmMiB), "startup", m.startup)
 			mem = append(mem, m)
 		}
-		if err := b.cleanup(ctx, memNamespace); err != nil {
-			log.Warn("memory cleanup", "err", err)
-		}
+		// The memory step's pods are not deleted: it is the last step and
+		// the environment is discarded with them (deleting 50,000 pods
+		// took minutes and held the shared benchmark lock).
 	}
 	for _, r := range results {
 		if r.violations > 0 {
