@@ -56,6 +56,13 @@ var modes = map[string]sizes{
 	"mem50k": {nodes: 5000, memPods: 50000},
 }
 
+// profileDir and profileSeconds: see the flags.
+var (
+	profileDir     string
+	profileSeconds int
+	memPodsFlag    int
+)
+
 const (
 	zoneKey  = "topology.kubernetes.io/zone"
 	hostKey  = "kubernetes.io/hostname"
@@ -73,6 +80,9 @@ func main() {
 	out := flag.String("out", "docs/benchmarks-scheduler.md", "markdown report to write")
 	only := flag.String("workloads", "", "comma-separated workloads to run (default all, Memory last)")
 	scheds := flag.String("schedulers", "", "comma-separated schedulers to run: keelson, keelson×3 (or keelson3), kube-scheduler (default all)")
+	flag.StringVar(&profileDir, "profile-dir", "", "write keelson's CPU profile of each run (first --profile-seconds after it starts) and its heap profile in the Memory step here")
+	flag.IntVar(&profileSeconds, "profile-seconds", 10, "length of each CPU profile")
+	flag.IntVar(&memPodsFlag, "mem-pods", 0, "bound pods in the Memory step (default: the mode's; 50000 is the issue's figure, on the same nodes as the workloads)")
 	flag.Parse()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -131,6 +141,9 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 	sz, ok := modes[mode]
 	if !ok {
 		return fmt.Errorf("unknown mode %q", mode)
+	}
+	if memPodsFlag > 0 {
+		sz.memPods = memPodsFlag
 	}
 	abs, err := filepath.Abs(bin)
 	if err != nil {
@@ -202,7 +215,7 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 			if err != nil {
 				return fmt.Errorf("%s with %s: %w", w.name, sched, err)
 			}
-			log.Info("result", "workload", r.workload, "scheduler", r.scheduler, "pods", r.pods, "pods/s", fmt.Sprintf("%.1f", r.podsPerSec),
+			log.Info("result", "workload", r.workload, "scheduler", r.scheduler, "pods", r.pods, "window", r.window.Round(time.Millisecond), "pods/s", fmt.Sprintf("%.1f", r.podsPerSec),
 				"cpu-s/1000", fmt.Sprintf("%.2f", r.cpuPer1000), "p50", r.p50, "p99", r.p99, "rssMiB", fmt.Sprintf("%.0f", r.rssMiB),
 				"violations", r.violations, "unschedulable", r.unschedulable, "cpuAlloc", fmt.Sprintf("%.3f", r.cpuAlloc), "memAlloc", fmt.Sprintf("%.3f", r.memAlloc))
 			results = append(results, r)
@@ -221,9 +234,9 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 			log.Info("memory", "scheduler", sched, "pods", m.pods, "rssMiB", fmt.Sprintf("%.0f", m.rssMiB), "hwmMiB", fmt.Sprintf("%.0f", m.hwmMiB), "startup", m.startup)
 			mem = append(mem, m)
 		}
-		if err := b.cleanup(ctx, memNamespace); err != nil {
-			log.Warn("memory cleanup", "err", err)
-		}
+		// The memory step's pods are not deleted: it is the last step and
+		// the environment is discarded with them (deleting 50,000 pods
+		// took minutes and held the shared benchmark lock).
 	}
 	for _, r := range results {
 		if r.violations > 0 {
@@ -326,6 +339,7 @@ func (b *bench) setup(ctx context.Context) error {
 type procs struct {
 	pids       []int
 	metricsURL []string // keelson only
+	logs       []string // keelson only
 	stop       func()
 }
 
@@ -358,6 +372,9 @@ func (b *bench) start(ctx context.Context, sched string, saturation bool) (*proc
 		for i := range n {
 			wg.Go(func() {
 				args := []string{"--config=" + cfg}
+				if profileDir != "" {
+					args = append(args, "--profiling")
+				}
 				if n == 1 {
 					// One instance: no claim ledger, as one runs it alone.
 					args = append(args, "--single-instance")
@@ -381,6 +398,7 @@ func (b *bench) start(ctx context.Context, sched string, saturation bool) (*proc
 		for _, ks := range ps {
 			p.pids = append(p.pids, ks.Pid())
 			p.metricsURL = append(p.metricsURL, ks.MetricsURL)
+			p.logs = append(p.logs, ks.LogPath)
 		}
 		return p, nil
 	}
@@ -514,6 +532,16 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 		return r, err
 	}
 	defer p.stop()
+	if profileDir != "" && len(p.metricsURL) > 0 {
+		var profiling sync.WaitGroup
+		defer profiling.Wait()
+		profiling.Go(func() {
+			f := filepath.Join(profileDir, fmt.Sprintf("%s-%s.cpu.pprof", w.name, strings.ReplaceAll(sched, "×", "x")))
+			if err := fetchProfile(ctx, p.metricsURL[0]+fmt.Sprintf("/debug/pprof/profile?seconds=%d", profileSeconds), f); err != nil {
+				b.log.Warn("cpu profile", "err", err)
+			}
+		})
+	}
 	// CPU is sampled every 50 ms, so that the CPU spent before scheduling
 	// began (informer sync of 5,000 nodes and the backlog) is left out.
 	var samples []cpuSample
@@ -583,6 +611,21 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 		}
 	}
 	cpuEnd := cpuSeconds(p.pids)
+	if w.name == "Gang" {
+		// The decision (first member held to the group released), from
+		// the gang plugin's log line.
+		for _, f := range p.logs {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			for l := range strings.SplitSeq(string(raw), "\n") {
+				if strings.Contains(l, "pod group placed") {
+					b.log.Info("gang decision", "scheduler", sched, "line", l)
+				}
+			}
+		}
+	}
 	stopSampling()
 	sampling.Wait()
 	mu.Lock()
@@ -797,6 +840,12 @@ func (b *bench) memory(ctx context.Context, sched string) (memResult, error) {
 	// Let the collector run after the initial lists.
 	time.Sleep(10 * time.Second)
 	m.rssMiB, m.hwmMiB = memMiB(p.pids[0])
+	if profileDir != "" && len(p.metricsURL) > 0 {
+		f := filepath.Join(profileDir, fmt.Sprintf("memory-%d-%s.heap.pprof", b.sz.memPods, strings.ReplaceAll(sched, "×", "x")))
+		if err := fetchProfile(ctx, p.metricsURL[0]+"/debug/pprof/heap", f); err != nil {
+			b.log.Warn("heap profile", "err", err)
+		}
+	}
 	return m, nil
 }
 
@@ -832,6 +881,27 @@ func (b *bench) podGroup(ctx context.Context, ns, name string, minMember int64) 
 }
 
 // ---- helpers ----
+
+// fetchProfile saves the response of a /debug/pprof URL to file.
+func fetchProfile(ctx context.Context, url, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetching %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetching %s: %s", url, resp.Status)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", url, err)
+	}
+	return os.WriteFile(file, data, 0o644)
+}
 
 func pod(ns, name, schedName, cpu string) *corev1.Pod {
 	return &corev1.Pod{

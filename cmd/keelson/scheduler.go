@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"time"
@@ -43,6 +44,7 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	leaseNamespace := fs.String("leader-elect-namespace", "kube-system", "namespace of the leader election Lease")
 	printCRD := fs.Bool("print-crd", false, "print the PodGroup CustomResourceDefinition (gang scheduling) and exit")
 	verbose := fs.Bool("v", false, "log at debug level")
+	profiling := fs.Bool("profiling", false, "also serve Go's /debug/pprof on the metrics address (off by default: the address is not authenticated)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: keelson scheduler --kubeconfig FILE | --in-cluster [--config FILE] [flags]
 
@@ -127,7 +129,14 @@ Flags:
 	if err != nil {
 		return fmt.Errorf("building lease client: %w", err)
 	}
-	s, err := scheduler.New(cfg, scheduler.Options{Client: client, MembershipClient: leaseClient, Dynamic: dyn, Registerer: reg, Logger: logger})
+	// Events get a client of their own with the same limits, as
+	// kube-scheduler's event client: one event per binding must not halve
+	// the rate at which a backlog is bound.
+	eventClient, err := kubernetes.NewForConfig(restclient.CopyConfig(rest))
+	if err != nil {
+		return fmt.Errorf("building event client: %w", err)
+	}
+	s, err := scheduler.New(cfg, scheduler.Options{Client: client, EventClient: eventClient, MembershipClient: leaseClient, Dynamic: dyn, Registerer: reg, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -139,6 +148,11 @@ Flags:
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+		if *profiling {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		}
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -41,6 +41,11 @@ type Options struct {
 	// and claims in Client's limiter a renewal can wait longer than the
 	// Lease lasts, and the other instances then count this one as gone.
 	MembershipClient kubernetes.Interface
+	// EventClient posts events (default Client). Give it its own rate
+	// limiter, as kube-scheduler does with its event client: an event per
+	// binding would otherwise take half of Client's requests, and a
+	// backlog is then bound at half the client QPS.
+	EventClient kubernetes.Interface
 	// Dynamic reaches custom resources (PodGroups for gangs); may be nil,
 	// then gang members wait as if their group did not exist.
 	Dynamic dynamic.Interface
@@ -59,6 +64,7 @@ type Options struct {
 type Scheduler struct {
 	cfg         Config
 	client      kubernetes.Interface
+	eventClient kubernetes.Interface
 	ledger      Ledger
 	instanceID  string
 	log         *slog.Logger
@@ -80,8 +86,11 @@ type Scheduler struct {
 	// statusBuf and feasibleBuf are schedulePod's per-node buffers.
 	statusBuf   []*framework.Status
 	feasibleBuf []*framework.NodeInfo
-	snapshot    *framework.Snapshot
-	par         framework.Parallelizer
+	positionBuf []int32
+	// results are the last node-local evaluation, kept for equivalent pods.
+	results  nodeResults
+	snapshot *framework.Snapshot
+	par      framework.Parallelizer
 
 	mu sync.Mutex
 	// pending are the unbound pods of our profiles the informer knows; a
@@ -102,26 +111,27 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 		opts.Logger = slog.Default()
 	}
 	s := &Scheduler{
-		cfg:        cfg,
-		client:     opts.Client,
-		log:        opts.Logger,
-		clock:      opts.Clock,
-		metrics:    NewMetrics(opts.Registerer),
-		recorder:   opts.Recorder,
-		profiles:   map[string]*framework.Framework{},
-		cache:      NewCache(opts.Clock),
-		snapshot:   framework.NewSnapshot(nil, nil),
-		par:        framework.Parallelizer{Workers: cfg.Parallelism},
-		pending:    map[types.UID]struct{}{},
-		instanceID: cfg.MultiInstance.InstanceID,
-		nominated:  newNominator(),
+		cfg:         cfg,
+		client:      opts.Client,
+		eventClient: cmp.Or[kubernetes.Interface](opts.EventClient, opts.Client),
+		log:         opts.Logger,
+		clock:       opts.Clock,
+		metrics:     NewMetrics(opts.Registerer),
+		recorder:    opts.Recorder,
+		profiles:    map[string]*framework.Framework{},
+		cache:       NewCache(opts.Clock),
+		snapshot:    framework.NewSnapshot(nil, nil),
+		par:         framework.Parallelizer{Workers: cfg.Parallelism},
+		pending:     map[types.UID]struct{}{},
+		instanceID:  cfg.MultiInstance.InstanceID,
+		nominated:   newNominator(),
 	}
 	if s.instanceID == "" {
 		host, _ := os.Hostname()
 		s.instanceID = host + "-" + strconv.Itoa(os.Getpid())
 	}
 	if opts.Client != nil {
-		s.factory = informers.NewSharedInformerFactory(opts.Client, 0)
+		s.factory = informers.NewSharedInformerFactoryWithOptions(opts.Client, 0, informers.WithTransform(dropManagedFields))
 	}
 	for _, p := range cfg.Profiles {
 		fw, err := framework.New(p, framework.Options{Client: opts.Client, Dynamic: opts.Dynamic, Parallelism: cfg.Parallelism, Informers: s.factory})
@@ -207,7 +217,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		return errors.New("scheduler has no client")
 	}
 	if s.broadcaster != nil {
-		s.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.client.CoreV1().Events("")})
+		s.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.eventClient.CoreV1().Events("")})
 		defer s.broadcaster.Shutdown()
 	}
 	if s.members != nil {
@@ -289,6 +299,17 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	}
 	s.bindings.Wait()
 	return nil
+}
+
+// dropManagedFields empties metadata.managedFields of informer objects
+// before they are stored: the scheduler never reads them, and at 50,000
+// pods they were a large share of its memory (kube-scheduler drops them
+// from pods too).
+func dropManagedFields(o any) (any, error) {
+	if m, ok := o.(metav1.Object); ok && m.GetManagedFields() != nil {
+		m.SetManagedFields(nil)
+	}
+	return o, nil
 }
 
 func tombstone[T any](o any) (T, bool) {
@@ -593,27 +614,54 @@ func (s *Scheduler) schedulePod(ctx context.Context, fw *framework.Framework, st
 		s.statusBuf = make([]*framework.Status, len(candidates))
 		s.feasibleBuf = make([]*framework.NodeInfo, 0, len(candidates))
 	}
-	statuses := s.statusBuf[:len(candidates)]
-	clear(statuses)
-	if fw.HasFilters(state) {
-		s.par.Until(ctx, len(candidates), func(i int) {
-			statuses[i] = filter(candidates[i])
-		})
+	hasFilters := fw.HasFilters(state)
+	// With only node-local plugins, every node, and no room reserved for
+	// preemptors, the verdicts and scores of the last equivalent pod are
+	// kept for the nodes that did not change (see nodeResults).
+	local := len(candidates) == len(all) && len(nominatedOn) == 0 && fw.NodeLocal(state, false)
+	var statuses []*framework.Status
+	if local {
+		s.results.prepare(fw, s.snapshot, pod)
+		var err error
+		if statuses, err = s.results.filter(ctx, s.par, s.snapshot, state, pod, hasFilters); err != nil {
+			return "", false, err
+		}
+		defer func() {
+			// An error other than "fits nowhere" may have left partial
+			// results.
+			var fe *framework.FitError
+			if err != nil && !errors.As(err, &fe) {
+				s.results.valid = false
+			}
+		}()
+	} else {
+		statuses = s.statusBuf[:len(candidates)]
+		clear(statuses)
+		if hasFilters {
+			s.par.Until(ctx, len(candidates), func(i int) {
+				statuses[i] = filter(candidates[i])
+			})
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return "", false, err
 	}
 	feasible := s.feasibleBuf[:0]
+	positions := s.positionBuf[:0]
 	defer func() { clear(s.feasibleBuf[:cap(s.feasibleBuf)]) }()
 	for i, st := range statuses {
 		switch {
 		case st.IsSuccess():
 			feasible = append(feasible, candidates[i])
+			if local {
+				positions = append(positions, int32(i))
+			}
 		case st.IsRejected():
 		default:
 			return "", false, fmt.Errorf("filter %s on node %s: %w", st.Plugin(), candidates[i].Name(), st.Err())
 		}
 	}
+	s.positionBuf = positions
 	if len(feasible) == 0 {
 		// The diagnosis is only built when it is needed.
 		for i, st := range statuses {
@@ -641,6 +689,14 @@ func (s *Scheduler) schedulePod(ctx context.Context, fw *framework.Framework, st
 	}
 	if st := fw.RunPreScorePlugins(ctx, state, pod, feasible); !st.IsSuccess() {
 		return "", false, fmt.Errorf("prescore %s: %w", st.Plugin(), st.Err())
+	}
+	if local {
+		if totals, st, ok := s.results.score(ctx, s.par, state, pod, feasible, positions); ok {
+			if !st.IsSuccess() {
+				return "", false, fmt.Errorf("score %s: %w", st.Plugin(), st.Err())
+			}
+			return selectHost(totals), false, nil
+		}
 	}
 	scores, st := fw.RunScorePlugins(ctx, state, pod, feasible)
 	if !st.IsSuccess() {

@@ -275,3 +275,12 @@ func (f *FitError) Error() string {
 	}
 	return b.String()
 }
+
+// NodeLocalPlugin is implemented by Filter and Score plugins whose verdict
+// and raw score for a pod on a node depend only on the pod's spec and that
+// node's NodeInfo (and on state their PreFilter or PreScore derived from
+// the pod alone). The scheduler may then keep a node's results for the
+// next pod with the same spec until the node's NodeInfo changes.
+type NodeLocalPlugin interface {
+	NodeLocal()
+}

@@ -19,6 +19,20 @@ func nextGeneration() int64 { return generation.Add(1) }
 // ever see clones held by a Snapshot, which they must not change.
 type NodeInfo struct {
 	node *v1.Node
+	// name is node.Name, kept here: Filter and Score loops over thousands
+	// of nodes read it for every node, and following the pointer to the
+	// Node object for it cost a cache miss each time.
+	name string
+	// preferNoSchedule is true when the node has a PreferNoSchedule taint
+	// (the only taints scoring looks at).
+	preferNoSchedule bool
+	// unschedulable and taints are node.Spec's, kept here for the same
+	// reason as name.
+	unschedulable bool
+	taints        []v1.Taint
+	// pos is 1 + the node's position in the NodeInfos of the snapshot
+	// that last listed it (0: never listed); see Snapshot.Position.
+	pos int
 
 	// Pods on the node, in no particular order.
 	Pods []*PodInfo
@@ -53,16 +67,30 @@ func NewNodeInfo(pods ...*PodInfo) *NodeInfo {
 func (n *NodeInfo) Node() *v1.Node { return n.node }
 
 // Name is the node's name ("" while unknown).
-func (n *NodeInfo) Name() string {
-	if n.node == nil {
-		return ""
-	}
-	return n.node.Name
-}
+func (n *NodeInfo) Name() string { return n.name }
+
+// HasPreferNoScheduleTaint reports whether the node has a taint with the
+// PreferNoSchedule effect.
+func (n *NodeInfo) HasPreferNoScheduleTaint() bool { return n.preferNoSchedule }
+
+// Unschedulable is the node's spec.unschedulable.
+func (n *NodeInfo) Unschedulable() bool { return n.unschedulable }
+
+// Taints are the node's spec.taints (do not change them).
+func (n *NodeInfo) Taints() []v1.Taint { return n.taints }
 
 // SetNode sets or replaces the node.
 func (n *NodeInfo) SetNode(node *v1.Node) {
 	n.node = node
+	n.name = node.Name
+	n.unschedulable = node.Spec.Unschedulable
+	n.taints = node.Spec.Taints
+	n.preferNoSchedule = false
+	for i := range node.Spec.Taints {
+		if node.Spec.Taints[i].Effect == v1.TaintEffectPreferNoSchedule {
+			n.preferNoSchedule = true
+		}
+	}
 	n.Allocatable = NewResource(node.Status.Allocatable)
 	n.Generation = nextGeneration()
 }
@@ -70,6 +98,10 @@ func (n *NodeInfo) SetNode(node *v1.Node) {
 // RemoveNode forgets the node but keeps its pods.
 func (n *NodeInfo) RemoveNode() {
 	n.node = nil
+	n.name = ""
+	n.unschedulable = false
+	n.taints = nil
+	n.preferNoSchedule = false
 	n.Allocatable = Resource{}
 	n.Generation = nextGeneration()
 }
@@ -135,6 +167,11 @@ func (n *NodeInfo) RemovePod(uid types.UID) bool {
 func (n *NodeInfo) Clone() *NodeInfo {
 	return &NodeInfo{
 		node:                         n.node,
+		name:                         n.name,
+		preferNoSchedule:             n.preferNoSchedule,
+		unschedulable:                n.unschedulable,
+		taints:                       n.taints,
+		pos:                          n.pos,
 		Pods:                         append([]*PodInfo(nil), n.Pods...),
 		PodsWithAffinity:             append([]*PodInfo(nil), n.PodsWithAffinity...),
 		PodsWithRequiredAntiAffinity: append([]*PodInfo(nil), n.PodsWithRequiredAntiAffinity...),
@@ -168,6 +205,62 @@ type Snapshot struct {
 	// labels and terms are the incremental indexes of index.go.
 	labels labelIndex
 	terms  termIndex
+	// domains: topology key → value → positions in NodeInfos of the nodes
+	// with that label, built on first use (NodesInDomain) and dropped when
+	// the node list or a node's labels change.
+	domains map[string]map[string][]int32
+	// gens[i] is NodeInfos[i].Generation, in one array so that finding the
+	// nodes changed since an earlier cycle reads no NodeInfo.
+	gens []int64
+	// layout changes whenever positions may have changed (Reset).
+	layout int64
+	// tainted counts the nodes with a PreferNoSchedule taint.
+	tainted int
+}
+
+// NodesWithPreferNoScheduleTaint counts the nodes with a PreferNoSchedule
+// taint.
+func (s *Snapshot) NodesWithPreferNoScheduleTaint() int { return s.tainted }
+
+// Layout identifies the node list's order: positions in NodeInfos from
+// two cycles with the same Layout designate the same nodes.
+func (s *Snapshot) Layout() int64 { return s.layout }
+
+// Generations lists NodeInfos[i].Generation for every position (do not
+// change it).
+func (s *Snapshot) Generations() []int64 { return s.gens }
+
+// Position returns the node's index in s.NodeInfos, or false when the
+// node is not (or no longer) at a known position of this snapshot (a
+// NodeInfo from elsewhere, e.g. a test's). A clone of a listed NodeInfo
+// has the position of its original.
+func (s *Snapshot) Position(n *NodeInfo) (int, bool) {
+	i := n.pos - 1
+	if i < 0 || i >= len(s.NodeInfos) || s.NodeInfos[i].name != n.name {
+		return 0, false
+	}
+	return i, true
+}
+
+// NodesInDomain returns the positions in NodeInfos of the nodes whose
+// label topologyKey has value value. The slice belongs to the snapshot:
+// do not change it. Call it only from PreFilter or PreScore (not
+// concurrently).
+func (s *Snapshot) NodesInDomain(topologyKey, value string) []int32 {
+	byValue, ok := s.domains[topologyKey]
+	if !ok {
+		byValue = map[string][]int32{}
+		for i, n := range s.NodeInfos {
+			if v, ok := n.node.Labels[topologyKey]; ok {
+				byValue[v] = append(byValue[v], int32(i))
+			}
+		}
+		if s.domains == nil {
+			s.domains = map[string]map[string][]int32{}
+		}
+		s.domains[topologyKey] = byValue
+	}
+	return byValue[value]
 }
 
 // NewSnapshot builds a snapshot from NodeInfos (taken as they are, not
@@ -186,6 +279,9 @@ func (s *Snapshot) Reset(nodes []*NodeInfo) {
 		old[n.Name()] = n
 	}
 	s.NodeInfos = make([]*NodeInfo, 0, len(nodes))
+	s.gens = make([]int64, 0, len(nodes))
+	s.tainted = 0
+	s.layout = nextGeneration()
 	if s.index == nil {
 		s.index = make(map[string]int, len(nodes))
 	} else {
@@ -196,7 +292,12 @@ func (s *Snapshot) Reset(nodes []*NodeInfo) {
 			continue
 		}
 		s.index[n.Name()] = len(s.NodeInfos)
+		n.pos = len(s.NodeInfos) + 1
 		s.NodeInfos = append(s.NodeInfos, n)
+		s.gens = append(s.gens, n.Generation)
+		if n.preferNoSchedule {
+			s.tainted++
+		}
 		s.Generation = max(s.Generation, n.Generation)
 		s.indexNode(old[n.Name()], n)
 		delete(old, n.Name())
@@ -204,6 +305,7 @@ func (s *Snapshot) Reset(nodes []*NodeInfo) {
 	for _, n := range old {
 		s.indexNode(n, nil)
 	}
+	s.domains = nil
 	s.reindexAffinity()
 }
 
@@ -235,7 +337,18 @@ func (s *Snapshot) Replace(nodes []*NodeInfo) bool {
 		if len(old.PodsWithAffinity) > 0 || len(n.PodsWithAffinity) > 0 {
 			affinityChanged = true
 		}
+		if old.node != n.node && !sameLabels(old.node.Labels, n.node.Labels) {
+			s.domains = nil
+		}
+		n.pos = i + 1
+		if old.preferNoSchedule {
+			s.tainted--
+		}
+		if n.preferNoSchedule {
+			s.tainted++
+		}
 		s.NodeInfos[i] = n
+		s.gens[i] = n.Generation
 		s.Generation = max(s.Generation, n.Generation)
 		s.indexNode(old, n)
 	}

@@ -528,3 +528,98 @@ func (f *Framework) RunPostBindPlugins(ctx context.Context, state *CycleState, p
 		p.PostBind(ctx, state, pod, nodeName)
 	}
 }
+
+// NodeLocal reports whether every Filter plugin running in this cycle
+// (call after HasFilters) and every Score plugin not skipped at PreScore
+// (call after RunPreScorePlugins) is a NodeLocalPlugin.
+func (f *Framework) NodeLocal(state *CycleState, afterPreScore bool) bool {
+	for _, p := range state.filters {
+		if _, ok := p.(NodeLocalPlugin); !ok {
+			return false
+		}
+	}
+	if !afterPreScore {
+		return true
+	}
+	for _, p := range f.score {
+		if state.skipScore[p.Name()] {
+			continue
+		}
+		if _, ok := p.(NodeLocalPlugin); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// ActiveScorePlugins returns the indexes of the Score plugins not skipped
+// at PreScore, appended to buf.
+func (f *Framework) ActiveScorePlugins(state *CycleState, buf []int) []int {
+	for i, p := range f.score {
+		if !state.skipScore[p.Name()] {
+			buf = append(buf, i)
+		}
+	}
+	return buf
+}
+
+// ScoreNode writes the raw score of each active Score plugin (indexes from
+// ActiveScorePlugins) for node into out[j][pos]. It may be called
+// concurrently for different nodes.
+func (f *Framework) ScoreNode(ctx context.Context, state *CycleState, pod *PodInfo, node *NodeInfo, active []int, out [][]int64, pos int) *Status {
+	for j, pi := range active {
+		p := f.score[pi]
+		v, s := p.Score(ctx, state, pod, node)
+		if !s.IsSuccess() {
+			return NewStatus(Error, fmt.Sprintf("running %s score: %s", p.Name(), s.Message())).WithPlugin(p.Name())
+		}
+		out[j][pos] = v
+	}
+	return nil
+}
+
+// CombineScores normalizes raw scores (raw[j][positions[k]] for the k-th
+// of names, per active plugin j) and returns the weighted totals in the
+// order of names, as RunScorePlugins does. The returned slice is reused by
+// the next call.
+func (f *Framework) CombineScores(ctx context.Context, state *CycleState, pod *PodInfo, names []string, positions []int32, active []int, raw [][]int64) ([]NodeScore, *Status) {
+	f.scoreMu.Lock()
+	defer f.scoreMu.Unlock()
+	if cap(f.totalsBuf) < len(names) {
+		f.totalsBuf = make([]NodeScore, len(names))
+	}
+	totals := f.totalsBuf[:len(names)]
+	for k, n := range names {
+		totals[k] = NodeScore{Name: n}
+	}
+	if len(f.scoreBuf) == 0 {
+		f.scoreBuf = append(f.scoreBuf, nil)
+	}
+	buf := f.scoreBuf[0]
+	if cap(buf) < len(names) {
+		buf = make([]NodeScore, len(names))
+		f.scoreBuf[0] = buf
+	}
+	buf = buf[:len(names)]
+	for j, pi := range active {
+		p := f.score[pi]
+		r := raw[j]
+		for k, pos := range positions {
+			buf[k] = NodeScore{Name: names[k], Score: r[pos]}
+		}
+		if n, ok := p.(ScoreNormalizer); ok {
+			if s := n.NormalizeScore(ctx, state, pod, buf); !s.IsSuccess() {
+				return nil, NewStatus(Error, fmt.Sprintf("normalizing %s scores: %s", p.Name(), s.Message())).WithPlugin(p.Name())
+			}
+		}
+		w := f.weights[pi]
+		for k := range buf {
+			v := buf[k].Score
+			if v < MinNodeScore || v > MaxNodeScore {
+				return nil, NewStatus(Error, fmt.Sprintf("plugin %s scored node %s %d, outside [%d, %d]", p.Name(), names[k], v, MinNodeScore, MaxNodeScore)).WithPlugin(p.Name())
+			}
+			totals[k].Score += v * w
+		}
+	}
+	return totals, nil
+}

@@ -113,8 +113,12 @@ func (s *Status) Plugin() string {
 }
 
 // WithPlugin records the plugin that produced s and returns s.
+//
+// A status that already names the plugin is not written to, so a plugin
+// may return one shared status (built once with WithPlugin) from calls
+// running in parallel.
 func (s *Status) WithPlugin(name string) *Status {
-	if s != nil {
+	if s != nil && s.plugin != name {
 		s.plugin = name
 	}
 	return s

@@ -76,6 +76,21 @@ func (d *domainSource) get(v string) int64 {
 	return n
 }
 
+// each calls fn with every domain holding a pod the source counts (all
+// counts kept are positive).
+func (d *domainSource) each(fn func(v string)) {
+	for _, m := range d.maps {
+		for v := range m {
+			fn(v)
+		}
+	}
+	for v, n := range d.extra {
+		if n > 0 {
+			fn(v)
+		}
+	}
+}
+
 func (d *domainSource) empty() bool {
 	for _, m := range d.maps {
 		if len(m) > 0 {
@@ -121,6 +136,49 @@ type filterState struct {
 	anti []domainSource
 	// selfMatch: the incoming pod matches all its own affinity terms.
 	selfMatch bool
+	// blocked, when not nil, is the anti-affinity verdict per position in
+	// nodes (the snapshot's list): 0 none, blockedAnti, blockedExisting.
+	// Filter then reads one byte per node instead of looking each node's
+	// domains up in every count map.
+	blocked []uint8
+	snap    *framework.Snapshot
+}
+
+var (
+	statusAnti         = framework.NewStatus(framework.Unschedulable, ReasonAntiAffinity).WithPlugin(Name)
+	statusExistingAnti = framework.NewStatus(framework.Unschedulable, ReasonExistingAntiAffn).WithPlugin(Name)
+)
+
+const (
+	blockedAnti     uint8 = 1
+	blockedExisting uint8 = 2
+)
+
+// block fills s.blocked from the anti-affinity sources: for each domain
+// holding a counted pod, the nodes of that domain.
+func (s *filterState) block(snap *framework.Snapshot) {
+	if len(s.anti) == 0 && len(s.existingAnti) == 0 {
+		return
+	}
+	s.snap = snap
+	s.blocked = make([]uint8, len(snap.NodeInfos))
+	mark := func(src *domainSource, why uint8) {
+		src.each(func(v string) {
+			for _, i := range snap.NodesInDomain(src.key, v) {
+				// The incoming pod's own terms are reported first, as
+				// Filter checks them first.
+				if s.blocked[i] == 0 || why == blockedAnti {
+					s.blocked[i] = why
+				}
+			}
+		})
+	}
+	for i := range s.existingAnti {
+		mark(&s.existingAnti[i], blockedExisting)
+	}
+	for i := range s.anti {
+		mark(&s.anti[i], blockedAnti)
+	}
 }
 
 func (s *filterState) Clone() framework.StateData { return s }
@@ -155,6 +213,7 @@ func (p *Plugin) PreFilter(_ context.Context, state *framework.CycleState, pod *
 		if len(s.existingAnti) == 0 {
 			return nil, framework.NewStatus(framework.Skip)
 		}
+		s.block(snap)
 		state.Write(filterKey, s)
 		return nil, nil
 	}
@@ -194,6 +253,7 @@ func (p *Plugin) PreFilter(_ context.Context, state *framework.CycleState, pod *
 	for j := range anti {
 		s.anti = append(s.anti, countTerm(snap, &anti[j], 1))
 	}
+	s.block(snap)
 	state.Write(filterKey, s)
 	return nil, nil
 }
@@ -203,6 +263,19 @@ func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, pod *fra
 	s, err := framework.ReadState[*filterState](state, filterKey)
 	if err != nil {
 		return framework.AsStatus(err)
+	}
+	if s.blocked != nil && len(pod.RequiredAffinityTerms) == 0 {
+		if i, ok := s.snap.Position(node); ok {
+			// Shared statuses: thousands of nodes may be rejected per
+			// cycle, and none of them is changed afterwards.
+			switch s.blocked[i] {
+			case blockedAnti:
+				return statusAnti
+			case blockedExisting:
+				return statusExistingAnti
+			}
+			return nil
+		}
 	}
 	nodeLabels := node.Node().Labels
 	if terms := pod.RequiredAffinityTerms; len(terms) > 0 {

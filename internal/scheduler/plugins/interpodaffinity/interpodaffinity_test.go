@@ -147,3 +147,57 @@ func BenchmarkPreFilterAntiAffinity(b *testing.B) {
 		}
 	}
 }
+
+// TestFilterPositionsAgreeWithLookups checks that the per-position
+// anti-affinity verdicts PreFilter precomputes give what the per-node
+// lookups give (a NodeInfo the snapshot does not list takes that path),
+// also after a node moves to another zone.
+func TestFilterPositionsAgreeWithLookups(t *testing.T) {
+	existing := []*v1.Pod{
+		st.Pod("e1").Node("a").Label("app", "web").Obj(),
+		st.Pod("e2").Node("c").PodAntiAffinity(st.Term(zone, "app", "api")).Obj(),
+	}
+	pods := []*v1.Pod{
+		st.Pod("p1").PodAntiAffinity(st.Term(zone, "app", "web")).Obj(),
+		st.Pod("p2").Label("app", "api").Obj(),
+		st.Pod("p3").Label("app", "api").PodAntiAffinity(st.Term(host, "app", "web")).Obj(),
+	}
+	check := func(snap *framework.Snapshot) {
+		t.Helper()
+		pl := st.NewPlugin(t, New, "", snap).(*Plugin)
+		for _, p := range pods {
+			pi := framework.NewPodInfo(p)
+			state := framework.NewCycleState()
+			if _, s := pl.PreFilter(t.Context(), state, pi); !s.IsSuccess() {
+				t.Fatalf("PreFilter %s: %v", p.Name, s)
+			}
+			for _, ni := range snap.NodeInfos {
+				if _, ok := snap.Position(ni); !ok {
+					t.Fatalf("node %s has no position", ni.Name())
+				}
+				outside := framework.NewNodeInfo(ni.Pods...)
+				outside.SetNode(ni.Node())
+				if _, ok := snap.Position(outside); ok {
+					t.Fatalf("a NodeInfo outside the snapshot has a position")
+				}
+				fast, slow := pl.Filter(t.Context(), state, pi, ni), pl.Filter(t.Context(), state, pi, outside)
+				if fast.Code() != slow.Code() || fast.Message() != slow.Message() {
+					t.Errorf("pod %s node %s: %v by position, %v by lookup", p.Name, ni.Name(), fast, slow)
+				}
+			}
+		}
+	}
+	snap := st.Cluster(nodes(), existing, nil)
+	check(snap)
+	// Node b moves from z1 to z2: the domain lists are rebuilt.
+	b, _ := snap.Get("b")
+	moved := b.Clone()
+	moved.SetNode(st.Node("b").Label(zone, "z2").Obj())
+	if !snap.Replace([]*framework.NodeInfo{moved}) {
+		t.Fatal("Replace refused")
+	}
+	if got := snap.NodesInDomain(zone, "z2"); len(got) != 2 {
+		t.Fatalf("z2 holds positions %v, want two nodes", got)
+	}
+	check(snap)
+}

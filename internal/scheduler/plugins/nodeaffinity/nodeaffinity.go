@@ -60,6 +60,10 @@ func New(raw json.RawMessage, _ framework.Handle) (framework.Plugin, error) {
 	return p, nil
 }
 
+// NodeLocal implements framework.NodeLocalPlugin: the verdict and score
+// depend on the pod and the node only.
+func (*Plugin) NodeLocal() {}
+
 // Name implements framework.Plugin.
 func (*Plugin) Name() string { return Name }
 

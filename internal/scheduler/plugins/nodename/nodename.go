@@ -25,6 +25,10 @@ func New(args json.RawMessage, _ framework.Handle) (framework.Plugin, error) {
 	return &Plugin{}, framework.DecodeArgs(args, &struct{}{})
 }
 
+// NodeLocal implements framework.NodeLocalPlugin: the verdict and score
+// depend on the pod and the node only.
+func (*Plugin) NodeLocal() {}
+
 // Name implements framework.Plugin.
 func (*Plugin) Name() string { return Name }
 

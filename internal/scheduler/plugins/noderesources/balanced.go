@@ -47,6 +47,10 @@ func NewBalanced(raw json.RawMessage, _ framework.Handle) (framework.Plugin, err
 	return b, nil
 }
 
+// NodeLocal implements framework.NodeLocalPlugin: the verdict and score
+// depend on the pod and the node only.
+func (*Balanced) NodeLocal() {}
+
 // Name implements framework.Plugin.
 func (*Balanced) Name() string { return BalancedName }
 

@@ -104,6 +104,10 @@ func validateResources(rs []ResourceSpec) error {
 	return nil
 }
 
+// NodeLocal implements framework.NodeLocalPlugin: the verdict and score
+// depend on the pod and the node only.
+func (*Fit) NodeLocal() {}
+
 // Name implements framework.Plugin.
 func (*Fit) Name() string { return FitName }
 

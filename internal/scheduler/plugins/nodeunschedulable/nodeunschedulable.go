@@ -28,6 +28,10 @@ func New(args json.RawMessage, _ framework.Handle) (framework.Plugin, error) {
 	return &Plugin{}, framework.DecodeArgs(args, &struct{}{})
 }
 
+// NodeLocal implements framework.NodeLocalPlugin: the verdict and score
+// depend on the pod and the node only.
+func (*Plugin) NodeLocal() {}
+
 // Name implements framework.Plugin.
 func (*Plugin) Name() string { return Name }
 
@@ -35,7 +39,7 @@ var unschedulableTaint = v1.Taint{Key: v1.TaintNodeUnschedulable, Effect: v1.Tai
 
 // Filter rejects a cordoned node the pod does not tolerate.
 func (*Plugin) Filter(_ context.Context, _ *framework.CycleState, pod *framework.PodInfo, node *framework.NodeInfo) *framework.Status {
-	if !node.Node().Spec.Unschedulable {
+	if !node.Unschedulable() {
 		return nil
 	}
 	for i := range pod.Pod.Spec.Tolerations {

@@ -19,11 +19,21 @@ func init() {
 }
 
 // Plugin implements Filter, PreScore and Score.
-type Plugin struct{}
+type Plugin struct{ h framework.Handle }
 
 // New is the factory; no args.
-func New(args json.RawMessage, _ framework.Handle) (framework.Plugin, error) {
-	return &Plugin{}, framework.DecodeArgs(args, &struct{}{})
+func New(args json.RawMessage, h framework.Handle) (framework.Plugin, error) {
+	return &Plugin{h: h}, framework.DecodeArgs(args, &struct{}{})
+}
+
+// NodeLocal implements framework.NodeLocalPlugin.
+func (*Plugin) NodeLocal() {}
+
+func (p *Plugin) snapshot() *framework.Snapshot {
+	if p.h == nil {
+		return nil
+	}
+	return p.h.Snapshot()
 }
 
 // Name implements framework.Plugin.
@@ -40,7 +50,7 @@ func tolerated(tols []v1.Toleration, taint *v1.Taint) bool {
 
 // Filter rejects the first untolerated NoSchedule/NoExecute taint.
 func (*Plugin) Filter(_ context.Context, _ *framework.CycleState, pod *framework.PodInfo, node *framework.NodeInfo) *framework.Status {
-	taints := node.Node().Spec.Taints
+	taints := node.Taints()
 	for i := range taints {
 		t := &taints[i]
 		if t.Effect != v1.TaintEffectNoSchedule && t.Effect != v1.TaintEffectNoExecute {
@@ -59,8 +69,25 @@ type preScoreState struct{ tolerations []v1.Toleration }
 
 func (s *preScoreState) Clone() framework.StateData { return s }
 
-// PreScore keeps the tolerations that can tolerate PreferNoSchedule.
-func (*Plugin) PreScore(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, _ []*framework.NodeInfo) *framework.Status {
+// PreScore keeps the tolerations that can tolerate PreferNoSchedule. When
+// no feasible node has a PreferNoSchedule taint every node scores the
+// same, which changes no choice: Score is skipped.
+func (p *Plugin) PreScore(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, nodes []*framework.NodeInfo) *framework.Status {
+	tainted := false
+	if snap := p.snapshot(); snap != nil && snap.NumNodes() > 0 {
+		// The snapshot's count: no look at every feasible node.
+		tainted = snap.NodesWithPreferNoScheduleTaint() > 0
+	} else {
+		for _, n := range nodes {
+			if n.HasPreferNoScheduleTaint() {
+				tainted = true
+				break
+			}
+		}
+	}
+	if !tainted {
+		return framework.NewStatus(framework.Skip)
+	}
 	var tols []v1.Toleration
 	for _, t := range pod.Pod.Spec.Tolerations {
 		if t.Effect == "" || t.Effect == v1.TaintEffectPreferNoSchedule {
@@ -79,7 +106,7 @@ func (*Plugin) Score(_ context.Context, state *framework.CycleState, _ *framewor
 		return 0, framework.AsStatus(err)
 	}
 	var n int64
-	taints := node.Node().Spec.Taints
+	taints := node.Taints()
 	for i := range taints {
 		if taints[i].Effect == v1.TaintEffectPreferNoSchedule && !tolerated(s.tolerations, &taints[i]) {
 			n++

@@ -1,0 +1,195 @@
+package scheduler
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/keelson-dev/keelson/internal/scheduler/framework"
+	st "github.com/keelson-dev/keelson/internal/scheduler/schedtest"
+)
+
+// fullEvaluation filters and scores every node the plain way (no kept
+// results): the reference for nodeResults.
+func fullEvaluation(t *testing.T, s *Scheduler, fw *framework.Framework, pod *framework.PodInfo) (codes map[string]framework.Code, totals map[string]int64) {
+	t.Helper()
+	ctx := t.Context()
+	state := framework.NewCycleState()
+	if _, st := fw.RunPreFilterPlugins(ctx, state, pod); !st.IsSuccess() {
+		t.Fatalf("prefilter: %v", st)
+	}
+	codes = map[string]framework.Code{}
+	var feasible []*framework.NodeInfo
+	for _, ni := range s.snapshot.NodeInfos {
+		st := fw.RunFilterPlugins(ctx, state, pod, ni)
+		codes[ni.Name()] = st.Code()
+		if st.IsSuccess() {
+			feasible = append(feasible, ni)
+		}
+	}
+	totals = map[string]int64{}
+	if len(feasible) == 0 {
+		return codes, totals
+	}
+	if st := fw.RunPreScorePlugins(ctx, state, pod, feasible); !st.IsSuccess() {
+		t.Fatalf("prescore: %v", st)
+	}
+	scores, st := fw.RunScorePlugins(ctx, state, pod, feasible)
+	if !st.IsSuccess() {
+		t.Fatalf("score: %v", st)
+	}
+	for _, sc := range scores {
+		totals[sc.Name] = sc.Score
+	}
+	return codes, totals
+}
+
+// keptEvaluation runs the same through nodeResults, as schedulePod does.
+func keptEvaluation(t *testing.T, s *Scheduler, fw *framework.Framework, pod *framework.PodInfo) (codes map[string]framework.Code, totals map[string]int64, reused int) {
+	t.Helper()
+	ctx := t.Context()
+	state := framework.NewCycleState()
+	if _, st := fw.RunPreFilterPlugins(ctx, state, pod); !st.IsSuccess() {
+		t.Fatalf("prefilter: %v", st)
+	}
+	hasFilters := fw.HasFilters(state)
+	if !fw.NodeLocal(state, false) {
+		t.Fatal("filters are not node-local")
+	}
+	s.results.prepare(fw, s.snapshot, pod)
+	statuses, err := s.results.filter(ctx, s.par, s.snapshot, state, pod, hasFilters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reused = len(statuses) - len(s.results.changed)
+	codes = map[string]framework.Code{}
+	var feasible []*framework.NodeInfo
+	var positions []int32
+	for i, st := range statuses {
+		codes[s.snapshot.NodeInfos[i].Name()] = st.Code()
+		if st.IsSuccess() {
+			feasible = append(feasible, s.snapshot.NodeInfos[i])
+			positions = append(positions, int32(i))
+		}
+	}
+	totals = map[string]int64{}
+	if len(feasible) == 0 {
+		return codes, totals, reused
+	}
+	if st := fw.RunPreScorePlugins(ctx, state, pod, feasible); !st.IsSuccess() {
+		t.Fatalf("prescore: %v", st)
+	}
+	scores, st, ok := s.results.score(ctx, s.par, state, pod, feasible, positions)
+	if !ok {
+		t.Fatal("score plugins are not node-local")
+	}
+	if !st.IsSuccess() {
+		t.Fatalf("score: %v", st)
+	}
+	for _, sc := range scores {
+		totals[sc.Name] = sc.Score
+	}
+	return codes, totals, reused
+}
+
+// TestKeptResultsMatchFullEvaluation schedules a run of equal pods while
+// the cluster changes between cycles (pods assumed and removed, nodes
+// cordoned, tainted, relabelled) and checks that the verdicts and totals
+// kept from earlier cycles equal a full evaluation's, and that unchanged
+// nodes were indeed not evaluated again.
+func TestKeptResultsMatchFullEvaluation(t *testing.T) {
+	s := newTestScheduler(t, testConfig(), Options{})
+	fw := s.profiles[DefaultSchedulerName]
+	const nodes = 40
+	node := func(i int) *st.NodeWrapper {
+		return st.Node(fmt.Sprintf("n%d", i)).Cap("cpu", fmt.Sprint(2+i%5), "memory", fmt.Sprintf("%dGi", 4+i%7), "pods", "20").Label("disk", []string{"ssd", "hdd"}[i%2])
+	}
+	for i := range nodes {
+		s.cache.AddNode(node(i).Obj())
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	spec := func(i int) *v1.Pod {
+		return st.Pod(fmt.Sprintf("p%d", i)).UID(fmt.Sprintf("p%d", i)).Req("cpu", "300m", "memory", "512Mi").
+			Toleration("dedicated", v1.TolerationOpEqual, "batch", v1.TaintEffectNoSchedule).
+			PreferredNodeAffinity(10, "disk", v1.NodeSelectorOpIn, "ssd").Obj()
+	}
+	totalReused := 0
+	for i := range 60 {
+		s.cache.UpdateSnapshot(s.snapshot)
+		fw.SetSnapshot(s.snapshot)
+		pod := framework.NewPodInfo(spec(i))
+		codes, totals, reused := keptEvaluation(t, s, fw, pod)
+		wantCodes, wantTotals := fullEvaluation(t, s, fw, pod)
+		for n, c := range wantCodes {
+			if codes[n] != c {
+				t.Fatalf("pod %d node %s: kept verdict %v, full %v", i, n, codes[n], c)
+			}
+		}
+		if len(totals) != len(wantTotals) {
+			t.Fatalf("pod %d: %d nodes scored, want %d", i, len(totals), len(wantTotals))
+		}
+		for n, v := range wantTotals {
+			if totals[n] != v {
+				t.Fatalf("pod %d node %s: kept total %d, full %d", i, n, totals[n], v)
+			}
+		}
+		if i > 0 {
+			totalReused += reused
+		}
+		// Place the pod on its best node, as the cycle would.
+		best, bestScore := "", int64(-1)
+		for n, v := range totals {
+			if v > bestScore || (v == bestScore && n < best) {
+				best, bestScore = n, v
+			}
+		}
+		if best != "" {
+			p := spec(i)
+			p.Spec.NodeName = best
+			s.cache.AddPod(p)
+		}
+		// And change the cluster.
+		switch k := rng.IntN(nodes); i % 5 {
+		case 1:
+			s.cache.AddNode(node(k).Unschedulable().Obj())
+		case 2:
+			s.cache.AddNode(node(k).Taint("dedicated", "web", v1.TaintEffectNoSchedule).Obj())
+		case 3:
+			s.cache.AddNode(node(k).Label("disk", "ssd").Taint("soft", "x", v1.TaintEffectPreferNoSchedule).Obj())
+		case 4:
+			if i >= 5 {
+				s.cache.RemovePod(&v1.Pod{ObjectMeta: spec(i - 5).ObjectMeta, Spec: v1.PodSpec{NodeName: "?"}})
+				s.cache.ForgetPod(types.UID(fmt.Sprintf("p%d", i-5)))
+			}
+		}
+	}
+	// Most nodes are unchanged from one cycle to the next.
+	if totalReused < 59*nodes/2 {
+		t.Errorf("kept results used %d times over 59 cycles of %d nodes; expected most", totalReused, nodes)
+	}
+}
+
+// TestKeptResultsDroppedForOtherSpec checks that a pod with another spec
+// does not use the results kept for the previous one.
+func TestKeptResultsDroppedForOtherSpec(t *testing.T) {
+	s := newTestScheduler(t, testConfig(), Options{})
+	fw := s.profiles[DefaultSchedulerName]
+	s.cache.AddNode(st.Node("small").Cap("cpu", "1", "memory", "4Gi", "pods", "10").Obj())
+	s.cache.AddNode(st.Node("big").Cap("cpu", "8", "memory", "4Gi", "pods", "10").Obj())
+	s.cache.UpdateSnapshot(s.snapshot)
+	fw.SetSnapshot(s.snapshot)
+	codes, _, _ := keptEvaluation(t, s, fw, framework.NewPodInfo(st.Pod("a").Req("cpu", "500m").Obj()))
+	if codes["small"] != framework.Success {
+		t.Fatalf("small node rejected a 500m pod: %v", codes["small"])
+	}
+	codes, _, reused := keptEvaluation(t, s, fw, framework.NewPodInfo(st.Pod("b").Req("cpu", "2").Obj()))
+	if reused != 0 {
+		t.Errorf("%d verdicts reused for a pod of another size", reused)
+	}
+	if codes["small"] == framework.Success || codes["big"] != framework.Success {
+		t.Errorf("2-CPU pod: small %v, big %v", codes["small"], codes["big"])
+	}
+}
