@@ -329,8 +329,10 @@ func (ix *index) rangeAt(opts backend.RangeOptions, r int64) (res backend.RangeR
 	}
 	count := 0
 	counted := keep >= 0 && opts.End != nil
+	want := 0 // counted: how many entries from Key on the walk collects
 	if counted {
 		count = ix.countRange(opts)
+		want = min(keep, count)
 	}
 	visit := func(e *entry) bool {
 		if overlay != nil {
@@ -340,7 +342,7 @@ func (ix *index) rangeAt(opts backend.RangeOptions, r int64) (res backend.RangeR
 		}
 		if counted {
 			items = append(items, item{e: e})
-			return len(items) < keep
+			return len(items) < want
 		}
 		count++
 		if keep < 0 || len(items) < keep {
@@ -349,8 +351,12 @@ func (ix *index) rangeAt(opts backend.RangeOptions, r int64) (res backend.RangeR
 		return true
 	}
 	switch {
-	case counted && keep == 0:
-		// Count only: nothing to collect.
+	case counted && want == 0:
+		// Count only, or an empty range: nothing to collect.
+	case counted:
+		// The first want entries from Key on are in the range (count
+		// says so): no comparison with End per entry.
+		ix.tree.AscendGreaterOrEqual(&entry{key: opts.Key}, visit)
 	case opts.End == nil:
 		if e, found := ix.tree.Get(&entry{key: opts.Key}); found {
 			visit(e)
