@@ -64,8 +64,14 @@ type index struct {
 	// by binary search instead of a walk (see rank); nil when a key was
 	// added or removed since it was built. Readers build it under the
 	// cache's read lock (several may race to, which is harmless); writers,
-	// holding the write lock, drop it.
+	// holding the write lock, drop it and reset walked.
 	keys atomic.Pointer[[]*entry]
+	// walked counts the keys that counted reads walked since keys was
+	// dropped. keys is rebuilt only once they reach the tree's size, so
+	// that rebuilding (a pass over every key) never costs more than the
+	// walks it replaces, e.g. small ranges in a large tree while keys
+	// come and go.
+	walked atomic.Int64
 	// onEvict receives values as they are evicted (the Redis tier).
 	onEvict func(key []byte, mod int64, value []byte)
 	evicted int64
@@ -96,7 +102,7 @@ func (ix *index) put(kv backend.KeyValue) {
 	if old, ok := ix.tree.ReplaceOrInsert(e); ok {
 		ix.drop(old)
 	} else {
-		ix.keys.Store(nil)
+		ix.dropKeys()
 	}
 	ix.metaBytes += int64(len(e.key)) + entryOverhead
 	ix.valueBytes += int64(e.vlen)
@@ -106,18 +112,34 @@ func (ix *index) put(kv backend.KeyValue) {
 func (ix *index) del(key []byte) {
 	if old, ok := ix.tree.Delete(&entry{key: key}); ok {
 		ix.drop(old)
-		ix.keys.Store(nil)
+		ix.dropKeys()
 	}
 }
 
-// sortedKeys returns the tree's entries in key order, building the list if
-// a key was added or removed since the last one. Only the keys of its
-// entries may be used: an entry replaced by a newer version of its key
-// stays in the list (same key, dropped value) until the next rebuild.
-// Callers hold the cache's lock, for reading at least.
+// dropKeys invalidates the sorted key list after a key was added or
+// removed.
+func (ix *index) dropKeys() {
+	ix.keys.Store(nil)
+	ix.walked.Store(0)
+}
+
+// sortedKeys returns the tree's entries in key order, or nil if a key was
+// added or removed since the list was built. Only the keys of its entries
+// may be used: an entry replaced by a newer version of its key stays in
+// the list (same key, dropped value) until the next rebuild.
 func (ix *index) sortedKeys() []*entry {
 	if p := ix.keys.Load(); p != nil {
 		return *p
+	}
+	return nil
+}
+
+// noteWalk records that a counted read walked n keys, and rebuilds the
+// sorted key list once the walks since it was dropped add up to the
+// tree's size. Callers hold the cache's lock, for reading at least.
+func (ix *index) noteWalk(n int) {
+	if ix.walked.Add(int64(n)) < int64(ix.tree.Len()) || ix.keys.Load() != nil {
+		return
 	}
 	ks := make([]*entry, 0, ix.tree.Len())
 	ix.tree.Ascend(func(e *entry) bool {
@@ -125,7 +147,6 @@ func (ix *index) sortedKeys() []*entry {
 		return true
 	})
 	ix.keys.Store(&ks)
-	return ks
 }
 
 // rank returns the number of keys below key.
@@ -134,9 +155,8 @@ func rank(ks []*entry, key []byte) int {
 }
 
 // countRange returns the number of keys opts selects (a range, not a
-// single key) from the sorted key list: two binary searches.
-func (ix *index) countRange(opts backend.RangeOptions) int {
-	ks := ix.sortedKeys()
+// single key) from the sorted key list ks: two binary searches.
+func countRange(ks []*entry, opts backend.RangeOptions) int {
 	n := len(ks)
 	if !isFromKey(opts.End) {
 		n = rank(ks, opts.End)
@@ -311,9 +331,10 @@ func (ix *index) rangeAt(opts backend.RangeOptions, r int64) (res backend.RangeR
 	}
 	// Without an overlay the tree alone answers: only the first Limit
 	// entries are collected, and the range is counted by two binary
-	// searches in the sorted key list (a paginated list asks for a page
-	// of 500 and the count of thousands; walking them all took about a
-	// third of the store's CPU in a list of 10,000 objects).
+	// searches in the sorted key list, or, while that is being rebuilt
+	// after keys came or went, by walking it (a paginated list asks for
+	// a page of 500 and the count of thousands; walking them all took
+	// about a third of the store's CPU in a list of 10,000 objects).
 	keep := -1
 	if overlay == nil {
 		switch {
@@ -328,11 +349,17 @@ func (ix *index) rangeAt(opts backend.RangeOptions, r int64) (res backend.RangeR
 		items = make([]item, 0, min(keep, 1024))
 	}
 	count := 0
-	counted := keep >= 0 && opts.End != nil
-	want := 0 // counted: how many entries from Key on the walk collects
-	if counted {
-		count = ix.countRange(opts)
-		want = min(keep, count)
+	var (
+		counted bool // count is known: the walk collects want entries
+		want    int
+		walk    = keep >= 0 && opts.End != nil // a range walked only to be counted
+	)
+	if walk {
+		if ks := ix.sortedKeys(); ks != nil {
+			count = countRange(ks, opts)
+			want = min(keep, count)
+			counted, walk = true, false
+		}
 	}
 	visit := func(e *entry) bool {
 		if overlay != nil {
@@ -365,6 +392,9 @@ func (ix *index) rangeAt(opts backend.RangeOptions, r int64) (res backend.RangeR
 		ix.tree.AscendGreaterOrEqual(&entry{key: opts.Key}, visit)
 	default:
 		ix.tree.AscendRange(&entry{key: opts.Key}, &entry{key: opts.End}, visit)
+	}
+	if walk {
+		ix.noteWalk(count)
 	}
 	if len(overlay) > 0 {
 		for _, kv := range overlay {

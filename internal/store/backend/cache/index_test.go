@@ -10,14 +10,15 @@ import (
 )
 
 // TestIndexCountedRange checks limited ranges and counts, answered from the
-// sorted key list, against a walk over a plain map, while keys are
-// created, updated and deleted between reads.
+// sorted key list or by a walk while it is stale, against a plain map,
+// while keys are created, updated and deleted between reads.
 func TestIndexCountedRange(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	ix := newIndex(1, 1<<30)
 	live := map[string]bool{}
 	key := func() []byte { return fmt.Appendf(nil, "k%03d", rng.IntN(300)) }
 	rev := int64(1)
+	fromList := 0 // reads answered with the sorted key list
 	for round := range 400 {
 		var evs []backend.Event
 		seen := map[string]bool{}
@@ -47,6 +48,9 @@ func TestIndexCountedRange(t *testing.T) {
 				o.Key = []byte{}
 			}
 			o.CountOnly = rng.IntN(6) == 0
+			if ix.sortedKeys() != nil {
+				fromList++
+			}
 			res, _, ok := ix.rangeAt(o, rev)
 			if !ok {
 				t.Fatalf("round %d: rangeAt at the applied revision refused", round)
@@ -85,4 +89,8 @@ func TestIndexCountedRange(t *testing.T) {
 			}
 		}
 	}
+	if fromList < 100 {
+		t.Fatalf("only %d of 2,400 reads used the sorted key list", fromList)
+	}
+	t.Logf("%d of 2,400 reads used the sorted key list", fromList)
 }
