@@ -69,7 +69,7 @@ func (b *bencher) profileLists(ctx context.Context, r *running, tr *TargetResult
 			}
 			break
 		}
-		lists++
+		lists += b.cfg.Sizes.KubeListers // list runs that many lists side by side
 	}
 	if !errors.Is(perr, errDone) {
 		return perr
@@ -82,7 +82,7 @@ func (b *bencher) profileLists(ctx context.Context, r *running, tr *TargetResult
 			_ = os.WriteFile(strings.TrimSuffix(file, ".pprof")+".metrics.txt", m, 0o644)
 		}
 	}
-	slog.Info("cpu profile under lists", "target", tr.Name, "file", file, "rounds", lists)
+	slog.Info("cpu profile under lists", "target", tr.Name, "file", file, "lists", lists)
 	return nil
 }
 
