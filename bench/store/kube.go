@@ -93,7 +93,10 @@ func (w *kubeWatcher) run(ctx context.Context, wch clientv3.WatchChan) {
 
 // runKube runs the Kubernetes-shaped load: writes through writeEP, the
 // watch on watchEP (another instance for SQL targets).
-func runKube(ctx context.Context, s Sizes, writeEP, watchEP string) (*KubeResult, error) {
+//
+// afterLists, if not nil, is called once the measured lists are done with a
+// function that runs more lists (not measured).
+func runKube(ctx context.Context, s Sizes, writeEP, watchEP string, afterLists func(list func(context.Context) error) error) (*KubeResult, error) {
 	res := &KubeResult{Objects: s.KubeObjects, Writers: s.KubeClients, CrossInst: writeEP != watchEP}
 	clients := make([]*clientv3.Client, s.KubeConns)
 	for i := range clients {
@@ -249,12 +252,34 @@ func runKube(ctx context.Context, s Sizes, writeEP, watchEP string) (*KubeResult
 	w.mu.Unlock()
 	res.WatchLag = summarize(lags)
 
-	// Paginated lists as kube-apiserver sends them: limit PageSize, the
-	// first page at the current revision, the next ones from the last key
-	// at the first page's revision.
+	listLat, pages, elapsed, err := listObjects(ctx, clients, s, s.KubeLists)
+	if err != nil {
+		return nil, err
+	}
+	res.List = summarize(listLat)
+	res.Page = summarize(pages)
+	res.ListObjPerS = float64(s.KubeObjects*s.KubeLists) / elapsed.Seconds()
+	if afterLists != nil {
+		// Lists again (not measured) for as long as the hook wants, e.g.
+		// while a CPU profile is taken.
+		err := afterLists(func(ctx context.Context) error {
+			_, _, _, err := listObjects(ctx, clients, s, s.KubeListers)
+			return err
+		})
+		if err != nil {
+			slog.Warn("after-lists hook failed", "err", err)
+		}
+	}
+	return res, nil
+}
+
+// listObjects runs n full paginated lists on s.KubeListers goroutines, as
+// kube-apiserver sends them: limit PageSize, the first page at the current
+// revision, the next ones from the last key at the first page's revision.
+// It returns each list's and each page's latency and the wall time.
+func listObjects(ctx context.Context, clients []*clientv3.Client, s Sizes, n int) (lists, pages []time.Duration, elapsed time.Duration, err error) {
 	var pageMu sync.Mutex
-	var pages []time.Duration
-	listLat, elapsed, err := parallel(ctx, s.KubeLists, s.KubeListers, func(worker, _ int) error {
+	lists, elapsed, err = parallel(ctx, n, s.KubeListers, func(worker, _ int) error {
 		cli := clients[worker%len(clients)]
 		end := prefixEnd(kubePrefix)
 		key := kubePrefix
@@ -289,13 +314,7 @@ func runKube(ctx context.Context, s Sizes, writeEP, watchEP string) (*KubeResult
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	res.List = summarize(listLat)
-	res.Page = summarize(pages)
-	res.ListObjPerS = float64(s.KubeObjects*s.KubeLists) / elapsed.Seconds()
-	return res, nil
+	return lists, pages, elapsed, err
 }
 
 // parallel runs fn for i in [0,n) on `workers` goroutines and returns each

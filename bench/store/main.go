@@ -63,7 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.BoolVar(&cfg.Quick, "quick", false, "smoke-run sizes (seconds per target) instead of the full run")
 	fs.StringVar(&cfg.PostgresURL, "postgres", cfg.PostgresURL, "PostgreSQL admin URL; a fresh database is created per target")
 	fs.StringVar(&cfg.MySQLDSN, "mysql", cfg.MySQLDSN, "MySQL/MariaDB admin DSN (go-sql-driver form); a fresh database is created per target")
-	fs.StringVar(&cfg.ProfileDir, "cpu-profile-dir", "", "capture CPU profiles of keelson and etcd under put load at 100 clients into this directory")
+	fs.StringVar(&cfg.ProfileDir, "cpu-profile-dir", "", "capture CPU profiles of keelson and etcd under put load at 100 clients, and under the Kubernetes-shaped load's lists (with keelson's /metrics after them), into this directory")
 	fs.BoolVar(&cfg.PutDistinct, "put-distinct-keys", false, "SQL targets' put loader: the i-th put of a run writes key i (no two puts of a run share a key, so kine's crash on concurrent puts to one key cannot happen); default: keys drawn from --key-space")
 	fs.IntVar(&cfg.ProfileSecs, "profile-seconds", cfg.ProfileSecs, "length of each CPU profile")
 	fs.StringVar(&cfg.FromJSON, "from-json", "", "run nothing: re-render --out from the results a previous run wrote with --json")
@@ -634,7 +634,13 @@ func (b *bencher) mainScenarios(ctx context.Context, spec targetSpec, tr *Target
 			if err != nil {
 				return err
 			}
-			k, err := runKube(sctx, s, r.writeEndpoint(), r.watchEndpoint())
+			var afterLists func(func(context.Context) error) error
+			if b.cfg.ProfileDir != "" && (spec.Kind == "keelson" || spec.Kind == "etcd") {
+				afterLists = func(list func(context.Context) error) error {
+					return b.profileLists(sctx, r, tr, list)
+				}
+			}
+			k, err := runKube(sctx, s, r.writeEndpoint(), r.watchEndpoint(), afterLists)
 			if err != nil {
 				return l.scenarioErr(err)
 			}
