@@ -212,6 +212,11 @@ func (c *Controller) Start(ctx context.Context) error {
 	for _, p := range c.policies() {
 		c.watchSelected(p.spec.ResourceSelectors)
 	}
+	// The member caches of those kinds load while the host informers
+	// do: after a restart, bulk reconciles wait for both, and starting
+	// the member lists only when the first host object comes through
+	// would put one after the other.
+	go c.preloadMembers(ctx)
 	go func() {
 		<-ctx.Done()
 		c.queue.ShutDown()
@@ -227,6 +232,24 @@ func (c *Controller) Start(ctx context.Context) error {
 	go c.healthLoop(ctx)
 	c.log.Info("federation control plane started", "workers", c.cfg.Workers)
 	return nil
+}
+
+// preloadMembers connects to every joined member and starts its caches
+// of the kinds the host informers watch.
+func (c *Controller) preloadMembers(ctx context.Context) {
+	c.mu.Lock()
+	gvrs := slices.Collect(maps.Keys(c.informers))
+	c.mu.Unlock()
+	for _, cl := range c.clusterList() {
+		m, err := c.member(ctx, cl.Name)
+		if err != nil {
+			c.log.Warn("connecting to member", "cluster", cl.Name, "err", err)
+			continue
+		}
+		for _, gvr := range gvrs {
+			m.informer(gvr)
+		}
+	}
 }
 
 // enqueue queues k for a live change: ahead of background work.
@@ -260,8 +283,9 @@ func (c *Controller) enqueueAll() {
 	c.mu.Unlock()
 	for gvr, inf := range infs {
 		for _, o := range inf.GetStore().List() {
-			u := o.(*unstructured.Unstructured)
-			c.enqueueBackground(objectKey{gvr, u.GetNamespace(), u.GetName()})
+			if acc, err := meta.Accessor(o); err == nil {
+				c.enqueueBackground(objectKey{gvr, acc.GetNamespace(), acc.GetName()})
+			}
 		}
 	}
 }
@@ -321,9 +345,7 @@ func (c *Controller) watch(gvr schema.GroupVersionResource) cache.SharedIndexInf
 		return inf
 	}
 	inf := dynamicinformer.NewFilteredDynamicInformer(c.host, gvr, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
-	// managedFields are never read; updates without them keep the
-	// server's.
-	_ = inf.SetTransform(dropManagedFields)
+	_ = inf.SetTransform(compactHostObject)
 	h := func(o any, initial bool) {
 		if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
 			o = d.Obj
@@ -534,7 +556,10 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 		c.forget(k)
 		return nil
 	}
-	obj := o.(*unstructured.Unstructured).DeepCopy()
+	obj, err := hostObject(o)
+	if err != nil {
+		return err
+	}
 	if obj.GetDeletionTimestamp() != nil {
 		return c.finalize(ctx, k, obj)
 	}

@@ -114,44 +114,79 @@ func (m *member) notify(gvr schema.GroupVersionResource, o any, initial bool) {
 	}
 }
 
-// stripMemberCopy keeps of a member object what the control plane reads
-// from its cache — identity, labels, the hash annotation, generation and
-// status — so that caching tens of thousands of member copies stays
-// small. Conflict checks on objects keelson does not manage read the
-// whole object from the member.
+// memberCopy is what a member cache keeps of one object: identity,
+// whether keelson manages it, the hash annotation, generation, status and
+// spec.replicas (a member HPA's choice is kept by memberHPA, and capacity
+// division counts what each copy asks for in holding). A struct instead of
+// the decoded object keeps tens of thousands of member copies small: an
+// unstructured copy holds a map per level and per label set, this holds
+// plain fields, and the managed label map is shared. Conflict checks on
+// objects keelson does not manage read the whole object from the member.
+type memberCopy struct {
+	// ObjectMeta carries name, namespace, uid, resourceVersion,
+	// generation, deletionTimestamp, and the managed label only (so that
+	// meta.Accessor and the informer's key function work on it).
+	metav1.ObjectMeta
+	apiVersion, kind string
+	hash             string
+	replicas         int64
+	hasReplicas      bool
+	status           map[string]any
+}
+
+// managedLabels is the label set of every managed member copy (shared:
+// read only).
+var managedLabels = map[string]string{v1alpha1.LabelManaged: "true"}
+
+// object rebuilds the stripped unstructured form of the copy; callers
+// get a fresh object each time (the status map is shared: read only).
+func (mc *memberCopy) object() *unstructured.Unstructured {
+	md := map[string]any{"name": mc.Name, "resourceVersion": mc.ResourceVersion, "uid": string(mc.UID)}
+	if mc.Namespace != "" {
+		md["namespace"] = mc.Namespace
+	}
+	if mc.Generation != 0 {
+		md["generation"] = mc.Generation
+	}
+	if mc.Labels != nil {
+		md["labels"] = map[string]any{v1alpha1.LabelManaged: "true"}
+	}
+	if mc.hash != "" {
+		md["annotations"] = map[string]any{v1alpha1.AnnotationHash: mc.hash}
+	}
+	if mc.DeletionTimestamp != nil {
+		md["deletionTimestamp"] = mc.DeletionTimestamp.UTC().Format(time.RFC3339)
+	}
+	out := map[string]any{"apiVersion": mc.apiVersion, "kind": mc.kind, "metadata": md}
+	if mc.status != nil {
+		out["status"] = mc.status
+	}
+	if mc.hasReplicas {
+		out["spec"] = map[string]any{"replicas": mc.replicas}
+	}
+	return &unstructured.Unstructured{Object: out}
+}
+
+// stripMemberCopy is the member informers' transform: it turns a member
+// object into a memberCopy.
 func stripMemberCopy(o any) (any, error) {
 	u, ok := o.(*unstructured.Unstructured)
 	if !ok {
-		return o, nil
+		return o, nil // already stripped, or a tombstone
 	}
-	md := map[string]any{}
-	for _, k := range []string{"name", "namespace", "uid", "resourceVersion", "generation", "labels", "deletionTimestamp"} {
-		if v, ok := u.Object["metadata"].(map[string]any)[k]; ok {
-			md[k] = v
-		}
+	mc := &memberCopy{apiVersion: u.GetAPIVersion(), kind: u.GetKind(), hash: u.GetAnnotations()[v1alpha1.AnnotationHash]}
+	mc.Name, mc.Namespace, mc.UID, mc.ResourceVersion = u.GetName(), u.GetNamespace(), u.GetUID(), u.GetResourceVersion()
+	mc.Generation, mc.DeletionTimestamp = u.GetGeneration(), u.GetDeletionTimestamp()
+	if u.GetLabels()[v1alpha1.LabelManaged] == "true" {
+		mc.Labels = managedLabels
 	}
-	if h, ok := u.GetAnnotations()[v1alpha1.AnnotationHash]; ok {
-		md["annotations"] = map[string]any{v1alpha1.AnnotationHash: h}
+	if st, ok := u.Object["status"].(map[string]any); ok {
+		mc.status = st
 	}
-	out := map[string]any{"apiVersion": u.Object["apiVersion"], "kind": u.Object["kind"], "metadata": md}
-	if st, ok := u.Object["status"]; ok {
-		out["status"] = st
+	if r, ok, _ := unstructured.NestedInt64(u.Object, "spec", "replicas"); ok {
+		mc.replicas, mc.hasReplicas = r, true
 	}
-	// spec.replicas alone: a member HPA's choice is kept (memberHPA) and
-	// capacity division counts what each copy asks for (holding).
-	if r, ok, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "replicas"); ok {
-		out["spec"] = map[string]any{"replicas": r}
-	}
-	u.Object = out
-	return u, nil
-}
-
-// dropManagedFields removes metadata.managedFields from cached objects.
-func dropManagedFields(o any) (any, error) {
-	if u, ok := o.(*unstructured.Unstructured); ok {
-		u.SetManagedFields(nil)
-	}
-	return o, nil
+	return mc, nil
 }
 
 // memberSyncTimeout bounds how long bulk reconciles wait for a member
@@ -190,7 +225,13 @@ func (m *member) cached(gvr schema.GroupVersionResource, ns, name string) (*unst
 	if !ok {
 		return nil, true
 	}
-	return o.(*unstructured.Unstructured), true
+	switch o := o.(type) {
+	case *memberCopy:
+		return o.object(), true
+	case *unstructured.Unstructured:
+		return o, true
+	}
+	return nil, true
 }
 
 // ensureNamespace creates ns in the member if it is not known to exist.

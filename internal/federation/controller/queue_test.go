@@ -67,7 +67,7 @@ func TestStripMemberCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := o.(*unstructured.Unstructured)
+	s := o.(*memberCopy).object()
 	if spec, _ := s.Object["spec"].(map[string]any); len(spec) != 1 || spec["replicas"] != int64(3) {
 		t.Errorf("spec %v, want only replicas (read by memberHPA and holding)", s.Object["spec"])
 	}
