@@ -404,6 +404,17 @@ func isBulk(ctx context.Context) bool { b, _ := ctx.Value(bulkKey{}).(bool); ret
 // cache is tried again.
 const bulkRetry = 500 * time.Millisecond
 
+// membersSyncing reports whether the cache of gvr of any joined member is
+// still loading (see member.syncing).
+func (c *Controller) membersSyncing(ctx context.Context, gvr schema.GroupVersionResource) bool {
+	for _, cl := range c.clusterList() {
+		if m, err := c.member(ctx, cl.Name); err == nil && m.syncing(gvr) {
+			return true
+		}
+	}
+	return false
+}
+
 // policy is a matched propagation policy.
 type policy struct {
 	name        string // "ns/name" or "cluster/name"
@@ -544,6 +555,17 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 	if inf == nil {
 		return nil
 	}
+	// A bulk reconcile waits (requeued, not holding a worker) until the
+	// member caches of its kind have loaded: after a restart that is one
+	// list per member instead of a read per object, and the workers stay
+	// free for live changes, which read the member when its cache is not
+	// there yet. This is checked before anything else so that waiting
+	// keys cost no decoding or placement while the caches load.
+	if isBulk(ctx) && c.membersSyncing(ctx, k.GVR) {
+		c.bg.mark(k)
+		c.queue.AddAfter(k, bulkRetry)
+		return nil
+	}
 	key := k.Name
 	if k.Namespace != "" {
 		key = k.Namespace + "/" + k.Name
@@ -651,20 +673,6 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 		names = append(names, cl)
 	}
 	sort.Strings(names)
-	// A bulk reconcile waits (requeued, not holding a worker) until the
-	// member caches it needs have loaded: after a restart that is one
-	// list per member instead of a read per object, and the workers stay
-	// free for live changes, which read the member when its cache is not
-	// there yet.
-	if isBulk(ctx) {
-		for _, cl := range names {
-			if m, err := c.member(ctx, cl); err == nil && m.syncing(k.GVR) {
-				c.bg.mark(k)
-				c.queue.AddAfter(k, bulkRetry)
-				return nil
-			}
-		}
-	}
 
 	// Render each cluster's manifest, then apply to the clusters in
 	// parallel (one request per member at most).
