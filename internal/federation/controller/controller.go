@@ -110,6 +110,9 @@ type Controller struct {
 	state     map[objectKey]*objState
 	depOwners map[objectKey]map[objectKey]bool
 	queuedAt  map[objectKey]time.Time
+	// parked bulk keys wait for member caches (see park).
+	parked    map[objectKey]string // → host resourceVersion
+	unparking bool
 }
 
 // New builds a Controller; Start runs it.
@@ -150,6 +153,7 @@ func New(cfg Config) (*Controller, error) {
 		state:     map[objectKey]*objState{},
 		depOwners: map[objectKey]map[objectKey]bool{},
 		queuedAt:  map[objectKey]time.Time{},
+		parked:    map[objectKey]string{},
 	}
 	c.m = newMetrics(cfg.Registerer, c.queue.Len)
 	return c, nil
@@ -259,8 +263,10 @@ func (c *Controller) enqueue(k objectKey) {
 }
 
 // enqueueBackground queues k behind live changes (bulk requeues).
-func (c *Controller) enqueueBackground(k objectKey) {
-	c.bg.mark(k)
+// rv is the host object's resourceVersion ("" keeps the one recorded):
+// background work goes most recent first.
+func (c *Controller) enqueueBackground(k objectKey, rv string) {
+	c.bg.mark(k, rv)
 	c.add(k)
 }
 
@@ -284,7 +290,7 @@ func (c *Controller) enqueueAll() {
 	for gvr, inf := range infs {
 		for _, o := range inf.GetStore().List() {
 			if acc, err := meta.Accessor(o); err == nil {
-				c.enqueueBackground(objectKey{gvr, acc.GetNamespace(), acc.GetName()})
+				c.enqueueBackground(objectKey{gvr, acc.GetNamespace(), acc.GetName()}, acc.GetResourceVersion())
 			}
 		}
 	}
@@ -357,7 +363,7 @@ func (c *Controller) watch(gvr schema.GroupVersionResource) cache.SharedIndexInf
 		k := objectKey{gvr, acc.GetNamespace(), acc.GetName()}
 		switch {
 		case initial:
-			c.enqueueBackground(k)
+			c.enqueueBackground(k, acc.GetResourceVersion())
 		case c.ownHostWrite(k, acc.GetResourceVersion()):
 		default:
 			c.enqueue(k)
@@ -400,9 +406,67 @@ type bulkKey struct{}
 
 func isBulk(ctx context.Context) bool { b, _ := ctx.Value(bulkKey{}).(bool); return b }
 
-// bulkRetry is how soon a bulk reconcile deferred for a loading member
-// cache is tried again.
-const bulkRetry = 500 * time.Millisecond
+// bulkRetry is how often parked bulk keys check whether the member
+// caches they wait for have loaded.
+const bulkRetry = 100 * time.Millisecond
+
+// park sets k aside until the member caches of its kind have loaded; then
+// it is queued again as background work, together with every other key
+// parked for that kind, so that they are ordered among themselves (most
+// recently modified first) rather than by when each happened to retry.
+func (c *Controller) park(k objectKey, rv string) {
+	c.mu.Lock()
+	c.parked[k] = rv
+	start := !c.unparking
+	c.unparking = true
+	c.mu.Unlock()
+	if start {
+		go c.unparkLoop()
+	}
+}
+
+// unparkLoop requeues parked keys whose kind's member caches have loaded,
+// until none is left.
+func (c *Controller) unparkLoop() {
+	t := time.NewTicker(bulkRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		gvrs := map[schema.GroupVersionResource]bool{}
+		for k := range c.parked {
+			gvrs[k.GVR] = true
+		}
+		c.mu.Unlock()
+		ready := map[schema.GroupVersionResource]bool{}
+		for gvr := range gvrs {
+			ready[gvr] = !c.membersSyncing(c.ctx, gvr)
+		}
+		out := map[objectKey]string{}
+		c.mu.Lock()
+		for k, rv := range c.parked {
+			if ready[k.GVR] {
+				out[k] = rv
+				delete(c.parked, k)
+			}
+		}
+		done := len(c.parked) == 0
+		if done {
+			c.unparking = false
+		}
+		c.mu.Unlock()
+		for k, rv := range out {
+			c.enqueueBackground(k, rv)
+		}
+		if done {
+			return
+		}
+	}
+}
 
 // membersSyncing reports whether the cache of gvr of any joined member is
 // still loading (see member.syncing).
@@ -555,17 +619,6 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 	if inf == nil {
 		return nil
 	}
-	// A bulk reconcile waits (requeued, not holding a worker) until the
-	// member caches of its kind have loaded: after a restart that is one
-	// list per member instead of a read per object, and the workers stay
-	// free for live changes, which read the member when its cache is not
-	// there yet. This is checked before anything else so that waiting
-	// keys cost no decoding or placement while the caches load.
-	if isBulk(ctx) && c.membersSyncing(ctx, k.GVR) {
-		c.bg.mark(k)
-		c.queue.AddAfter(k, bulkRetry)
-		return nil
-	}
 	key := k.Name
 	if k.Namespace != "" {
 		key = k.Namespace + "/" + k.Name
@@ -576,6 +629,20 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 	}
 	if !exists {
 		c.forget(k)
+		return nil
+	}
+	// A bulk reconcile waits (parked, not holding a worker) until the
+	// member caches of its kind have loaded: after a restart that is one
+	// list per member instead of a read per object, and the workers stay
+	// free for live changes, which read the member when its cache is not
+	// there yet. This is checked before anything else so that waiting
+	// keys cost no decoding or placement while the caches load.
+	if isBulk(ctx) && c.membersSyncing(ctx, k.GVR) {
+		rv := ""
+		if acc, err := meta.Accessor(o); err == nil {
+			rv = acc.GetResourceVersion()
+		}
+		c.park(k, rv)
 		return nil
 	}
 	obj, err := hostObject(o)
@@ -925,7 +992,7 @@ func (c *Controller) member(ctx context.Context, cl string) (*member, error) {
 			// A member object of a propagated kind that keelson never
 			// wrote nor tried to: none of its business.
 		case initial:
-			c.enqueueBackground(k)
+			c.enqueueBackground(k, "")
 		case c.ownMemberWrite(k, cl, rv):
 		default:
 			c.enqueue(k)

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"slices"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -22,7 +23,7 @@ func TestPriorityQueue(t *testing.T) {
 	q := workqueue.NewTypedWithConfig(workqueue.TypedQueueConfig[objectKey]{Queue: &priorityFIFO{bg: bg}})
 	defer q.ShutDown()
 	for _, n := range []string{"b1", "b2", "b3"} {
-		bg.mark(key(n))
+		bg.mark(key(n), "")
 		q.Add(key(n))
 	}
 	q.Add(key("live1"))
@@ -45,6 +46,31 @@ func TestPriorityQueue(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("got %v, want %v", got, want)
 		}
+	}
+}
+
+// TestBackgroundMostRecentFirst: background keys come out highest host
+// resourceVersion first (an object changed while the control plane was
+// down is the most recently modified), FIFO among equal ones, and an
+// empty resourceVersion keeps the one recorded.
+func TestBackgroundMostRecentFirst(t *testing.T) {
+	bg := newBackgroundSet()
+	q := workqueue.NewTypedWithConfig(workqueue.TypedQueueConfig[objectKey]{Queue: &priorityFIFO{bg: bg}})
+	defer q.ShutDown()
+	for _, e := range []struct{ name, rv string }{{"old", "10"}, {"changed", "900"}, {"mid", "500"}, {"noRV1", "x"}, {"noRV2", ""}, {"mid", ""}} {
+		bg.mark(key(e.name), e.rv)
+		q.Add(key(e.name))
+	}
+	var got []string
+	for q.Len() > 0 {
+		k, _ := q.Get()
+		bg.clear(k)
+		got = append(got, k.Name)
+		q.Done(k)
+	}
+	want := []string{"changed", "mid", "old", "noRV1", "noRV2"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
 	}
 }
 
