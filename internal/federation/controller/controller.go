@@ -18,7 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
@@ -1093,8 +1092,7 @@ func (c *Controller) applyTo(ctx context.Context, k objectKey, cl string, desire
 	if err != nil {
 		return cur, false, fmt.Errorf("encoding %s: %w", k, err)
 	}
-	force := true
-	out, err := client.Patch(ctx, k.Name, types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: v1alpha1.FieldManager, Force: &force})
+	out, err := m.apply(ctx, k.GVR, k.Namespace, k.Name, body)
 	if err != nil {
 		c.m.applies.WithLabelValues(cl, "apply", "error").Inc()
 		return cur, false, fmt.Errorf("applying %s to %s: %w", k, cl, err)

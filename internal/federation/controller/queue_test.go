@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 
@@ -108,5 +109,33 @@ func TestStripMemberCopy(t *testing.T) {
 	}
 	if n, _, _ := unstructured.NestedInt64(s.Object, "status", "readyReplicas"); n != 2 {
 		t.Errorf("status lost: %v", s.Object["status"])
+	}
+}
+
+// TestDecodeMemberCopy: an apply's answer decoded straight into the
+// stripped form equals the stripped full decode.
+func TestDecodeMemberCopy(t *testing.T) {
+	raw := []byte(`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":"shop","uid":"u1","resourceVersion":"7","generation":3,
+"labels":{"federation.keelson.dev/managed":"true","app":"web"},"annotations":{"federation.keelson.dev/hash":"h1","x":"y"},
+"managedFields":[{"manager":"keelson-federation","operation":"Apply","fieldsV1":{"f:spec":{}}}]},
+"spec":{"replicas":3,"template":{"spec":{"containers":[{"name":"a","image":"i"}]}}},
+"status":{"readyReplicas":2,"observedGeneration":3,"conditions":[{"type":"Available","status":"True"}]}}`)
+	got, err := decodeMemberCopy(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := &unstructured.Unstructured{}
+	if err := full.UnmarshalJSON(raw); err != nil {
+		t.Fatal(err)
+	}
+	mc, _ := stripMemberCopy(full)
+	want := mc.(*memberCopy).object()
+	if !reflect.DeepEqual(got.Object, want.Object) {
+		t.Fatalf("decoded %v\nwant    %v", got.Object, want.Object)
+	}
+	// A spec that is not an object falls back to the full decode.
+	odd := []byte(`{"apiVersion":"v1","kind":"Odd","metadata":{"name":"o","resourceVersion":"1"},"spec":"x","status":{"n":1}}`)
+	if u, err := decodeMemberCopy(odd); err != nil || u.GetName() != "o" {
+		t.Fatalf("fallback: %v %v", u, err)
 	}
 }
