@@ -154,7 +154,7 @@ func New(cfg Config) (*Controller, error) {
 		queuedAt:  map[objectKey]time.Time{},
 		parked:    map[objectKey]string{},
 	}
-	c.m = newMetrics(cfg.Registerer, c.queue.Len)
+	c.m = newMetrics(cfg.Registerer, c.waiting)
 	return c, nil
 }
 
@@ -413,6 +413,21 @@ const bulkRetry = 100 * time.Millisecond
 // it is queued again as background work, together with every other key
 // parked for that kind, so that they are ordered among themselves (most
 // recently modified first) rather than by when each happened to retry.
+func (c *Controller) isParked(k objectKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.parked[k]
+	return ok
+}
+
+// waiting is the number of keys queued or parked.
+func (c *Controller) waiting() int {
+	c.mu.Lock()
+	n := len(c.parked)
+	c.mu.Unlock()
+	return n + c.queue.Len()
+}
+
 func (c *Controller) park(k objectKey, rv string) {
 	c.mu.Lock()
 	c.parked[k] = rv
@@ -630,18 +645,17 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 		c.forget(k)
 		return nil
 	}
-	// A bulk reconcile waits (parked, not holding a worker) until the
-	// member caches of its kind have loaded: after a restart that is one
-	// list per member instead of a read per object, and the workers stay
-	// free for live changes, which read the member when its cache is not
-	// there yet. This is checked before anything else so that waiting
-	// keys cost no decoding or placement while the caches load.
-	if isBulk(ctx) && c.membersSyncing(ctx, k.GVR) {
-		rv := ""
-		if acc, err := meta.Accessor(o); err == nil {
-			rv = acc.GetResourceVersion()
-		}
-		c.park(k, rv)
+	// A bulk reconcile while the member caches of its kind load (after a
+	// start) compares the rendering with the hashes the host object
+	// records (see recordedUnchanged) and otherwise waits, parked without
+	// holding a worker, for the caches; a parked key queued again by a
+	// member cache's initial list needs nothing until then.
+	hostRV := ""
+	if acc, err := meta.Accessor(o); err == nil {
+		hostRV = acc.GetResourceVersion()
+	}
+	loading := isBulk(ctx) && c.membersSyncing(ctx, k.GVR)
+	if loading && c.isParked(k) {
 		return nil
 	}
 	obj, err := hostObject(o)
@@ -749,6 +763,7 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 		cur      *unstructured.Unstructured
 		applied  bool
 		err      error
+		desired  *unstructured.Unstructured // kept while member caches load
 	}
 	outs := make([]outcome, len(names))
 	var applying sync.WaitGroup
@@ -767,6 +782,10 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 			continue
 		}
 		o.rendered, o.hash = true, hash
+		if loading {
+			o.desired = desired
+			continue
+		}
 		if cur, ok := c.unchanged(ctx, k, cl, hash, st); ok {
 			o.cur = cur
 			continue
@@ -774,6 +793,44 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 		applying.Go(func() {
 			o.cur, o.applied, o.err = c.applyTo(ctx, k, cl, desired, hash, pol.spec.ConflictResolution, st)
 		})
+	}
+	if loading {
+		hashes := map[string]string{}
+		for i, cl := range names {
+			if outs[i].rendered {
+				hashes[cl] = outs[i].hash
+			}
+		}
+		switch known, same := recordedUnchanged(obj, names, hashes); {
+		case !known:
+			// No record to go by: wait for the member caches.
+			c.park(k, hostRV)
+			return nil
+		case same:
+			// Unchanged since its copies were last written: nothing to
+			// do now; checked against the member caches once they have
+			// loaded.
+			c.mu.Lock()
+			maps.Copy(st.hashes, hashes)
+			c.mu.Unlock()
+			c.m.skipped.Add(float64(len(hashes)))
+			if hasPolicy && (pol.spec.PropagateDeps == nil || *pol.spec.PropagateDeps) {
+				c.trackDeps(k, obj, st)
+			}
+			c.park(k, hostRV)
+			return nil
+		}
+		// Changed while the control plane was down (or since it
+		// started): apply now, reading members whose cache is not there.
+		for i, cl := range names {
+			o := &outs[i]
+			if !o.rendered {
+				continue
+			}
+			applying.Go(func() {
+				o.cur, o.applied, o.err = c.applyTo(ctx, k, cl, o.desired, o.hash, pol.spec.ConflictResolution, st)
+			})
+		}
 	}
 	applying.Wait()
 	for i, cl := range names {
@@ -793,7 +850,7 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 				errs = append(errs, err)
 			}
 		} else {
-			b.Applied = true
+			b.Applied, b.Hash = true, hash
 		}
 		members = append(members, MemberObject{Cluster: cl, Obj: cur, Hash: hash})
 		if cur != nil {
@@ -856,6 +913,38 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 }
 
 var errConflict = errors.New("conflict")
+
+// recordedUnchanged compares the hashes rendered now for clusters names
+// with those the host object's breakdown annotation records as applied.
+// known is false when there is no usable record (no annotation, or one
+// written before hashes were recorded); same is true when every cluster
+// got exactly this rendering and no other cluster holds a copy.
+func recordedUnchanged(obj *unstructured.Unstructured, names []string, hashes map[string]string) (known, same bool) {
+	var bs []v1alpha1.ClusterBreakdown
+	a := obj.GetAnnotations()[v1alpha1.AnnotationClusters]
+	if a == "" || json.Unmarshal([]byte(a), &bs) != nil {
+		return false, false
+	}
+	rec := map[string]string{}
+	for _, b := range bs {
+		if !b.Applied {
+			continue
+		}
+		if b.Hash == "" {
+			return false, false
+		}
+		rec[b.Cluster] = b.Hash
+	}
+	if len(rec) != len(names) || len(hashes) != len(names) {
+		return true, false
+	}
+	for _, cl := range names {
+		if h, ok := rec[cl]; !ok || h != hashes[cl] {
+			return true, false
+		}
+	}
+	return true, true
+}
 
 // applyFailover fills req's KeepUnready/Evicted from the failover policy
 // and remembers evictions in st. It returns when to look again and which

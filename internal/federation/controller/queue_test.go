@@ -139,3 +139,36 @@ func TestDecodeMemberCopy(t *testing.T) {
 		t.Fatalf("fallback: %v %v", u, err)
 	}
 }
+
+// TestRecordedUnchanged: the breakdown annotation's hashes tell a changed
+// object from an unchanged one before the member caches have loaded.
+func TestRecordedUnchanged(t *testing.T) {
+	obj := func(ann string) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{Object: map[string]any{}}
+		if ann != "" {
+			u.SetAnnotations(map[string]string{v1alpha1.AnnotationClusters: ann})
+		}
+		return u
+	}
+	rec := `[{"cluster":"a","applied":true,"hash":"h1"},{"cluster":"b","applied":true,"hash":"h2"}]`
+	for _, tc := range []struct {
+		name        string
+		ann         string
+		names       []string
+		hashes      map[string]string
+		known, same bool
+	}{
+		{"no annotation", "", []string{"a"}, map[string]string{"a": "h1"}, false, false},
+		{"written before hashes", `[{"cluster":"a","applied":true}]`, []string{"a"}, map[string]string{"a": "h1"}, false, false},
+		{"same", rec, []string{"a", "b"}, map[string]string{"a": "h1", "b": "h2"}, true, true},
+		{"rendering changed", rec, []string{"a", "b"}, map[string]string{"a": "h1", "b": "h3"}, true, false},
+		{"cluster dropped", rec, []string{"a"}, map[string]string{"a": "h1"}, true, false},
+		{"cluster added", rec, []string{"a", "b", "c"}, map[string]string{"a": "h1", "b": "h2", "c": "h4"}, true, false},
+		{"render failed", rec, []string{"a", "b"}, map[string]string{"a": "h1"}, true, false},
+	} {
+		known, same := recordedUnchanged(obj(tc.ann), tc.names, tc.hashes)
+		if known != tc.known || same != tc.same {
+			t.Errorf("%s: known %v same %v, want %v %v", tc.name, known, same, tc.known, tc.same)
+		}
+	}
+}
