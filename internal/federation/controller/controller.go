@@ -215,10 +215,12 @@ func (c *Controller) Start(ctx context.Context) error {
 	for _, p := range c.policies() {
 		c.watchSelected(p.spec.ResourceSelectors)
 	}
-	// The member caches of those kinds load while the host informers
-	// do: after a restart, bulk reconciles wait for both, and starting
-	// the member lists only when the first host object comes through
-	// would put one after the other.
+	// The member caches of those kinds start loading as soon as the host
+	// informers have synced, not when the first reconcile needs them;
+	// not before, because decoding the member lists (five times the host
+	// list in a fleet of five) would slow the host list down, and until
+	// it is in, a change made right after a restart cannot be seen (see
+	// recordedUnchanged).
 	go c.preloadMembers(ctx)
 	go func() {
 		<-ctx.Done()
@@ -237,12 +239,19 @@ func (c *Controller) Start(ctx context.Context) error {
 	return nil
 }
 
-// preloadMembers connects to every joined member and starts its caches
-// of the kinds the host informers watch.
+// preloadMembers waits for the host informers to sync, then connects to
+// every joined member and starts its caches of the kinds they watch.
 func (c *Controller) preloadMembers(ctx context.Context) {
 	c.mu.Lock()
 	gvrs := slices.Collect(maps.Keys(c.informers))
+	var synced []cache.InformerSynced
+	for _, inf := range c.informers {
+		synced = append(synced, inf.HasSynced)
+	}
 	c.mu.Unlock()
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return
+	}
 	for _, cl := range c.clusterList() {
 		m, err := c.member(ctx, cl.Name)
 		if err != nil {
