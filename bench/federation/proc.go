@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keelson-dev/keelson/bench/internal/benchutil"
+	"github.com/keelson-dev/keelson/internal/testenv"
 )
 
 // controlPlane is one `keelson federation` process.
@@ -225,6 +226,25 @@ func cpuSeconds(pid int) float64 {
 	u, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (u + st) / 100
+}
+
+// serverCPU is the CPU-seconds used so far by the members' apiservers and
+// stores, and by the host's.
+func (b *bench) serverCPU() (members, host float64) {
+	sum := func(e *testenv.Env) float64 {
+		var t float64
+		for _, a := range e.APIServers {
+			t += cpuSeconds(a.Pid())
+		}
+		for _, s := range e.Stores {
+			t += cpuSeconds(s.Pid())
+		}
+		return t
+	}
+	for _, m := range b.members {
+		members += sum(m)
+	}
+	return members, sum(b.host)
 }
 
 func loadAvg() string {

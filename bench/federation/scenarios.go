@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/keelson-dev/keelson/internal/federation/api/v1alpha1"
 )
@@ -26,6 +27,8 @@ type latencyResult struct {
 	writes           float64       // member writes the control plane made
 	writesPerSec     float64
 	cpuSecs          float64 // control-plane CPU during the scenario
+	memberCPU        float64 // members' apiservers and stores, CPU-s
+	hostCPU          float64 // the host's apiserver and store, CPU-s
 	rss              memory
 }
 
@@ -103,6 +106,7 @@ func (b *bench) propagate(ctx context.Context, ns string, n int, create func(ctx
 		return nil, err
 	}
 	cpu0 := cpuSeconds(b.cp.pid())
+	m0, h0 := b.serverCPU()
 	tr := b.obs.track(ns, n, allPresent(all))
 	var prof sync.WaitGroup
 	if b.cfg.profileDir != "" {
@@ -139,10 +143,13 @@ func (b *bench) propagate(ctx context.Context, ns string, n int, create func(ctx
 	r.writes = w1 - w0
 	r.writesPerSec = r.writes / r.wall.Seconds()
 	r.cpuSecs = cpuSeconds(b.cp.pid()) - cpu0
+	m1, h1 := b.serverCPU()
+	r.memberCPU, r.hostCPU = m1-m0, h1-h0
 	r.rss = procMemory(b.cp.pid())
 	prof.Wait()
 	b.log.Info("propagation", "ns", ns, "objects", n, "p50", r.p50, "p99", r.p99, "wall", r.wall.Round(time.Millisecond),
-		"writes", r.writes, "writes/s", fmt.Sprintf("%.0f", r.writesPerSec), "cpu-s", fmt.Sprintf("%.1f", r.cpuSecs))
+		"writes", r.writes, "writes/s", fmt.Sprintf("%.0f", r.writesPerSec), "cpu-s", fmt.Sprintf("%.1f", r.cpuSecs),
+		"member-cpu-s", fmt.Sprintf("%.1f", r.memberCPU), "host-cpu-s", fmt.Sprintf("%.1f", r.hostCPU), "load", loadAvg())
 	start = time.Now()
 	if err := b.deleteAll(ctx, ns); err != nil {
 		return r, fmt.Errorf("deleting: %w", err)
@@ -460,48 +467,88 @@ func maxTime(a, b time.Time) time.Time {
 // machine.
 type ceilingResult struct {
 	objects, members int
-	wall             time.Duration
-	writesPerSec     float64
+	writesPerSec     float64 // of the apply pass
+	apply, create    ceilingPass
+}
+
+// ceilingPass is one kind of write sent straight to the members.
+type ceilingPass struct {
+	wall         time.Duration
+	writesPerSec float64
+	memberCPU    float64 // members' apiservers and stores, CPU-s
+	load         string
 }
 
 // ceiling server-side-applies n Deployments to every member from this
 // process (64 concurrent requests), the write the control plane makes,
-// and deletes them again.
+// and deletes them again; then does the same with creates.
 func (b *bench) ceiling(ctx context.Context) error {
 	ns := "ceiling"
 	n := b.cfg.burst
 	r := &ceilingResult{objects: n, members: b.cfg.members}
+	b.res.ceiling = r
 	for _, k := range b.mkube {
 		if _, err := k.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 			return err
 		}
 	}
 	force := true
-	start := time.Now()
-	err := parallel(ctx, n*b.cfg.members, 64, func(i int) error {
-		d := deployment(ns, objName(i/b.cfg.members), 1)
-		d.TypeMeta = metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}
-		d.Labels[v1alpha1.LabelManaged] = "true"
-		body, err := json.Marshal(d)
+	// The same writes twice: as forced server-side applies (what the
+	// control plane sends) and as plain creates, each into empty members.
+	for _, pass := range []struct {
+		name string
+		dst  *ceilingPass
+		op   func(k kubernetes.Interface, d *appsv1.Deployment) error
+	}{
+		{"apply", &r.apply, func(k kubernetes.Interface, d *appsv1.Deployment) error {
+			body, err := json.Marshal(d)
+			if err != nil {
+				return err
+			}
+			_, err = k.AppsV1().Deployments(ns).Patch(ctx, d.Name, types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: "bench", Force: &force})
+			return err
+		}},
+		{"create", &r.create, func(k kubernetes.Interface, d *appsv1.Deployment) error {
+			_, err := k.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{FieldManager: "bench"})
+			return err
+		}},
+	} {
+		m0, _ := b.serverCPU()
+		start := time.Now()
+		err := parallel(ctx, n*b.cfg.members, 64, func(i int) error {
+			d := deployment(ns, objName(i/b.cfg.members), 1)
+			d.TypeMeta = metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}
+			d.Labels[v1alpha1.LabelManaged] = "true"
+			return pass.op(b.mkube[i%b.cfg.members], d)
+		})
+		pass.dst.wall = time.Since(start)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", pass.name, err)
 		}
-		_, err = b.mkube[i%b.cfg.members].AppsV1().Deployments(ns).Patch(ctx, d.Name, types.ApplyPatchType, body,
-			metav1.PatchOptions{FieldManager: "bench", Force: &force})
-		return err
-	})
-	r.wall = time.Since(start)
-	if err != nil {
-		return err
-	}
-	r.writesPerSec = float64(n*b.cfg.members) / r.wall.Seconds()
-	b.res.ceiling = r
-	b.log.Info("ceiling", "writes", n*b.cfg.members, "wall", r.wall.Round(time.Millisecond), "writes/s", fmt.Sprintf("%.0f", r.writesPerSec))
-	for _, k := range b.mkube {
-		if err := k.AppsV1().Deployments(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
-			return err
+		m1, _ := b.serverCPU()
+		pass.dst.memberCPU = m1 - m0
+		pass.dst.writesPerSec = float64(n*b.cfg.members) / pass.dst.wall.Seconds()
+		pass.dst.load = loadAvg()
+		b.log.Info("ceiling", "op", pass.name, "writes", n*b.cfg.members, "wall", pass.dst.wall.Round(time.Millisecond),
+			"writes/s", fmt.Sprintf("%.0f", pass.dst.writesPerSec), "member-cpu-s", fmt.Sprintf("%.1f", pass.dst.memberCPU), "load", pass.dst.load)
+		for _, k := range b.mkube {
+			if err := k.AppsV1().Deployments(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+				return err
+			}
+		}
+		if err := poll(ctx, 2*time.Minute, func() bool {
+			for _, k := range b.mkube {
+				l, err := k.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{Limit: 1})
+				if err != nil || len(l.Items) > 0 {
+					return false
+				}
+			}
+			return true
+		}); err != nil {
+			return fmt.Errorf("waiting for the %s pass's objects to go: %w", pass.name, err)
 		}
 	}
+	r.writesPerSec = r.apply.writesPerSec
 	b.obs.forget(ns)
 	return nil
 }

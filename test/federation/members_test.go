@@ -314,6 +314,7 @@ func TestFederationMembers(t *testing.T) {
 	t.Run("failover", f.testFailover)
 	t.Run("unjoinOrphans", f.testUnjoin)
 	t.Run("metrics", f.testMetrics)
+	t.Run("failoverUnreadyWritable", f.testFailoverUnreadyWritable)
 }
 
 const widgetCRD = `apiVersion: apiextensions.k8s.io/v1

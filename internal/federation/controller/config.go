@@ -17,7 +17,7 @@ import (
 type Config struct {
 	// Host is the host kube-apiserver.
 	Host *rest.Config
-	// Workers reconcile objects concurrently; default 4.
+	// Workers reconcile objects concurrently; default 16.
 	Workers int
 	// HostQPS and HostBurst limit the client of the host apiserver;
 	// MemberQPS and MemberBurst the client of each member (the limit is
@@ -50,7 +50,7 @@ type Config struct {
 // Default returns a Config with every default filled in (Host unset).
 func Default() Config {
 	return Config{
-		Workers:        4,
+		Workers:        16,
 		HostQPS:        500,
 		HostBurst:      1000,
 		MemberQPS:      500,

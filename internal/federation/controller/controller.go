@@ -18,7 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
@@ -110,6 +109,9 @@ type Controller struct {
 	state     map[objectKey]*objState
 	depOwners map[objectKey]map[objectKey]bool
 	queuedAt  map[objectKey]time.Time
+	// parked bulk keys wait for member caches (see park).
+	parked    map[objectKey]string // → host resourceVersion
+	unparking bool
 }
 
 // New builds a Controller; Start runs it.
@@ -150,8 +152,9 @@ func New(cfg Config) (*Controller, error) {
 		state:     map[objectKey]*objState{},
 		depOwners: map[objectKey]map[objectKey]bool{},
 		queuedAt:  map[objectKey]time.Time{},
+		parked:    map[objectKey]string{},
 	}
-	c.m = newMetrics(cfg.Registerer, c.queue.Len)
+	c.m = newMetrics(cfg.Registerer, c.waiting)
 	return c, nil
 }
 
@@ -212,6 +215,13 @@ func (c *Controller) Start(ctx context.Context) error {
 	for _, p := range c.policies() {
 		c.watchSelected(p.spec.ResourceSelectors)
 	}
+	// The member caches of those kinds start loading as soon as the host
+	// informers have synced, not when the first reconcile needs them;
+	// not before, because decoding the member lists (five times the host
+	// list in a fleet of five) would slow the host list down, and until
+	// it is in, a change made right after a restart cannot be seen (see
+	// recordedUnchanged).
+	go c.preloadMembers(ctx)
 	go func() {
 		<-ctx.Done()
 		c.queue.ShutDown()
@@ -229,6 +239,31 @@ func (c *Controller) Start(ctx context.Context) error {
 	return nil
 }
 
+// preloadMembers waits for the host informers to sync, then connects to
+// every joined member and starts its caches of the kinds they watch.
+func (c *Controller) preloadMembers(ctx context.Context) {
+	c.mu.Lock()
+	gvrs := slices.Collect(maps.Keys(c.informers))
+	var synced []cache.InformerSynced
+	for _, inf := range c.informers {
+		synced = append(synced, inf.HasSynced)
+	}
+	c.mu.Unlock()
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return
+	}
+	for _, cl := range c.clusterList() {
+		m, err := c.member(ctx, cl.Name)
+		if err != nil {
+			c.log.Warn("connecting to member", "cluster", cl.Name, "err", err)
+			continue
+		}
+		for _, gvr := range gvrs {
+			m.informer(gvr)
+		}
+	}
+}
+
 // enqueue queues k for a live change: ahead of background work.
 func (c *Controller) enqueue(k objectKey) {
 	c.bg.clear(k)
@@ -236,8 +271,10 @@ func (c *Controller) enqueue(k objectKey) {
 }
 
 // enqueueBackground queues k behind live changes (bulk requeues).
-func (c *Controller) enqueueBackground(k objectKey) {
-	c.bg.mark(k)
+// rv is the host object's resourceVersion ("" keeps the one recorded):
+// background work goes most recent first.
+func (c *Controller) enqueueBackground(k objectKey, rv string) {
+	c.bg.mark(k, rv)
 	c.add(k)
 }
 
@@ -260,8 +297,9 @@ func (c *Controller) enqueueAll() {
 	c.mu.Unlock()
 	for gvr, inf := range infs {
 		for _, o := range inf.GetStore().List() {
-			u := o.(*unstructured.Unstructured)
-			c.enqueueBackground(objectKey{gvr, u.GetNamespace(), u.GetName()})
+			if acc, err := meta.Accessor(o); err == nil {
+				c.enqueueBackground(objectKey{gvr, acc.GetNamespace(), acc.GetName()}, acc.GetResourceVersion())
+			}
 		}
 	}
 }
@@ -321,9 +359,7 @@ func (c *Controller) watch(gvr schema.GroupVersionResource) cache.SharedIndexInf
 		return inf
 	}
 	inf := dynamicinformer.NewFilteredDynamicInformer(c.host, gvr, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
-	// managedFields are never read; updates without them keep the
-	// server's.
-	_ = inf.SetTransform(dropManagedFields)
+	_ = inf.SetTransform(compactHostObject)
 	h := func(o any, initial bool) {
 		if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
 			o = d.Obj
@@ -335,7 +371,7 @@ func (c *Controller) watch(gvr schema.GroupVersionResource) cache.SharedIndexInf
 		k := objectKey{gvr, acc.GetNamespace(), acc.GetName()}
 		switch {
 		case initial:
-			c.enqueueBackground(k)
+			c.enqueueBackground(k, acc.GetResourceVersion())
 		case c.ownHostWrite(k, acc.GetResourceVersion()):
 		default:
 			c.enqueue(k)
@@ -378,9 +414,93 @@ type bulkKey struct{}
 
 func isBulk(ctx context.Context) bool { b, _ := ctx.Value(bulkKey{}).(bool); return b }
 
-// bulkRetry is how soon a bulk reconcile deferred for a loading member
-// cache is tried again.
-const bulkRetry = 500 * time.Millisecond
+// bulkRetry is how often parked bulk keys check whether the member
+// caches they wait for have loaded.
+const bulkRetry = 100 * time.Millisecond
+
+// park sets k aside until the member caches of its kind have loaded; then
+// it is queued again as background work, together with every other key
+// parked for that kind, so that they are ordered among themselves (most
+// recently modified first) rather than by when each happened to retry.
+func (c *Controller) isParked(k objectKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.parked[k]
+	return ok
+}
+
+// waiting is the number of keys queued or parked.
+func (c *Controller) waiting() int {
+	c.mu.Lock()
+	n := len(c.parked)
+	c.mu.Unlock()
+	return n + c.queue.Len()
+}
+
+func (c *Controller) park(k objectKey, rv string) {
+	c.mu.Lock()
+	c.parked[k] = rv
+	start := !c.unparking
+	c.unparking = true
+	c.mu.Unlock()
+	if start {
+		go c.unparkLoop()
+	}
+}
+
+// unparkLoop requeues parked keys whose kind's member caches have loaded,
+// until none is left.
+func (c *Controller) unparkLoop() {
+	t := time.NewTicker(bulkRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		gvrs := map[schema.GroupVersionResource]bool{}
+		for k := range c.parked {
+			gvrs[k.GVR] = true
+		}
+		c.mu.Unlock()
+		ready := map[schema.GroupVersionResource]bool{}
+		for gvr := range gvrs {
+			ready[gvr] = !c.membersSyncing(c.ctx, gvr)
+		}
+		out := map[objectKey]string{}
+		c.mu.Lock()
+		for k, rv := range c.parked {
+			if ready[k.GVR] {
+				out[k] = rv
+				delete(c.parked, k)
+			}
+		}
+		done := len(c.parked) == 0
+		if done {
+			c.unparking = false
+		}
+		c.mu.Unlock()
+		for k, rv := range out {
+			c.enqueueBackground(k, rv)
+		}
+		if done {
+			return
+		}
+	}
+}
+
+// membersSyncing reports whether the cache of gvr of any joined member is
+// still loading (see member.syncing).
+func (c *Controller) membersSyncing(ctx context.Context, gvr schema.GroupVersionResource) bool {
+	for _, cl := range c.clusterList() {
+		if m, err := c.member(ctx, cl.Name); err == nil && m.syncing(gvr) {
+			return true
+		}
+	}
+	return false
+}
 
 // policy is a matched propagation policy.
 type policy struct {
@@ -534,7 +654,23 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 		c.forget(k)
 		return nil
 	}
-	obj := o.(*unstructured.Unstructured).DeepCopy()
+	// A bulk reconcile while the member caches of its kind load (after a
+	// start) compares the rendering with the hashes the host object
+	// records (see recordedUnchanged) and otherwise waits, parked without
+	// holding a worker, for the caches; a parked key queued again by a
+	// member cache's initial list needs nothing until then.
+	hostRV := ""
+	if acc, err := meta.Accessor(o); err == nil {
+		hostRV = acc.GetResourceVersion()
+	}
+	loading := isBulk(ctx) && c.membersSyncing(ctx, k.GVR)
+	if loading && c.isParked(k) {
+		return nil
+	}
+	obj, err := hostObject(o)
+	if err != nil {
+		return err
+	}
 	if obj.GetDeletionTimestamp() != nil {
 		return c.finalize(ctx, k, obj)
 	}
@@ -626,20 +762,6 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 		names = append(names, cl)
 	}
 	sort.Strings(names)
-	// A bulk reconcile waits (requeued, not holding a worker) until the
-	// member caches it needs have loaded: after a restart that is one
-	// list per member instead of a read per object, and the workers stay
-	// free for live changes, which read the member when its cache is not
-	// there yet.
-	if isBulk(ctx) {
-		for _, cl := range names {
-			if m, err := c.member(ctx, cl); err == nil && m.syncing(k.GVR) {
-				c.bg.mark(k)
-				c.queue.AddAfter(k, bulkRetry)
-				return nil
-			}
-		}
-	}
 
 	// Render each cluster's manifest, then apply to the clusters in
 	// parallel (one request per member at most).
@@ -650,6 +772,7 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 		cur      *unstructured.Unstructured
 		applied  bool
 		err      error
+		desired  *unstructured.Unstructured // kept while member caches load
 	}
 	outs := make([]outcome, len(names))
 	var applying sync.WaitGroup
@@ -668,6 +791,10 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 			continue
 		}
 		o.rendered, o.hash = true, hash
+		if loading {
+			o.desired = desired
+			continue
+		}
 		if cur, ok := c.unchanged(ctx, k, cl, hash, st); ok {
 			o.cur = cur
 			continue
@@ -675,6 +802,44 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 		applying.Go(func() {
 			o.cur, o.applied, o.err = c.applyTo(ctx, k, cl, desired, hash, pol.spec.ConflictResolution, st)
 		})
+	}
+	if loading {
+		hashes := map[string]string{}
+		for i, cl := range names {
+			if outs[i].rendered {
+				hashes[cl] = outs[i].hash
+			}
+		}
+		switch known, same := recordedUnchanged(obj, names, hashes); {
+		case !known:
+			// No record to go by: wait for the member caches.
+			c.park(k, hostRV)
+			return nil
+		case same:
+			// Unchanged since its copies were last written: nothing to
+			// do now; checked against the member caches once they have
+			// loaded.
+			c.mu.Lock()
+			maps.Copy(st.hashes, hashes)
+			c.mu.Unlock()
+			c.m.skipped.Add(float64(len(hashes)))
+			if hasPolicy && (pol.spec.PropagateDeps == nil || *pol.spec.PropagateDeps) {
+				c.trackDeps(k, obj, st)
+			}
+			c.park(k, hostRV)
+			return nil
+		}
+		// Changed while the control plane was down (or since it
+		// started): apply now, reading members whose cache is not there.
+		for i, cl := range names {
+			o := &outs[i]
+			if !o.rendered {
+				continue
+			}
+			applying.Go(func() {
+				o.cur, o.applied, o.err = c.applyTo(ctx, k, cl, o.desired, o.hash, pol.spec.ConflictResolution, st)
+			})
+		}
 	}
 	applying.Wait()
 	for i, cl := range names {
@@ -694,7 +859,7 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 				errs = append(errs, err)
 			}
 		} else {
-			b.Applied = true
+			b.Applied, b.Hash = true, hash
 		}
 		members = append(members, MemberObject{Cluster: cl, Obj: cur, Hash: hash})
 		if cur != nil {
@@ -757,6 +922,38 @@ func (c *Controller) reconcile(ctx context.Context, k objectKey) error {
 }
 
 var errConflict = errors.New("conflict")
+
+// recordedUnchanged compares the hashes rendered now for clusters names
+// with those the host object's breakdown annotation records as applied.
+// known is false when there is no usable record (no annotation, or one
+// written before hashes were recorded); same is true when every cluster
+// got exactly this rendering and no other cluster holds a copy.
+func recordedUnchanged(obj *unstructured.Unstructured, names []string, hashes map[string]string) (known, same bool) {
+	var bs []v1alpha1.ClusterBreakdown
+	a := obj.GetAnnotations()[v1alpha1.AnnotationClusters]
+	if a == "" || json.Unmarshal([]byte(a), &bs) != nil {
+		return false, false
+	}
+	rec := map[string]string{}
+	for _, b := range bs {
+		if !b.Applied {
+			continue
+		}
+		if b.Hash == "" {
+			return false, false
+		}
+		rec[b.Cluster] = b.Hash
+	}
+	if len(rec) != len(names) || len(hashes) != len(names) {
+		return true, false
+	}
+	for _, cl := range names {
+		if h, ok := rec[cl]; !ok || h != hashes[cl] {
+			return true, false
+		}
+	}
+	return true, true
+}
 
 // applyFailover fills req's KeepUnready/Evicted from the failover policy
 // and remembers evictions in st. It returns when to look again and which
@@ -892,7 +1089,7 @@ func (c *Controller) member(ctx context.Context, cl string) (*member, error) {
 			// A member object of a propagated kind that keelson never
 			// wrote nor tried to: none of its business.
 		case initial:
-			c.enqueueBackground(k)
+			c.enqueueBackground(k, "")
 		case c.ownMemberWrite(k, cl, rv):
 		default:
 			c.enqueue(k)
@@ -993,8 +1190,7 @@ func (c *Controller) applyTo(ctx context.Context, k objectKey, cl string, desire
 	if err != nil {
 		return cur, false, fmt.Errorf("encoding %s: %w", k, err)
 	}
-	force := true
-	out, err := client.Patch(ctx, k.Name, types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: v1alpha1.FieldManager, Force: &force})
+	out, err := m.apply(ctx, k.GVR, k.Namespace, k.Name, body)
 	if err != nil {
 		c.m.applies.WithLabelValues(cl, "apply", "error").Inc()
 		return cur, false, fmt.Errorf("applying %s to %s: %w", k, cl, err)

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -14,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/kubernetes"
@@ -31,6 +34,7 @@ type member struct {
 	secretRV   string
 	dyn        dynamic.Interface
 	kube       kubernetes.Interface
+	rc         rest.Interface // raw JSON client for applies (see apply)
 	ctx        context.Context
 	cancel     context.CancelFunc
 	onChange   func(gvr schema.GroupVersionResource, ns, name, rv string, managed, initial bool)
@@ -56,11 +60,21 @@ func memberConfig(kubeconfig []byte) (*rest.Config, error) {
 }
 
 func newMember(parent context.Context, name, secretRV string, cfg *rest.Config, probeTimeout time.Duration, onChange func(gvr schema.GroupVersionResource, ns, name, rv string, managed, initial bool)) (*member, error) {
-	dyn, err := dynamic.NewForConfig(cfg)
+	// One HTTP client (one HTTP/2 connection) for every client of the
+	// member.
+	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("member %s: %w", name, err)
 	}
-	kube, err := kubernetes.NewForConfig(cfg)
+	dyn, err := dynamic.NewForConfigAndClient(cfg, hc)
+	if err != nil {
+		return nil, fmt.Errorf("member %s: %w", name, err)
+	}
+	kube, err := kubernetes.NewForConfigAndClient(cfg, hc)
+	if err != nil {
+		return nil, fmt.Errorf("member %s: %w", name, err)
+	}
+	rc, err := rest.UnversionedRESTClientForConfigAndClient(dynamic.ConfigFor(cfg), hc)
 	if err != nil {
 		return nil, fmt.Errorf("member %s: %w", name, err)
 	}
@@ -71,7 +85,7 @@ func newMember(parent context.Context, name, secretRV string, cfg *rest.Config, 
 		return nil, fmt.Errorf("member %s: %w", name, err)
 	}
 	ctx, cancel := context.WithCancel(parent)
-	m := &member{name: name, secretRV: secretRV, dyn: dyn, kube: kube, probeKube: probeKube, ctx: ctx, cancel: cancel, onChange: onChange,
+	m := &member{name: name, secretRV: secretRV, dyn: dyn, kube: kube, rc: rc, probeKube: probeKube, ctx: ctx, cancel: cancel, onChange: onChange,
 		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{}, started: map[schema.GroupVersionResource]time.Time{},
 		namespaces: map[string]bool{}}
 	m.watchHPAs()
@@ -114,44 +128,79 @@ func (m *member) notify(gvr schema.GroupVersionResource, o any, initial bool) {
 	}
 }
 
-// stripMemberCopy keeps of a member object what the control plane reads
-// from its cache — identity, labels, the hash annotation, generation and
-// status — so that caching tens of thousands of member copies stays
-// small. Conflict checks on objects keelson does not manage read the
-// whole object from the member.
+// memberCopy is what a member cache keeps of one object: identity,
+// whether keelson manages it, the hash annotation, generation, status and
+// spec.replicas (a member HPA's choice is kept by memberHPA, and capacity
+// division counts what each copy asks for in holding). A struct instead of
+// the decoded object keeps tens of thousands of member copies small: an
+// unstructured copy holds a map per level and per label set, this holds
+// plain fields, and the managed label map is shared. Conflict checks on
+// objects keelson does not manage read the whole object from the member.
+type memberCopy struct {
+	// ObjectMeta carries name, namespace, uid, resourceVersion,
+	// generation, deletionTimestamp, and the managed label only (so that
+	// meta.Accessor and the informer's key function work on it).
+	metav1.ObjectMeta
+	apiVersion, kind string
+	hash             string
+	replicas         int64
+	hasReplicas      bool
+	status           map[string]any
+}
+
+// managedLabels is the label set of every managed member copy (shared:
+// read only).
+var managedLabels = map[string]string{v1alpha1.LabelManaged: "true"}
+
+// object rebuilds the stripped unstructured form of the copy; callers
+// get a fresh object each time (the status map is shared: read only).
+func (mc *memberCopy) object() *unstructured.Unstructured {
+	md := map[string]any{"name": mc.Name, "resourceVersion": mc.ResourceVersion, "uid": string(mc.UID)}
+	if mc.Namespace != "" {
+		md["namespace"] = mc.Namespace
+	}
+	if mc.Generation != 0 {
+		md["generation"] = mc.Generation
+	}
+	if mc.Labels != nil {
+		md["labels"] = map[string]any{v1alpha1.LabelManaged: "true"}
+	}
+	if mc.hash != "" {
+		md["annotations"] = map[string]any{v1alpha1.AnnotationHash: mc.hash}
+	}
+	if mc.DeletionTimestamp != nil {
+		md["deletionTimestamp"] = mc.DeletionTimestamp.UTC().Format(time.RFC3339)
+	}
+	out := map[string]any{"apiVersion": mc.apiVersion, "kind": mc.kind, "metadata": md}
+	if mc.status != nil {
+		out["status"] = mc.status
+	}
+	if mc.hasReplicas {
+		out["spec"] = map[string]any{"replicas": mc.replicas}
+	}
+	return &unstructured.Unstructured{Object: out}
+}
+
+// stripMemberCopy is the member informers' transform: it turns a member
+// object into a memberCopy.
 func stripMemberCopy(o any) (any, error) {
 	u, ok := o.(*unstructured.Unstructured)
 	if !ok {
-		return o, nil
+		return o, nil // already stripped, or a tombstone
 	}
-	md := map[string]any{}
-	for _, k := range []string{"name", "namespace", "uid", "resourceVersion", "generation", "labels", "deletionTimestamp"} {
-		if v, ok := u.Object["metadata"].(map[string]any)[k]; ok {
-			md[k] = v
-		}
+	mc := &memberCopy{apiVersion: u.GetAPIVersion(), kind: u.GetKind(), hash: u.GetAnnotations()[v1alpha1.AnnotationHash]}
+	mc.Name, mc.Namespace, mc.UID, mc.ResourceVersion = u.GetName(), u.GetNamespace(), u.GetUID(), u.GetResourceVersion()
+	mc.Generation, mc.DeletionTimestamp = u.GetGeneration(), u.GetDeletionTimestamp()
+	if u.GetLabels()[v1alpha1.LabelManaged] == "true" {
+		mc.Labels = managedLabels
 	}
-	if h, ok := u.GetAnnotations()[v1alpha1.AnnotationHash]; ok {
-		md["annotations"] = map[string]any{v1alpha1.AnnotationHash: h}
+	if st, ok := u.Object["status"].(map[string]any); ok {
+		mc.status = st
 	}
-	out := map[string]any{"apiVersion": u.Object["apiVersion"], "kind": u.Object["kind"], "metadata": md}
-	if st, ok := u.Object["status"]; ok {
-		out["status"] = st
+	if r, ok, _ := unstructured.NestedInt64(u.Object, "spec", "replicas"); ok {
+		mc.replicas, mc.hasReplicas = r, true
 	}
-	// spec.replicas alone: a member HPA's choice is kept (memberHPA) and
-	// capacity division counts what each copy asks for (holding).
-	if r, ok, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "replicas"); ok {
-		out["spec"] = map[string]any{"replicas": r}
-	}
-	u.Object = out
-	return u, nil
-}
-
-// dropManagedFields removes metadata.managedFields from cached objects.
-func dropManagedFields(o any) (any, error) {
-	if u, ok := o.(*unstructured.Unstructured); ok {
-		u.SetManagedFields(nil)
-	}
-	return o, nil
+	return mc, nil
 }
 
 // memberSyncTimeout bounds how long bulk reconciles wait for a member
@@ -190,7 +239,13 @@ func (m *member) cached(gvr schema.GroupVersionResource, ns, name string) (*unst
 	if !ok {
 		return nil, true
 	}
-	return o.(*unstructured.Unstructured), true
+	switch o := o.(type) {
+	case *memberCopy:
+		return o.object(), true
+	case *unstructured.Unstructured:
+		return o, true
+	}
+	return nil, true
 }
 
 // ensureNamespace creates ns in the member if it is not known to exist.
@@ -334,4 +389,79 @@ func clusterInfo(c *v1alpha1.Cluster) *placement.ClusterInfo {
 		ci.AvailablePods = cap.Available.Pods().Value()
 	}
 	return ci
+}
+
+// apply server-side-applies body (forced, keelson's field manager) to the
+// member and returns the stripped copy the member answered with. The
+// answer is decoded straight into the few fields the control plane keeps
+// (see memberCopy) instead of a whole unstructured object with its
+// managedFields: at hundreds of writes per second that decoding was a
+// good part of the control plane's CPU.
+func (m *member) apply(ctx context.Context, gvr schema.GroupVersionResource, ns, name string, body []byte) (*unstructured.Unstructured, error) {
+	segs := []string{"/api"}
+	if gvr.Group != "" {
+		segs = []string{"/apis", gvr.Group}
+	}
+	segs = append(segs, gvr.Version)
+	if ns != "" {
+		segs = append(segs, "namespaces", ns)
+	}
+	segs = append(segs, gvr.Resource, name)
+	raw, err := m.rc.Patch(types.ApplyPatchType).AbsPath(segs...).
+		Param("fieldManager", v1alpha1.FieldManager).Param("force", "true").
+		Body(body).Do(ctx).Raw()
+	if err != nil {
+		return nil, err
+	}
+	return decodeMemberCopy(raw)
+}
+
+// wireObject is the part of a member object's JSON that memberCopy keeps.
+type wireObject struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name              string            `json:"name"`
+		Namespace         string            `json:"namespace"`
+		UID               types.UID         `json:"uid"`
+		ResourceVersion   string            `json:"resourceVersion"`
+		Generation        int64             `json:"generation"`
+		DeletionTimestamp *metav1.Time      `json:"deletionTimestamp"`
+		Labels            map[string]string `json:"labels"`
+		Annotations       map[string]string `json:"annotations"`
+	} `json:"metadata"`
+	Spec struct {
+		Replicas *int64 `json:"replicas"`
+	} `json:"spec"`
+	Status json.RawMessage `json:"status"`
+}
+
+// decodeMemberCopy decodes a member object's JSON into its stripped form;
+// an object whose spec or status is not shaped as expected is decoded in
+// full and stripped.
+func decodeMemberCopy(raw []byte) (*unstructured.Unstructured, error) {
+	var w wireObject
+	var st map[string]any
+	err := json.Unmarshal(raw, &w)
+	if err == nil && len(w.Status) > 0 && string(w.Status) != "null" {
+		err = utiljson.Unmarshal(w.Status, &st) // numbers as int64, like unstructured
+	}
+	if err != nil {
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(raw); err != nil {
+			return nil, fmt.Errorf("decoding member object: %w", err)
+		}
+		mc, _ := stripMemberCopy(u)
+		return mc.(*memberCopy).object(), nil
+	}
+	mc := &memberCopy{apiVersion: w.APIVersion, kind: w.Kind, hash: w.Metadata.Annotations[v1alpha1.AnnotationHash], status: st}
+	mc.Name, mc.Namespace, mc.UID, mc.ResourceVersion = w.Metadata.Name, w.Metadata.Namespace, w.Metadata.UID, w.Metadata.ResourceVersion
+	mc.Generation, mc.DeletionTimestamp = w.Metadata.Generation, w.Metadata.DeletionTimestamp
+	if w.Metadata.Labels[v1alpha1.LabelManaged] == "true" {
+		mc.Labels = managedLabels
+	}
+	if w.Spec.Replicas != nil {
+		mc.replicas, mc.hasReplicas = *w.Spec.Replicas, true
+	}
+	return mc.object(), nil
 }

@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer, queueLen func() int) *metrics {
 		}, []string{"cluster", "condition"}),
 		queueDepth: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "keelson", Subsystem: "federation", Name: "queue_depth",
-			Help: "Host objects waiting to be reconciled.",
+			Help: "Host objects waiting to be reconciled (queued, or parked until member caches load).",
 		}, func() float64 { return float64(queueLen()) }),
 		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "keelson", Subsystem: "federation", Name: "drift_corrections_total",

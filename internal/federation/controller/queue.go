@@ -1,7 +1,9 @@
 package controller
 
 import (
+	"container/heap"
 	"slices"
+	"strconv"
 	"sync"
 )
 
@@ -9,17 +11,24 @@ import (
 // informer's initial list after a start, or a requeue of everything after
 // a policy or cluster change. They wait behind keys queued for a live
 // change, so that a change made right after a restart does not wait for
-// thousands of objects that did not change.
+// thousands of objects that did not change. Each carries the host
+// object's resourceVersion as last seen, which orders background work.
 type backgroundSet struct {
 	mu   sync.Mutex
-	keys map[objectKey]struct{}
+	keys map[objectKey]uint64
 }
 
-func newBackgroundSet() *backgroundSet { return &backgroundSet{keys: map[objectKey]struct{}{}} }
+func newBackgroundSet() *backgroundSet { return &backgroundSet{keys: map[objectKey]uint64{}} }
 
-func (b *backgroundSet) mark(k objectKey) {
+// mark makes k background work. rv is the host object's resourceVersion;
+// empty keeps the one already recorded.
+func (b *backgroundSet) mark(k objectKey, rv string) {
+	n, _ := strconv.ParseUint(rv, 10, 64) // not a number: 0, last
 	b.mu.Lock()
-	b.keys[k] = struct{}{}
+	if old, ok := b.keys[k]; ok && rv == "" {
+		n = old
+	}
+	b.keys[k] = n
 	b.mu.Unlock()
 }
 
@@ -30,25 +39,65 @@ func (b *backgroundSet) clear(k objectKey) {
 }
 
 func (b *backgroundSet) has(k objectKey) bool {
+	_, ok := b.get(k)
+	return ok
+}
+
+func (b *backgroundSet) get(k objectKey) (uint64, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	_, ok := b.keys[k]
-	return ok
+	rv, ok := b.keys[k]
+	return rv, ok
 }
 
 // priorityFIFO is the order of the controller's workqueue (it implements
 // workqueue.Queue): keys not in the background set come first, in FIFO
-// order, then background keys. The workqueue calls it under its own lock;
-// it only takes the background set's lock, which is never held while
-// calling the workqueue.
+// order; then background keys, the most recently modified host object
+// first (highest resourceVersion). After a restart that puts an object
+// changed while the control plane was down, or right after it started,
+// ahead of the thousands it already propagated, without a write or a
+// member read to tell them apart. The workqueue calls it under its own
+// lock; it only takes the background set's lock, which is never held
+// while calling the workqueue.
 type priorityFIFO struct {
-	bg        *backgroundSet
-	high, low []objectKey
+	bg   *backgroundSet
+	high []objectKey
+	low  bgHeap
+}
+
+type bgEntry struct {
+	k   objectKey
+	rv  uint64
+	seq uint64 // FIFO among equal resourceVersions
+}
+
+// bgHeap is a max-heap on (rv, -seq).
+type bgHeap struct {
+	e   []bgEntry
+	seq uint64
+}
+
+func (h *bgHeap) Len() int { return len(h.e) }
+func (h *bgHeap) Less(i, j int) bool {
+	if h.e[i].rv != h.e[j].rv {
+		return h.e[i].rv > h.e[j].rv
+	}
+	return h.e[i].seq < h.e[j].seq
+}
+func (h *bgHeap) Swap(i, j int) { h.e[i], h.e[j] = h.e[j], h.e[i] }
+func (h *bgHeap) Push(x any)    { h.e = append(h.e, x.(bgEntry)) }
+func (h *bgHeap) Pop() any {
+	n := len(h.e) - 1
+	x := h.e[n]
+	h.e[n] = bgEntry{}
+	h.e = h.e[:n]
+	return x
 }
 
 func (q *priorityFIFO) Push(k objectKey) {
-	if q.bg.has(k) {
-		q.low = append(q.low, k)
+	if rv, ok := q.bg.get(k); ok {
+		q.low.seq++
+		heap.Push(&q.low, bgEntry{k: k, rv: rv, seq: q.low.seq})
 		return
 	}
 	q.high = append(q.high, k)
@@ -60,13 +109,13 @@ func (q *priorityFIFO) Touch(k objectKey) {
 	if q.bg.has(k) {
 		return
 	}
-	if i := slices.Index(q.low, k); i >= 0 {
-		q.low = slices.Delete(q.low, i, i+1)
+	if i := slices.IndexFunc(q.low.e, func(e bgEntry) bool { return e.k == k }); i >= 0 {
+		heap.Remove(&q.low, i)
 		q.high = append(q.high, k)
 	}
 }
 
-func (q *priorityFIFO) Len() int { return len(q.high) + len(q.low) }
+func (q *priorityFIFO) Len() int { return len(q.high) + q.low.Len() }
 
 func (q *priorityFIFO) Pop() objectKey {
 	var k objectKey
@@ -75,7 +124,5 @@ func (q *priorityFIFO) Pop() objectKey {
 		q.high = q.high[1:]
 		return k
 	}
-	k, q.low[0] = q.low[0], objectKey{}
-	q.low = q.low[1:]
-	return k
+	return heap.Pop(&q.low).(bgEntry).k
 }

@@ -65,6 +65,10 @@ type ClusterBreakdown struct {
 	AvailableReplicas int32  `json:"availableReplicas,omitempty"`
 	UpdatedReplicas   int32  `json:"updatedReplicas,omitempty"`
 	Applied           bool   `json:"applied"`
+	// Hash of the rendering applied there (the member copy's
+	// federation.keelson.dev/hash). After a restart it tells, before the
+	// member caches have loaded, which objects changed since.
+	Hash string `json:"hash,omitempty"`
 	// Evicted: replicas left this cluster by failover.
 	Evicted bool `json:"evicted,omitempty"`
 	// Failover says what failover does about this cluster while it is not
