@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/keelson-dev/keelson/internal/scheduler/framework"
 	"github.com/keelson-dev/keelson/internal/scheduler/plugins/gang"
 	st "github.com/keelson-dev/keelson/internal/scheduler/schedtest"
 )
@@ -218,5 +219,54 @@ func TestCrossNodePodsShareAnOwnerPerNamespace(t *testing.T) {
 	spread.Spec.TopologySpreadConstraints[0].WhenUnsatisfiable = v1.DoNotSchedule
 	if !CrossNode(spread) {
 		t.Error("a DoNotSchedule constraint not counted as cross-node")
+	}
+}
+
+// An idle instance does not steal from an owner that is binding its pods
+// (each binding removes one of them from the foreign set), only from one
+// that made no progress for StealAfter.
+func TestQueueStealsOnlyFromStuckOwners(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Unix(0, 0))
+	owner := map[types.UID]string{}
+	q := newTestQueue(clk, nil)
+	q.opts.Owned = func(p *v1.Pod) bool { return owner[p.UID] == "self" }
+	q.opts.OwnerOf = func(p *v1.Pod) string { return owner[p.UID] }
+	q.opts.StealAfter = 2 * time.Second
+	for i := range 3 {
+		for _, o := range []string{"busy", "stuck"} {
+			uid := types.UID(fmt.Sprintf("%s-%d", o, i))
+			owner[uid] = o
+			q.Add(testPod(string(uid), "keelson"))
+		}
+	}
+	popNow := func() *framework.QueuedPodInfo {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		defer cancel()
+		p, _, err := q.Pop(ctx)
+		if err != nil {
+			return nil
+		}
+		return p
+	}
+	clk.Step(3 * time.Second)
+	// "busy" binds one of its pods (it leaves the foreign set here).
+	q.Delete("busy-0")
+	for range 3 {
+		p := popNow()
+		if p == nil {
+			t.Fatal("nothing stolen from the stuck owner")
+		}
+		if owner[p.Pod.UID] != "stuck" {
+			t.Fatalf("stole %s from an owner making progress", p.Pod.UID)
+		}
+	}
+	if p := popNow(); p != nil {
+		t.Fatalf("stole %s from an owner making progress", p.Pod.UID)
+	}
+	// busy stops making progress: its pods are taken after StealAfter.
+	clk.Step(3 * time.Second)
+	if p := popNow(); p == nil || owner[p.Pod.UID] != "busy" {
+		t.Fatalf("popped %v, want a pod of the owner that stopped", p)
 	}
 }

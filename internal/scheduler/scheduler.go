@@ -141,6 +141,7 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 	first := s.profiles[cfg.Profiles[0].SchedulerName]
 	mi := cfg.MultiInstance
 	var owned, stealable func(*v1.Pod) bool
+	var ownerOf func(*v1.Pod) string
 	if mi.Enabled && mi.Partition && opts.Client != nil {
 		names := make([]string, 0, len(cfg.Profiles))
 		for _, p := range cfg.Profiles {
@@ -154,7 +155,7 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 				s.queue.Reassign()
 			},
 		})
-		owned = s.members.Owns
+		owned, ownerOf = s.members.Owns, s.members.Owner
 		// Gang members are not stolen: the held count is per instance, so
 		// a gang split between instances would wait for its timeout. Nor
 		// are pods with cross-node constraints (see CrossNode).
@@ -165,6 +166,7 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 		Owned:              owned,
 		Stealable:          stealable,
 		StealAfter:         mi.StealAfter.Duration,
+		OwnerOf:            ownerOf,
 		OnSteal:            s.metrics.StolenPods.Inc,
 		Clock:              opts.Clock,
 		InitialBackoff:     cfg.PodInitialBackoff.Duration,
