@@ -220,6 +220,11 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		}
 		s.metrics.Instances.Set(float64(len(s.members.Live())))
 	}
+	if l, ok := s.ledger.(interface{ Start(context.Context) error }); ok {
+		if err := l.Start(ctx); err != nil {
+			return err
+		}
+	}
 	factory := s.factory
 	// The handlers' own HasSynced, not only the informers' stores: the
 	// first scheduling cycle must see every node and bound pod the initial
