@@ -151,6 +151,7 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 			Client: cmp.Or[kubernetes.Interface](opts.MembershipClient, opts.Client), Namespace: mi.LedgerNamespace, Self: s.instanceID, Profiles: names,
 			LeaseDuration: mi.MemberLeaseDuration.Duration, Clock: opts.Clock, Logger: opts.Logger,
 			OnChange: func() {
+				s.metrics.MemberChanges.Inc()
 				s.metrics.Instances.Set(float64(len(s.members.Live())))
 				s.queue.Reassign()
 			},
