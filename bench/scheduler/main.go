@@ -73,7 +73,9 @@ func main() {
 	out := flag.String("out", "docs/benchmarks-scheduler.md", "markdown report to write")
 	only := flag.String("workloads", "", "comma-separated workloads to run (default all, Memory last)")
 	scheds := flag.String("schedulers", "", "comma-separated schedulers to run: keelson, keelson×3 (or keelson3), kube-scheduler (default all)")
+	profile := flag.String("profile", "", "directory for CPU profiles (pprof) of the keelson instances and the kube-apiserver, taken over the first seconds of each keelson run")
 	flag.Parse()
+	profileDir = *profile
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -82,6 +84,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// profileDir: see --profile.
+var profileDir string
 
 type bench struct {
 	log    *slog.Logger
@@ -103,12 +108,15 @@ type result struct {
 	podsPerSec          float64
 	window              time.Duration
 	cpuPer1000          float64
-	p50, p99            time.Duration
-	rssMiB, hwmMiB      float64
-	violations          int
-	unschedulable       int
-	cpuAlloc, memAlloc  float64 // saturation: share of the pool's allocatable requested by bound pods
-	note                string
+	// apiCPUPer1000: CPU-s of the kube-apiserver and the store per 1,000
+	// pods over the same window.
+	apiCPUPer1000      float64
+	p50, p99           time.Duration
+	rssMiB, hwmMiB     float64
+	violations         int
+	unschedulable      int
+	cpuAlloc, memAlloc float64 // saturation: share of the pool's allocatable requested by bound pods
+	note               string
 }
 
 // workload builds its pods; Pods that must exist first (preemption
@@ -358,6 +366,9 @@ func (b *bench) start(ctx context.Context, sched string, saturation bool) (*proc
 		for i := range n {
 			wg.Go(func() {
 				args := []string{"--config=" + cfg}
+				if profileDir != "" {
+					args = append(args, "--pprof")
+				}
 				if n == 1 {
 					// One instance: no claim ledger, as one runs it alone.
 					args = append(args, "--single-instance")
@@ -395,8 +406,8 @@ func schedulerName(sched string) string {
 
 // cpuSample is the schedulers' CPU time at an instant.
 type cpuSample struct {
-	at  time.Time
-	cpu float64
+	at       time.Time
+	cpu, api float64
 }
 
 // runOne creates the workload's pods with no scheduler running (a
@@ -525,7 +536,7 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
 		for {
-			s := cpuSample{at: time.Now(), cpu: cpuSeconds(p.pids)}
+			s := cpuSample{at: time.Now(), cpu: cpuSeconds(p.pids), api: cpuSeconds(b.peerPids())}
 			sampleMu.Lock()
 			samples = append(samples, s)
 			sampleMu.Unlock()
@@ -539,6 +550,9 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 	// keelson: the first scheduling attempt, from its metrics (a gang
 	// binds nothing until its last member is placed).
 	var firstAttempt time.Time
+	if profileDir != "" && len(p.metricsURL) > 0 {
+		sampling.Go(func() { b.profile(sctx, w.name, sched, p.metricsURL) })
+	}
 	if len(p.metricsURL) > 0 {
 		sampling.Go(func() {
 			for sctx.Err() == nil {
@@ -582,7 +596,17 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 			}
 		}
 	}
-	cpuEnd := cpuSeconds(p.pids)
+	cpuEnd, apiEnd := cpuSeconds(p.pids), cpuSeconds(b.peerPids())
+	if len(p.metricsURL) > 1 {
+		var claims, binds, stolen, changes float64
+		for _, u := range p.metricsURL {
+			claims += metricSum(ctx, u, "keelson_scheduler_claim_conflicts_total")
+			binds += metricSum(ctx, u, "keelson_scheduler_bind_conflicts_total")
+			stolen += metricSum(ctx, u, "keelson_scheduler_stolen_pods_total")
+			changes += metricSum(ctx, u, "keelson_scheduler_membership_changes_total")
+		}
+		r.note = fmt.Sprintf("claim conflicts %.0f, bind conflicts %.0f, stolen %.0f, membership changes seen %.0f (summed over the 3 instances, joins at startup included)", claims, binds, stolen, changes)
+	}
 	stopSampling()
 	sampling.Wait()
 	mu.Lock()
@@ -605,14 +629,15 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 	}
 	r.window = end.Sub(from)
 	r.podsPerSec = float64(nBound) / max(r.window.Seconds(), 1e-3)
-	cpu0 := 0.0
+	cpu0, api0 := 0.0, 0.0
 	for _, s := range samples {
 		if s.at.After(from) {
 			break
 		}
-		cpu0 = s.cpu
+		cpu0, api0 = s.cpu, s.api
 	}
 	r.cpuPer1000 = (cpuEnd - cpu0) * 1000 / float64(max(nBound, 1))
+	r.apiCPUPer1000 = (apiEnd - api0) * 1000 / float64(max(nBound, 1))
 	slices.Sort(lat)
 	if len(lat) > 0 {
 		r.p50, r.p99 = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)]
@@ -622,13 +647,103 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 		r.rssMiB, r.hwmMiB = max(r.rssMiB, rss), max(r.hwmMiB, hwm)
 	}
 	r.unschedulable = nUnsched
-	if len(p.pids) > 1 {
-		r.note = "3 instances; RSS of the largest"
-	}
 	if err := b.validate(ctx, &r, w.saturation); err != nil {
 		return r, err
 	}
 	return r, nil
+}
+
+// peerPids are the kube-apiserver's and the store's processes.
+func (b *bench) peerPids() []int {
+	var out []int
+	for _, a := range b.env.APIServers {
+		out = append(out, a.Pid())
+	}
+	for _, st := range b.env.Stores {
+		if pid := st.Pid(); pid != 0 {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// profile writes CPU profiles of the keelson instances and the
+// kube-apiserver, all taken over the same seconds once the first pod is
+// scheduled, to profileDir.
+func (b *bench) profile(ctx context.Context, workload, sched string, urls []string) {
+	for ctx.Err() == nil {
+		var n float64
+		for _, u := range urls {
+			n += attempts(ctx, u)
+		}
+		if n > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	const secs = "15"
+	tag := strings.NewReplacer("×", "x").Replace(workload + "-" + sched)
+	save := func(name string, data []byte, err error) {
+		if err != nil {
+			b.log.Warn("profile", "name", name, "err", err)
+			return
+		}
+		if err := os.WriteFile(filepath.Join(profileDir, tag+"-"+name+".pprof"), data, 0o644); err != nil {
+			b.log.Warn("profile", "name", name, "err", err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i, u := range urls {
+		wg.Go(func() {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u+"/debug/pprof/profile?seconds="+secs, nil)
+			if err != nil {
+				save(fmt.Sprint("keelson-", i), nil, err)
+				return
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				save(fmt.Sprint("keelson-", i), nil, err)
+				return
+			}
+			defer resp.Body.Close()
+			data, err := io.ReadAll(resp.Body)
+			save(fmt.Sprint("keelson-", i), data, err)
+		})
+	}
+	wg.Go(func() {
+		data, err := b.client.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", secs).DoRaw(ctx)
+		save("kube-apiserver", data, err)
+	})
+	wg.Wait()
+}
+
+// metricSum sums the samples of an instance's metric whose line starts
+// with prefix.
+func metricSum(ctx context.Context, url, prefix string) float64 {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/metrics", nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0
+	}
+	var total float64
+	for l := range strings.SplitSeq(string(body), "\n") {
+		if !strings.HasPrefix(l, prefix) {
+			continue
+		}
+		if i := strings.LastIndexByte(l, ' '); i > 0 {
+			v, _ := strconv.ParseFloat(l[i+1:], 64)
+			total += v
+		}
+	}
+	return total
 }
 
 func maxTime(a, b time.Time) time.Time {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"time"
@@ -43,6 +44,7 @@ func runScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	leaseNamespace := fs.String("leader-elect-namespace", "kube-system", "namespace of the leader election Lease")
 	printCRD := fs.Bool("print-crd", false, "print the PodGroup CustomResourceDefinition (gang scheduling) and exit")
 	verbose := fs.Bool("v", false, "log at debug level")
+	profiling := fs.Bool("pprof", false, "also serve Go's /debug/pprof/ profiles on the metrics address (unauthenticated: keep that address private)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: keelson scheduler --kubeconfig FILE | --in-cluster [--config FILE] [flags]
 
@@ -139,6 +141,12 @@ Flags:
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+		if *profiling {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -11,6 +11,17 @@ import (
 // Pid is the scheduler process's id (CPU and memory accounting).
 func (s *KeelsonScheduler) Pid() int { return s.proc.cmd.Process.Pid }
 
+// Pid is the kube-apiserver process's id (CPU accounting in benchmarks).
+func (a *APIServer) Pid() int { return a.proc.cmd.Process.Pid }
+
+// Pid is the store process's id, 0 when it is not running.
+func (s *Store) Pid() int {
+	if s.proc == nil || s.proc.cmd == nil || s.proc.cmd.Process == nil {
+		return 0
+	}
+	return s.proc.cmd.Process.Pid
+}
+
 // KubeScheduler is a kube-scheduler started on demand with
 // StartKubeScheduler (benchmarks compare it with keelson scheduler on one
 // environment).
