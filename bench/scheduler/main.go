@@ -110,7 +110,10 @@ type result struct {
 	cpuPer1000          float64
 	// apiCPUPer1000: CPU-s of the kube-apiserver and the store per 1,000
 	// pods over the same window.
-	apiCPUPer1000      float64
+	apiCPUPer1000 float64
+	// steadyPodsPerSec: bindings between the 10th and 90th percentile
+	// binding per second.
+	steadyPodsPerSec   float64
 	p50, p99           time.Duration
 	rssMiB, hwmMiB     float64
 	violations         int
@@ -210,7 +213,7 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 			if err != nil {
 				return fmt.Errorf("%s with %s: %w", w.name, sched, err)
 			}
-			log.Info("result", "workload", r.workload, "scheduler", r.scheduler, "pods", r.pods, "pods/s", fmt.Sprintf("%.1f", r.podsPerSec),
+			log.Info("result", "workload", r.workload, "scheduler", r.scheduler, "pods", r.pods, "pods/s", fmt.Sprintf("%.1f", r.podsPerSec), "pods/s10-90", fmt.Sprintf("%.1f", r.steadyPodsPerSec), "apiCPU/1000", fmt.Sprintf("%.2f", r.apiCPUPer1000),
 				"cpu-s/1000", fmt.Sprintf("%.2f", r.cpuPer1000), "p50", r.p50, "p99", r.p99, "rssMiB", fmt.Sprintf("%.0f", r.rssMiB),
 				"violations", r.violations, "unschedulable", r.unschedulable, "cpuAlloc", fmt.Sprintf("%.3f", r.cpuAlloc), "memAlloc", fmt.Sprintf("%.3f", r.memAlloc))
 			results = append(results, r)
@@ -551,7 +554,8 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 	// binds nothing until its last member is placed).
 	var firstAttempt time.Time
 	if profileDir != "" && len(p.metricsURL) > 0 {
-		sampling.Go(func() { b.profile(sctx, w.name, sched, p.metricsURL) })
+		// ctx, not sctx: the run waits for the profiles to be written.
+		sampling.Go(func() { b.profile(ctx, sctx, w.name, sched, p.metricsURL) })
 	}
 	if len(p.metricsURL) > 0 {
 		sampling.Go(func() {
@@ -617,12 +621,24 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 	}
 	var lastBind time.Time
 	var lat []time.Duration
+	var times []time.Time
 	for i := range pods {
 		if bound[i].IsZero() {
 			continue
 		}
 		lastBind = maxTime(lastBind, bound[i])
 		lat = append(lat, max(0, bound[i].Sub(from)))
+		times = append(times, bound[i])
+	}
+	// The rate between the 10th and the 90th percentile binding leaves
+	// out the start (informer syncs of instances started together, first
+	// cycles) and the tail.
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	if n := len(times); n >= 10 {
+		lo, hi := n/10, n*9/10
+		if d := times[hi].Sub(times[lo]); d > 0 {
+			r.steadyPodsPerSec = float64(hi-lo) / d.Seconds()
+		}
 	}
 	if w.saturation {
 		end = lastBind
@@ -670,8 +686,8 @@ func (b *bench) peerPids() []int {
 // profile writes CPU profiles of the keelson instances and the
 // kube-apiserver, all taken over the same seconds once the first pod is
 // scheduled, to profileDir.
-func (b *bench) profile(ctx context.Context, workload, sched string, urls []string) {
-	for ctx.Err() == nil {
+func (b *bench) profile(ctx, runCtx context.Context, workload, sched string, urls []string) {
+	for runCtx.Err() == nil {
 		var n float64
 		for _, u := range urls {
 			n += attempts(ctx, u)
@@ -681,7 +697,7 @@ func (b *bench) profile(ctx context.Context, workload, sched string, urls []stri
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	const secs = "15"
+	const secs = "10"
 	tag := strings.NewReplacer("×", "x").Replace(workload + "-" + sched)
 	save := func(name string, data []byte, err error) {
 		if err != nil {
