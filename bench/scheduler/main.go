@@ -558,6 +558,34 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 		sampling.Go(func() { b.profile(ctx, sctx, w.name, sched, p.metricsURL) })
 	}
 	if len(p.metricsURL) > 0 {
+		// Timeline, in the log: every second, the bindings the instances
+		// report (their /metrics) against those the bench's watch saw.
+		sampling.Go(func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-sctx.Done():
+					return
+				case <-t.C:
+				}
+				var done []string
+				for _, u := range p.metricsURL {
+					done = append(done, fmt.Sprintf("%.0f", metricSum(sctx, u, "keelson_scheduler_binding_duration_seconds_count")))
+				}
+				mu.Lock()
+				seenBound := nBound
+				mu.Unlock()
+				b.log.Info("timeline", "workload", w.name, "scheduler", sched, "instancesBound", strings.Join(done, "+"), "benchSawBound", seenBound,
+					"decided", fmt.Sprintf("%.0f", func() float64 {
+						var n float64
+						for _, u := range p.metricsURL {
+							n += metricSum(sctx, u, `keelson_scheduler_schedule_attempts_total{profile="keelson",result="scheduled"}`)
+						}
+						return n
+					}()))
+			}
+		})
 		sampling.Go(func() {
 			for sctx.Err() == nil {
 				for _, u := range p.metricsURL {
