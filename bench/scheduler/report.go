@@ -42,6 +42,9 @@ func writeReport(path, mode string, sz sizes, rs []result, mem []memResult) erro
 			r.apiCPUPer1000, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.rssMiB, r.hwmMiB, r.violations)
 	}
 	for _, r := range rs {
+		if r.fromAttemptPodsPerSec > 0 {
+			fmt.Fprintf(&b, "\n%s, %s: %.1f pods/s from the first scheduling attempt to the last binding.\n", r.workload, r.scheduler, r.fromAttemptPodsPerSec)
+		}
 		if r.note != "" {
 			fmt.Fprintf(&b, "\n%s, %s: %s.\n", r.workload, r.scheduler, r.note)
 		}
