@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"errors"
 	"sort"
 	"testing"
 	"time"
@@ -10,7 +9,6 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	clienttesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -199,51 +197,5 @@ func TestPreemptorWokenByVictimDeletion(t *testing.T) {
 		if got := b.snapshot()["default/"+p.Name]; got != nodeOf[p.Name] {
 			t.Fatalf("%s bound to %q, want its nominated node %s", p.Name, got, nodeOf[p.Name])
 		}
-	}
-}
-
-// With a ledger (several instances), the room a preemptor's victims leave
-// is reserved for it there at once, so that another instance's claim on
-// that node counts it; the preemptor's own claim later replaces the entry.
-func TestPreemptorRoomReservedInLedger(t *testing.T) {
-	a1 := st.Pod("a1").Node("a").Priority(1).Req("cpu", "4").Obj()
-	p1 := st.Pod("p1").Priority(10).Req("cpu", "4").Obj()
-	client, b := newFakeClient(t, a1, p1)
-	ledger := NewMemoryLedger()
-	s := newTestScheduler(t, testConfig(), Options{Client: client, Ledger: ledger, Clock: clocktesting.NewFakeClock(time.Unix(1_000_000, 0))})
-	s.OnNodeAdd(st.Node("a").Obj())
-	s.OnPodAdd(a1)
-	s.OnPodAdd(p1)
-	drain(t, s)
-	if len(b.snapshot()) != 0 {
-		t.Fatalf("bound %v before the victim was gone", b.snapshot())
-	}
-	entries := ledger.Entries("a")
-	if len(entries) != 1 || entries[0].UID != p1.UID || entries[0].MilliCPU != 4000 {
-		t.Fatalf("ledger of a after preemption: %+v, want p1's 4 CPUs reserved", entries)
-	}
-	// Another instance placing a 1-CPU pod on a now sees the node full,
-	// even before it learns of the nomination.
-	other := ClaimEntry{UID: "q", MilliCPU: 1000, By: "other"}
-	err := ledger.Claim(t.Context(), "a", other, func(es []ClaimEntry) ([]types.UID, error) {
-		var used int64
-		for _, e := range es {
-			used += e.MilliCPU
-		}
-		if used+other.MilliCPU > 4000 {
-			return nil, ErrClaimConflict
-		}
-		return nil, nil
-	})
-	if !errors.Is(err, ErrClaimConflict) {
-		t.Fatalf("another instance's claim into the reserved room: %v", err)
-	}
-	s.OnPodDelete(a1)
-	drain(t, s)
-	if got := b.snapshot()["default/p1"]; got != "a" {
-		t.Fatalf("p1 bound to %q, want a", got)
-	}
-	if e := ledger.Entries("a"); len(e) != 1 || e[0].UID != p1.UID {
-		t.Fatalf("ledger of a after binding: %+v, want p1's one entry", e)
 	}
 }
