@@ -641,9 +641,6 @@ func (s *Scheduler) schedulePod(ctx context.Context, fw *framework.Framework, st
 		if pst.IsSuccess() && r != nil && r.NominatedNodeName != "" {
 			s.nominated.add(pod, r.NominatedNodeName, r.Victims)
 			preempted = len(r.Victims) > 0
-			if preempted && s.ledger != nil {
-				s.reserve(ctx, pod, r.NominatedNodeName)
-			}
 		}
 		return "", preempted, fitErr
 	}
@@ -770,26 +767,6 @@ func attemptsLabel(n int) string {
 // ledger's entries plus everything this instance's cache holds for the
 // node, that the pod still fits there.
 func (s *Scheduler) claim(ctx context.Context, pod *framework.PodInfo, host string) error {
-	return s.ledger.Claim(ctx, host, s.claimEntry(pod), func(entries []ClaimEntry) ([]types.UID, error) {
-		return s.checkClaim(ctx, pod, host, entries)
-	})
-}
-
-// reserve records, unchecked, the room a preemptor's victims leave on its
-// nominated node in the ledger. Other instances learn of the nomination
-// only through the preemptor's status, later than of the victims' deletion:
-// without the entry they would bind their own pods into the room (their
-// claims would pass), and the preemptor would evict again after a
-// backoff. Its own claim replaces the entry; when it is bound elsewhere or
-// deleted, the entry is pruned like any other.
-func (s *Scheduler) reserve(ctx context.Context, pod *framework.PodInfo, host string) {
-	err := s.ledger.Claim(ctx, host, s.claimEntry(pod), func([]ClaimEntry) ([]types.UID, error) { return nil, nil })
-	if err != nil {
-		s.log.Warn("reserving room for preemptor", "pod", pod.Pod.Namespace+"/"+pod.Pod.Name, "node", host, "err", err)
-	}
-}
-
-func (s *Scheduler) claimEntry(pod *framework.PodInfo) ClaimEntry {
 	r := pod.Requests
 	entry := ClaimEntry{
 		UID: pod.UID(), Pod: pod.Pod.Namespace + "/" + pod.Pod.Name,
@@ -805,7 +782,9 @@ func (s *Scheduler) claimEntry(pod *framework.PodInfo) ClaimEntry {
 	for _, p := range pod.HostPorts {
 		entry.Ports = append(entry.Ports, p.String())
 	}
-	return entry
+	return s.ledger.Claim(ctx, host, entry, func(entries []ClaimEntry) ([]types.UID, error) {
+		return s.checkClaim(ctx, pod, host, entries)
+	})
 }
 
 // claimVerifyAge is the age after which a ledger entry for a pod this
