@@ -69,6 +69,9 @@ type Members struct {
 	mu   sync.RWMutex
 	all  map[string]member // by instance ID, from the informer
 	live []member          // sorted by id, refreshed on events and ticks
+	// renewedOK is when this instance's own Lease was last written
+	// successfully: proof that the API server took writes then.
+	renewedOK time.Time
 }
 
 // MembersOptions configure Members.
@@ -190,6 +193,12 @@ func (m *Members) run(ctx context.Context) {
 				m.log.Warn("renewing member lease", "err", err)
 				next = min(time.Second, period)
 			}
+			if err == nil {
+				m.mu.Lock()
+				m.renewedOK = m.clock.Now()
+				m.mu.Unlock()
+				m.refresh()
+			}
 			renew.Reset(next)
 		case <-check.C():
 			m.refresh()
@@ -285,13 +294,18 @@ func (m *Members) observe(l *coordinationv1.Lease, deleted bool) {
 	m.refresh()
 }
 
-// refresh recomputes the live set and reports a change.
+// refresh recomputes the live set and reports a change. A member whose
+// Lease ran out is dropped only once this instance has itself renewed its
+// Lease after that moment: when no instance can write (an overloaded API
+// server timing renewals out), none drops the others, which would only
+// make every instance decide every pod and add to the overload. A crashed
+// member is still dropped, one renewal after its Lease ran out.
 func (m *Members) refresh() {
 	now := m.clock.Now()
 	m.mu.Lock()
 	live := []member{{id: m.self, profiles: m.profiles}}
 	for id, mb := range m.all {
-		if id != m.self && mb.expires.After(now) {
+		if id != m.self && (mb.expires.After(now) || !m.renewedOK.After(mb.expires)) {
 			live = append(live, mb)
 		}
 	}

@@ -126,10 +126,35 @@ func TestMembersThroughLeases(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLive(a, 2)
-	clk.Step(7 * time.Second) // a's own renewal and c's expiry both come due
-	a.refresh()
-	if live := a.Live(); len(live) != 1 {
-		t.Fatalf("live %v after c's lease expired", live)
+	// a's own renewal and c's expiry both come due: once a has renewed
+	// after c's Lease ran out, c is gone.
+	clk.Step(7 * time.Second)
+	waitLive(a, 1)
+}
+
+// An instance that cannot renew its own Lease (an overloaded API server)
+// does not drop others whose Leases ran out meanwhile: it has no proof that
+// they, rather than the API server, stopped. Once it renews, it does.
+func TestMembersKeptWhileOwnRenewalsFail(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Unix(1_000_000, 0))
+	m := NewMembers(MembersOptions{Self: "a", LeaseDuration: 15 * time.Second, Clock: clk})
+	m.renewedOK = clk.Now()
+	m.all["b"] = member{id: "b", renewed: clk.Now(), expires: clk.Now().Add(15 * time.Second)}
+	m.refresh()
+	if live := m.Live(); len(live) != 2 {
+		t.Fatalf("live %v, want a and b", live)
+	}
+	clk.Step(20 * time.Second) // b's Lease ran out; a's renewals failed too
+	m.refresh()
+	if live := m.Live(); len(live) != 2 {
+		t.Fatalf("live %v while a could not renew either, want b kept", live)
+	}
+	m.mu.Lock()
+	m.renewedOK = clk.Now()
+	m.mu.Unlock()
+	m.refresh()
+	if live := m.Live(); len(live) != 1 {
+		t.Fatalf("live %v after a renewed past b's expiry, want b dropped", live)
 	}
 }
 
