@@ -80,7 +80,7 @@ func main() {
 	out := flag.String("out", "docs/benchmarks-scheduler.md", "markdown report to write")
 	only := flag.String("workloads", "", "comma-separated workloads to run (default all, Memory last)")
 	scheds := flag.String("schedulers", "", "comma-separated schedulers to run: keelson, keelson×3 (or keelson3), kube-scheduler (default all)")
-	flag.StringVar(&profileDir, "profile-dir", "", "write keelson's CPU profile of each run (first --profile-seconds after it starts) and its heap profile in the Memory step here")
+	flag.StringVar(&profileDir, "profile-dir", "", "write CPU profiles (pprof) of the keelson instances and the kube-apiserver over --profile-seconds from each run's first scheduling attempt, and keelson's heap profile in the Memory step, here")
 	flag.IntVar(&profileSeconds, "profile-seconds", 10, "length of each CPU profile")
 	flag.IntVar(&memPodsFlag, "mem-pods", 0, "bound pods in the Memory step (default: the mode's; 50000 is the issue's figure, on the same nodes as the workloads)")
 	flag.Parse()
@@ -113,12 +113,21 @@ type result struct {
 	podsPerSec          float64
 	window              time.Duration
 	cpuPer1000          float64
-	p50, p99            time.Duration
-	rssMiB, hwmMiB      float64
-	violations          int
-	unschedulable       int
-	cpuAlloc, memAlloc  float64 // saturation: share of the pool's allocatable requested by bound pods
-	note                string
+	// apiCPUPer1000: CPU-s of the kube-apiserver and the store per 1,000
+	// pods over the same window.
+	apiCPUPer1000 float64
+	// steadyPodsPerSec: bindings between the 10th and 90th percentile
+	// binding per second.
+	steadyPodsPerSec float64
+	// fromAttemptPodsPerSec (keelson): pods bound per second from the
+	// first scheduling attempt of any instance to the last binding.
+	fromAttemptPodsPerSec float64
+	p50, p99              time.Duration
+	rssMiB, hwmMiB        float64
+	violations            int
+	unschedulable         int
+	cpuAlloc, memAlloc    float64 // saturation: share of the pool's allocatable requested by bound pods
+	note                  string
 }
 
 // workload builds its pods; Pods that must exist first (preemption
@@ -215,7 +224,7 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 			if err != nil {
 				return fmt.Errorf("%s with %s: %w", w.name, sched, err)
 			}
-			log.Info("result", "workload", r.workload, "scheduler", r.scheduler, "pods", r.pods, "window", r.window.Round(time.Millisecond), "pods/s", fmt.Sprintf("%.1f", r.podsPerSec),
+			log.Info("result", "workload", r.workload, "scheduler", r.scheduler, "pods", r.pods, "window", r.window.Round(time.Millisecond), "pods/s", fmt.Sprintf("%.1f", r.podsPerSec), "pods/s10-90", fmt.Sprintf("%.1f", r.steadyPodsPerSec), "pods/s-from-attempt", fmt.Sprintf("%.1f", r.fromAttemptPodsPerSec), "apiCPU/1000", fmt.Sprintf("%.2f", r.apiCPUPer1000),
 				"cpu-s/1000", fmt.Sprintf("%.2f", r.cpuPer1000), "p50", r.p50, "p99", r.p99, "rssMiB", fmt.Sprintf("%.0f", r.rssMiB),
 				"violations", r.violations, "unschedulable", r.unschedulable, "cpuAlloc", fmt.Sprintf("%.3f", r.cpuAlloc), "memAlloc", fmt.Sprintf("%.3f", r.memAlloc))
 			results = append(results, r)
@@ -413,8 +422,8 @@ func schedulerName(sched string) string {
 
 // cpuSample is the schedulers' CPU time at an instant.
 type cpuSample struct {
-	at  time.Time
-	cpu float64
+	at       time.Time
+	cpu, api float64
 }
 
 // runOne creates the workload's pods with no scheduler running (a
@@ -532,16 +541,6 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 		return r, err
 	}
 	defer p.stop()
-	if profileDir != "" && len(p.metricsURL) > 0 {
-		var profiling sync.WaitGroup
-		defer profiling.Wait()
-		profiling.Go(func() {
-			f := filepath.Join(profileDir, fmt.Sprintf("%s-%s.cpu.pprof", w.name, strings.ReplaceAll(sched, "×", "x")))
-			if err := fetchProfile(ctx, p.metricsURL[0]+fmt.Sprintf("/debug/pprof/profile?seconds=%d", profileSeconds), f); err != nil {
-				b.log.Warn("cpu profile", "err", err)
-			}
-		})
-	}
 	// CPU is sampled every 50 ms, so that the CPU spent before scheduling
 	// began (informer sync of 5,000 nodes and the backlog) is left out.
 	var samples []cpuSample
@@ -553,7 +552,7 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
 		for {
-			s := cpuSample{at: time.Now(), cpu: cpuSeconds(p.pids)}
+			s := cpuSample{at: time.Now(), cpu: cpuSeconds(p.pids), api: cpuSeconds(b.peerPids())}
 			sampleMu.Lock()
 			samples = append(samples, s)
 			sampleMu.Unlock()
@@ -567,7 +566,39 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 	// keelson: the first scheduling attempt, from its metrics (a gang
 	// binds nothing until its last member is placed).
 	var firstAttempt time.Time
+	if profileDir != "" && len(p.metricsURL) > 0 {
+		// ctx, not sctx: the run waits for the profiles to be written.
+		sampling.Go(func() { b.profile(ctx, sctx, w.name, sched, p.metricsURL) })
+	}
 	if len(p.metricsURL) > 0 {
+		// Timeline, in the log: every second, the bindings the instances
+		// report (their /metrics) against those the bench's watch saw.
+		sampling.Go(func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-sctx.Done():
+					return
+				case <-t.C:
+				}
+				var done []string
+				for _, u := range p.metricsURL {
+					done = append(done, fmt.Sprintf("%.0f", metricSum(sctx, u, "keelson_scheduler_binding_duration_seconds_count")))
+				}
+				mu.Lock()
+				seenBound := nBound
+				mu.Unlock()
+				b.log.Info("timeline", "workload", w.name, "scheduler", sched, "instancesBound", strings.Join(done, "+"), "benchSawBound", seenBound,
+					"decided", fmt.Sprintf("%.0f", func() float64 {
+						var n float64
+						for _, u := range p.metricsURL {
+							n += metricSum(sctx, u, `keelson_scheduler_schedule_attempts_total{profile="keelson",result="scheduled"}`)
+						}
+						return n
+					}()))
+			}
+		})
 		sampling.Go(func() {
 			for sctx.Err() == nil {
 				for _, u := range p.metricsURL {
@@ -610,7 +641,17 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 			}
 		}
 	}
-	cpuEnd := cpuSeconds(p.pids)
+	cpuEnd, apiEnd := cpuSeconds(p.pids), cpuSeconds(b.peerPids())
+	if len(p.metricsURL) > 1 {
+		var claims, binds, stolen, changes float64
+		for _, u := range p.metricsURL {
+			claims += metricSum(ctx, u, "keelson_scheduler_claim_conflicts_total")
+			binds += metricSum(ctx, u, "keelson_scheduler_bind_conflicts_total")
+			stolen += metricSum(ctx, u, "keelson_scheduler_stolen_pods_total")
+			changes += metricSum(ctx, u, "keelson_scheduler_membership_changes_total")
+		}
+		r.note = fmt.Sprintf("claim conflicts %.0f, bind conflicts %.0f, stolen %.0f, membership changes seen %.0f (summed over the 3 instances, joins at startup included)", claims, binds, stolen, changes)
+	}
 	if w.name == "Gang" {
 		// The decision (first member held to the group released), from
 		// the gang plugin's log line.
@@ -636,26 +677,42 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 	}
 	var lastBind time.Time
 	var lat []time.Duration
+	var times []time.Time
 	for i := range pods {
 		if bound[i].IsZero() {
 			continue
 		}
 		lastBind = maxTime(lastBind, bound[i])
 		lat = append(lat, max(0, bound[i].Sub(from)))
+		times = append(times, bound[i])
+	}
+	// The rate between the 10th and the 90th percentile binding leaves
+	// out the start (informer syncs of instances started together, first
+	// cycles) and the tail.
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	if n := len(times); n >= 10 {
+		lo, hi := n/10, n*9/10
+		if d := times[hi].Sub(times[lo]); d > 0 {
+			r.steadyPodsPerSec = float64(hi-lo) / d.Seconds()
+		}
 	}
 	if w.saturation {
 		end = lastBind
 	}
+	if !firstAttempt.IsZero() && lastBind.After(firstAttempt) {
+		r.fromAttemptPodsPerSec = float64(nBound) / lastBind.Sub(firstAttempt).Seconds()
+	}
 	r.window = end.Sub(from)
 	r.podsPerSec = float64(nBound) / max(r.window.Seconds(), 1e-3)
-	cpu0 := 0.0
+	cpu0, api0 := 0.0, 0.0
 	for _, s := range samples {
 		if s.at.After(from) {
 			break
 		}
-		cpu0 = s.cpu
+		cpu0, api0 = s.cpu, s.api
 	}
 	r.cpuPer1000 = (cpuEnd - cpu0) * 1000 / float64(max(nBound, 1))
+	r.apiCPUPer1000 = (apiEnd - api0) * 1000 / float64(max(nBound, 1))
 	slices.Sort(lat)
 	if len(lat) > 0 {
 		r.p50, r.p99 = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)]
@@ -665,13 +722,103 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 		r.rssMiB, r.hwmMiB = max(r.rssMiB, rss), max(r.hwmMiB, hwm)
 	}
 	r.unschedulable = nUnsched
-	if len(p.pids) > 1 {
-		r.note = "3 instances; RSS of the largest"
-	}
 	if err := b.validate(ctx, &r, w.saturation); err != nil {
 		return r, err
 	}
 	return r, nil
+}
+
+// peerPids are the kube-apiserver's and the store's processes.
+func (b *bench) peerPids() []int {
+	var out []int
+	for _, a := range b.env.APIServers {
+		out = append(out, a.Pid())
+	}
+	for _, st := range b.env.Stores {
+		if pid := st.Pid(); pid != 0 {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// profile writes CPU profiles of the keelson instances and the
+// kube-apiserver, all taken over the same seconds once the first pod is
+// scheduled, to profileDir.
+func (b *bench) profile(ctx, runCtx context.Context, workload, sched string, urls []string) {
+	for runCtx.Err() == nil {
+		var n float64
+		for _, u := range urls {
+			n += attempts(ctx, u)
+		}
+		if n > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	secs := fmt.Sprint(profileSeconds)
+	tag := strings.NewReplacer("×", "x").Replace(workload + "-" + sched)
+	save := func(name string, data []byte, err error) {
+		if err != nil {
+			b.log.Warn("profile", "name", name, "err", err)
+			return
+		}
+		if err := os.WriteFile(filepath.Join(profileDir, tag+"-"+name+".pprof"), data, 0o644); err != nil {
+			b.log.Warn("profile", "name", name, "err", err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i, u := range urls {
+		wg.Go(func() {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u+"/debug/pprof/profile?seconds="+secs, nil)
+			if err != nil {
+				save(fmt.Sprint("keelson-", i), nil, err)
+				return
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				save(fmt.Sprint("keelson-", i), nil, err)
+				return
+			}
+			defer resp.Body.Close()
+			data, err := io.ReadAll(resp.Body)
+			save(fmt.Sprint("keelson-", i), data, err)
+		})
+	}
+	wg.Go(func() {
+		data, err := b.client.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", secs).DoRaw(ctx)
+		save("kube-apiserver", data, err)
+	})
+	wg.Wait()
+}
+
+// metricSum sums the samples of an instance's metric whose line starts
+// with prefix.
+func metricSum(ctx context.Context, url, prefix string) float64 {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/metrics", nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0
+	}
+	var total float64
+	for l := range strings.SplitSeq(string(body), "\n") {
+		if !strings.HasPrefix(l, prefix) {
+			continue
+		}
+		if i := strings.LastIndexByte(l, ' '); i > 0 {
+			v, _ := strconv.ParseFloat(l[i+1:], 64)
+			total += v
+		}
+	}
+	return total
 }
 
 func maxTime(a, b time.Time) time.Time {

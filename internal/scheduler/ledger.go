@@ -6,14 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	toolscache "k8s.io/client-go/tools/cache"
 )
 
 // ErrClaimConflict is returned by Ledger.Claim when the node no longer has
@@ -134,6 +138,13 @@ const ClaimsAnnotation = "scheduler.keelson.dev/claims"
 // together in the next write (each checked against the entries accepted
 // before it), so an instance never races itself for a Lease and makes one
 // write per batch rather than one per pod.
+//
+// A claim is normally one write: the ledger keeps the newest version of
+// each node's Lease it has seen (its own writes and, once Start ran, every
+// instance's through an informer) and updates that version, or creates the
+// Lease when the informer knows of none. Only a write that fails its
+// precondition reads the Lease back. (Reading before every write made each
+// binding cost three requests instead of two.)
 type LeaseLedger struct {
 	Client    kubernetes.Interface
 	Namespace string
@@ -142,6 +153,84 @@ type LeaseLedger struct {
 
 	mu      sync.Mutex
 	pending map[string][]*claimRequest // by node; present while a drain runs
+
+	knownMu sync.Mutex
+	known   map[string]*coordinationv1.Lease // by node; read-only objects
+	// listed: the informer's first list is in known, so a node missing
+	// from it has no Lease (yet).
+	listed atomic.Bool
+}
+
+// Start runs an informer on the ledger's Leases (those without the
+// membership label) until ctx ends and waits for its first list. Without
+// it, every claim reads the Lease before writing it.
+func (l *LeaseLedger) Start(ctx context.Context) error {
+	factory := informers.NewSharedInformerFactoryWithOptions(l.Client, 0, informers.WithNamespace(l.Namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = "!" + MemberLabel }))
+	inf := factory.Coordination().V1().Leases().Informer()
+	reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { l.remember(o.(*coordinationv1.Lease)) },
+		UpdateFunc: func(_, n any) { l.remember(n.(*coordinationv1.Lease)) },
+		DeleteFunc: func(o any) {
+			if le, ok := tombstone[*coordinationv1.Lease](o); ok {
+				l.forget(le.Name)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("watching ledger leases: %w", err)
+	}
+	factory.Start(ctx.Done())
+	if !toolscache.WaitForCacheSync(ctx.Done(), reg.HasSynced) {
+		factory.Shutdown()
+		return fmt.Errorf("ledger leases did not sync: %w", context.Cause(ctx))
+	}
+	l.listed.Store(true)
+	context.AfterFunc(ctx, func() {
+		l.listed.Store(false)
+		factory.Shutdown()
+	})
+	return nil
+}
+
+// remember records lease as its node's newest known version unless a
+// newer one is known already.
+func (l *LeaseLedger) remember(lease *coordinationv1.Lease) {
+	l.knownMu.Lock()
+	defer l.knownMu.Unlock()
+	if l.known == nil {
+		l.known = map[string]*coordinationv1.Lease{}
+	}
+	if old, ok := l.known[lease.Name]; ok && newerVersion(old.ResourceVersion, lease.ResourceVersion) {
+		return
+	}
+	l.known[lease.Name] = lease
+}
+
+func (l *LeaseLedger) forget(node string) {
+	l.knownMu.Lock()
+	delete(l.known, node)
+	l.knownMu.Unlock()
+}
+
+// cached returns a copy of node's newest known Lease; none and create
+// when the informer has listed and knows of no Lease for node.
+func (l *LeaseLedger) cached(node string) (lease *coordinationv1.Lease, create bool) {
+	l.knownMu.Lock()
+	defer l.knownMu.Unlock()
+	if k, ok := l.known[node]; ok {
+		return k.DeepCopy(), false
+	}
+	return nil, l.listed.Load()
+}
+
+// newerVersion reports whether resourceVersion a is newer than b. They are
+// compared as numbers, which the API server's storage makes them; when one
+// is not a number, b (the later arrival) wins.
+func newerVersion(a, b string) bool {
+	x, errA := strconv.ParseUint(a, 10, 64)
+	y, errB := strconv.ParseUint(b, 10, 64)
+	return errA == nil && errB == nil && x > y
 }
 
 type claimRequest struct {
@@ -187,10 +276,23 @@ func (l *LeaseLedger) updateRetrying(ctx context.Context, node string, retries i
 			case <-t.C:
 			}
 		}
-		lease, err := leases.Get(ctx, node, metav1.GetOptions{})
-		create := apierrors.IsNotFound(err)
-		if err != nil && !create {
-			return fmt.Errorf("reading ledger of %s: %w", node, err)
+		var lease *coordinationv1.Lease
+		create := false
+		if attempt == 0 {
+			lease, create = l.cached(node)
+		}
+		fromCache := lease != nil || create
+		if lease == nil && !create {
+			var err error
+			lease, err = leases.Get(ctx, node, metav1.GetOptions{})
+			create = apierrors.IsNotFound(err)
+			if err != nil && !create {
+				return fmt.Errorf("reading ledger of %s: %w", node, err)
+			}
+			if !create {
+				l.remember(lease)
+				lease = lease.DeepCopy()
+			}
 		}
 		if create {
 			lease = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: node, Namespace: l.Namespace}}
@@ -200,6 +302,11 @@ func (l *LeaseLedger) updateRetrying(ctx context.Context, node string, retries i
 			return err
 		}
 		out, err := fn(entries)
+		if fromCache && (errors.Is(err, errNothingToWrite) || errors.Is(err, ErrClaimConflict)) {
+			// The known version may be behind: a claim is refused, or a
+			// release found nothing, only on a version just read.
+			continue
+		}
 		if errors.Is(err, errNothingToWrite) {
 			return nil
 		}
@@ -214,16 +321,22 @@ func (l *LeaseLedger) updateRetrying(ctx context.Context, node string, retries i
 			lease.Annotations = map[string]string{}
 		}
 		lease.Annotations[ClaimsAnnotation] = string(raw)
+		var got *coordinationv1.Lease
 		if create {
-			_, err = leases.Create(ctx, lease, metav1.CreateOptions{})
+			got, err = leases.Create(ctx, lease, metav1.CreateOptions{})
 		} else {
-			// resourceVersion from the Get is the precondition.
-			_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
+			// The resourceVersion read is the precondition.
+			got, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
 		}
 		switch {
 		case err == nil:
+			l.remember(got)
 			return nil
 		case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
+			continue
+		case apierrors.IsNotFound(err):
+			// Deleted since it was read: read (and create) it again.
+			l.forget(node)
 			continue
 		default:
 			return fmt.Errorf("writing ledger of %s: %w", node, err)

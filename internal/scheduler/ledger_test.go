@@ -115,3 +115,74 @@ func TestLeaseLedgerSerializesClaims(t *testing.T) {
 }
 
 func metav1GetOptions() metav1.GetOptions { return metav1.GetOptions{} }
+
+// A ledger writes the version of a Lease it knows without reading it first;
+// a stale version fails the precondition and is read again, and a claim
+// refused on a version it knew (perhaps stale) is re-checked on a fresh one.
+func TestLeaseLedgerWritesKnownVersion(t *testing.T) {
+	client := fake.NewClientset()
+	casLeases(client)
+	const capacity = 4
+	check := func(entries []ClaimEntry) ([]types.UID, error) {
+		if len(entries) >= capacity {
+			return nil, ErrClaimConflict
+		}
+		return nil, nil
+	}
+	a := &LeaseLedger{Client: client, Namespace: "kube-system"}
+	b := &LeaseLedger{Client: client, Namespace: "kube-system"}
+	gets := func() int {
+		n := 0
+		for _, act := range client.Actions() {
+			if act.GetVerb() == "get" {
+				n++
+			}
+		}
+		return n
+	}
+	claim := func(l *LeaseLedger, uid, by string) error {
+		return l.Claim(t.Context(), "n1", ClaimEntry{UID: types.UID(uid), By: by}, check)
+	}
+	for _, c := range []struct {
+		l       *LeaseLedger
+		uid, by string
+	}{{a, "p1", "a"}, {a, "p2", "a"}, {b, "p3", "b"}, {a, "p4", "a"}} {
+		if err := claim(c.l, c.uid, c.by); err != nil {
+			t.Fatalf("claim %s: %v", c.uid, err)
+		}
+	}
+	before := gets()
+	if err := claim(b, "p5", "b"); !errors.Is(err, ErrClaimConflict) {
+		t.Fatalf("fifth claim on room for four: %v", err)
+	}
+	if gets() == before {
+		t.Fatal("a claim refused on a known version was not re-checked on a fresh read")
+	}
+	before = gets()
+	if err := a.Release(t.Context(), "n1", "p1", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Release(t.Context(), "n1", "p2", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if gets() != before {
+		t.Errorf("a read the Lease whose newest version it wrote itself")
+	}
+	// b's known version still holds p1 and p2: refused there, it reads
+	// the Lease again and the claim fits.
+	if err := claim(b, "p5", "b"); err != nil {
+		t.Fatalf("claim after releases: %v", err)
+	}
+	lease, err := client.CoordinationV1().Leases("kube-system").Get(t.Context(), "n1", metav1GetOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := decodeEntries(lease)
+	var got []string
+	for _, e := range entries {
+		got = append(got, string(e.UID))
+	}
+	if fmt.Sprint(got) != "[p3 p4 p5]" {
+		t.Fatalf("entries %v, want [p3 p4 p5]", got)
+	}
+}

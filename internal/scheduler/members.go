@@ -37,7 +37,13 @@ const (
 type member struct {
 	id       string
 	profiles []string
-	// expires is renewTime + leaseDurationSeconds.
+	// renewed is the Lease's renewTime as last seen.
+	renewed time.Time
+	// expires is leaseDurationSeconds after the later of renewTime and
+	// the moment this instance saw that renewal (first sighting: after
+	// renewTime only). A renewal that reaches this instance late, through
+	// a lagging watch on a loaded API server, still counts in full, so
+	// instances do not drop each other while both are renewing.
 	expires time.Time
 }
 
@@ -63,6 +69,9 @@ type Members struct {
 	mu   sync.RWMutex
 	all  map[string]member // by instance ID, from the informer
 	live []member          // sorted by id, refreshed on events and ticks
+	// renewedOK is when this instance's own Lease was last written
+	// successfully: proof that the API server took writes then.
+	renewedOK time.Time
 }
 
 // MembersOptions configure Members.
@@ -155,11 +164,12 @@ func (m *Members) Start(ctx context.Context) error {
 }
 
 func (m *Members) run(ctx context.Context) {
-	renew := m.clock.NewTicker(m.duration / 3)
+	period := m.duration / 3
+	renew := m.clock.NewTimer(period)
 	defer renew.Stop()
 	// Expiry is checked more often than renewal so that a crashed
 	// member's pods move soon after its Lease runs out.
-	check := m.clock.NewTicker(min(time.Second, m.duration/3))
+	check := m.clock.NewTicker(min(time.Second, period))
 	defer check.Stop()
 	for {
 		select {
@@ -172,9 +182,24 @@ func (m *Members) run(ctx context.Context) {
 			}
 			return
 		case <-renew.C():
-			if err := m.renew(ctx); err != nil && ctx.Err() == nil {
+			// A renewal that hangs must not hold up the next one, and one
+			// that fails is retried within a second rather than a period:
+			// the others drop this instance after a whole Lease duration.
+			rctx, cancel := context.WithTimeout(ctx, period)
+			err := m.renew(rctx)
+			cancel()
+			next := period
+			if err != nil && ctx.Err() == nil {
 				m.log.Warn("renewing member lease", "err", err)
+				next = min(time.Second, period)
 			}
+			if err == nil {
+				m.mu.Lock()
+				m.renewedOK = m.clock.Now()
+				m.mu.Unlock()
+				m.refresh()
+			}
+			renew.Reset(next)
 		case <-check.C():
 			m.refresh()
 		}
@@ -249,7 +274,19 @@ func (m *Members) observe(l *coordinationv1.Lease, deleted bool) {
 			mb.profiles = strings.Split(p, ",")
 		}
 		if l.Spec.RenewTime != nil && l.Spec.LeaseDurationSeconds != nil {
-			mb.expires = l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second)
+			d := time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second
+			mb.renewed = l.Spec.RenewTime.Time
+			mb.expires = mb.renewed.Add(d)
+			if old, seen := m.all[id]; seen && mb.renewed.After(old.renewed) {
+				// A new renewal, seen now: count the Lease from here (the
+				// member was alive at renewTime, and its watch event may
+				// have been delayed).
+				if now := m.clock.Now(); now.After(mb.renewed) {
+					mb.expires = now.Add(d)
+				}
+			} else if seen && !old.expires.Before(mb.expires) {
+				mb.expires = old.expires
+			}
 		}
 		m.all[id] = mb
 	}
@@ -257,13 +294,18 @@ func (m *Members) observe(l *coordinationv1.Lease, deleted bool) {
 	m.refresh()
 }
 
-// refresh recomputes the live set and reports a change.
+// refresh recomputes the live set and reports a change. A member whose
+// Lease ran out is dropped only once this instance has itself renewed its
+// Lease after that moment: when no instance can write (an overloaded API
+// server timing renewals out), none drops the others, which would only
+// make every instance decide every pod and add to the overload. A crashed
+// member is still dropped, one renewal after its Lease ran out.
 func (m *Members) refresh() {
 	now := m.clock.Now()
 	m.mu.Lock()
 	live := []member{{id: m.self, profiles: m.profiles}}
 	for id, mb := range m.all {
-		if id != m.self && mb.expires.After(now) {
+		if id != m.self && (mb.expires.After(now) || !m.renewedOK.After(mb.expires)) {
 			live = append(live, mb)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/keelson-dev/keelson/internal/scheduler/framework"
 	"github.com/keelson-dev/keelson/internal/scheduler/plugins/gang"
 	st "github.com/keelson-dev/keelson/internal/scheduler/schedtest"
 )
@@ -125,10 +126,35 @@ func TestMembersThroughLeases(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLive(a, 2)
-	clk.Step(7 * time.Second) // a's own renewal and c's expiry both come due
-	a.refresh()
-	if live := a.Live(); len(live) != 1 {
-		t.Fatalf("live %v after c's lease expired", live)
+	// a's own renewal and c's expiry both come due: once a has renewed
+	// after c's Lease ran out, c is gone.
+	clk.Step(7 * time.Second)
+	waitLive(a, 1)
+}
+
+// An instance that cannot renew its own Lease (an overloaded API server)
+// does not drop others whose Leases ran out meanwhile: it has no proof that
+// they, rather than the API server, stopped. Once it renews, it does.
+func TestMembersKeptWhileOwnRenewalsFail(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Unix(1_000_000, 0))
+	m := NewMembers(MembersOptions{Self: "a", LeaseDuration: 15 * time.Second, Clock: clk})
+	m.renewedOK = clk.Now()
+	m.all["b"] = member{id: "b", renewed: clk.Now(), expires: clk.Now().Add(15 * time.Second)}
+	m.refresh()
+	if live := m.Live(); len(live) != 2 {
+		t.Fatalf("live %v, want a and b", live)
+	}
+	clk.Step(20 * time.Second) // b's Lease ran out; a's renewals failed too
+	m.refresh()
+	if live := m.Live(); len(live) != 2 {
+		t.Fatalf("live %v while a could not renew either, want b kept", live)
+	}
+	m.mu.Lock()
+	m.renewedOK = clk.Now()
+	m.mu.Unlock()
+	m.refresh()
+	if live := m.Live(); len(live) != 1 {
+		t.Fatalf("live %v after a renewed past b's expiry, want b dropped", live)
 	}
 }
 
@@ -218,5 +244,54 @@ func TestCrossNodePodsShareAnOwnerPerNamespace(t *testing.T) {
 	spread.Spec.TopologySpreadConstraints[0].WhenUnsatisfiable = v1.DoNotSchedule
 	if !CrossNode(spread) {
 		t.Error("a DoNotSchedule constraint not counted as cross-node")
+	}
+}
+
+// An idle instance does not steal from an owner that is binding its pods
+// (each binding removes one of them from the foreign set), only from one
+// that made no progress for StealAfter.
+func TestQueueStealsOnlyFromStuckOwners(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Unix(0, 0))
+	owner := map[types.UID]string{}
+	q := newTestQueue(clk, nil)
+	q.opts.Owned = func(p *v1.Pod) bool { return owner[p.UID] == "self" }
+	q.opts.OwnerOf = func(p *v1.Pod) string { return owner[p.UID] }
+	q.opts.StealAfter = 2 * time.Second
+	for i := range 3 {
+		for _, o := range []string{"busy", "stuck"} {
+			uid := types.UID(fmt.Sprintf("%s-%d", o, i))
+			owner[uid] = o
+			q.Add(testPod(string(uid), "keelson"))
+		}
+	}
+	popNow := func() *framework.QueuedPodInfo {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		defer cancel()
+		p, _, err := q.Pop(ctx)
+		if err != nil {
+			return nil
+		}
+		return p
+	}
+	clk.Step(3 * time.Second)
+	// "busy" binds one of its pods (it leaves the foreign set here).
+	q.Delete("busy-0")
+	for range 3 {
+		p := popNow()
+		if p == nil {
+			t.Fatal("nothing stolen from the stuck owner")
+		}
+		if owner[p.Pod.UID] != "stuck" {
+			t.Fatalf("stole %s from an owner making progress", p.Pod.UID)
+		}
+	}
+	if p := popNow(); p != nil {
+		t.Fatalf("stole %s from an owner making progress", p.Pod.UID)
+	}
+	// busy stops making progress: its pods are taken after StealAfter.
+	clk.Step(3 * time.Second)
+	if p := popNow(); p == nil || owner[p.Pod.UID] != "busy" {
+		t.Fatalf("popped %v, want a pod of the owner that stopped", p)
 	}
 }

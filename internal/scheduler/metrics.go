@@ -15,6 +15,7 @@ type Metrics struct {
 	BindConflicts   prometheus.Counter
 	StolenPods      prometheus.Counter
 	Instances       prometheus.Gauge
+	MemberChanges   prometheus.Counter
 }
 
 // NewMetrics registers the metrics with reg (nil: not registered).
@@ -57,10 +58,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "keelson", Subsystem: "scheduler", Name: "live_instances",
 			Help: "Live scheduler instances sharing pending pods (membership Leases), this one included.",
 		}),
+		MemberChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "keelson", Subsystem: "scheduler", Name: "membership_changes_total",
+			Help: "Changes of the set of live instances seen by this one (each moves pending pods between instances).",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Attempts, m.AttemptDuration, m.E2EDuration, m.BindDuration, m.PendingPods, m.ClaimConflicts,
-			m.BindConflicts, m.StolenPods, m.Instances)
+			m.BindConflicts, m.StolenPods, m.Instances, m.MemberChanges)
 	}
 	return m
 }

@@ -100,6 +100,13 @@ type QueueOptions struct {
 	Owned      func(pod *v1.Pod) bool
 	Stealable  func(pod *v1.Pod) bool
 	StealAfter time.Duration
+	// OwnerOf names the instance that owns a pod (nil: ownership is not
+	// tracked per instance). With it, a foreign pod is stolen only when
+	// its owner has also made no visible progress (none of its pods left
+	// the foreign set, bound or deleted) for StealAfter: an owner working
+	// through its backlog is not duplicated by idle instances, whose
+	// decisions would only lose the bind race to it.
+	OwnerOf func(pod *v1.Pod) string
 	// OnSteal is called for each foreign pod popped.
 	OnSteal func()
 }
@@ -130,6 +137,9 @@ type Queue struct {
 	// (when scheduling began), so that pods which arrived while every
 	// instance was still starting are not stolen from their owners.
 	stealFloor time.Time
+	// progress is, per owning instance (OwnerOf), when one of its pods
+	// last left the foreign set.
+	progress map[string]time.Time
 }
 
 // SetStealFloor makes foreign pods' waits count from t at the earliest.
@@ -150,6 +160,7 @@ func NewQueue(opts QueueOptions) *Queue {
 		unschedulable: map[types.UID]*framework.QueuedPodInfo{},
 		gated:         map[types.UID]*framework.QueuedPodInfo{},
 		held:          map[types.UID]*framework.QueuedPodInfo{},
+		progress:      map[string]time.Time{},
 		foreign:       newPodHeap(func(a, b *framework.QueuedPodInfo) bool { return a.Timestamp.Before(b.Timestamp) }),
 		moveCycle:     -1,
 	}
@@ -249,13 +260,34 @@ func (q *Queue) Reassign() {
 
 // stealableLocked returns the oldest foreign pod that waited StealAfter,
 // when this instance has nothing of its own to do (activeQ and backoffQ
-// empty: busy instances do not duplicate each other's work).
+// empty: busy instances do not duplicate each other's work) and, with
+// OwnerOf, the pod's owner made no progress for StealAfter either.
 func (q *Queue) stealableLocked() *framework.QueuedPodInfo {
 	p := q.foreign.peek()
 	if p == nil || q.active.Len() > 0 || q.backoff.Len() > 0 || q.opts.Clock.Since(maxTime(p.Timestamp, q.stealFloor)) < q.opts.StealAfter {
 		return nil
 	}
-	return p
+	if q.opts.OwnerOf == nil {
+		return p
+	}
+	now := q.opts.Clock.Now()
+	stuck := map[string]bool{}
+	var best *framework.QueuedPodInfo
+	for _, c := range q.foreign.items {
+		if now.Sub(maxTime(c.Timestamp, q.stealFloor)) < q.opts.StealAfter || (best != nil && !c.Timestamp.Before(best.Timestamp)) {
+			continue
+		}
+		owner := q.opts.OwnerOf(c.Pod)
+		s, ok := stuck[owner]
+		if !ok {
+			s = now.Sub(q.progress[owner]) >= q.opts.StealAfter
+			stuck[owner] = s
+		}
+		if s {
+			best = c
+		}
+	}
+	return best
 }
 
 // Update replaces a pending pod's object wherever it waits. A pod waiting
@@ -320,7 +352,12 @@ func (q *Queue) Delete(uid types.UID) {
 	q.backoff.remove(uid)
 	delete(q.unschedulable, uid)
 	delete(q.gated, uid)
-	q.foreign.remove(uid)
+	if p := q.foreign.get(uid); p != nil {
+		if q.opts.OwnerOf != nil {
+			q.progress[q.opts.OwnerOf(p.Pod)] = q.opts.Clock.Now()
+		}
+		q.foreign.remove(uid)
+	}
 	delete(q.held, uid)
 }
 
@@ -350,7 +387,8 @@ func (q *Queue) Pop(ctx context.Context) (*framework.QueuedPodInfo, int64, error
 	}
 	var p *framework.QueuedPodInfo
 	if stolen != nil {
-		p = heap.Pop(q.foreign).(*framework.QueuedPodInfo)
+		q.foreign.remove(stolen.Pod.UID)
+		p = stolen
 		if q.opts.OnSteal != nil {
 			q.opts.OnSteal()
 		}

@@ -151,6 +151,7 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 	first := s.profiles[cfg.Profiles[0].SchedulerName]
 	mi := cfg.MultiInstance
 	var owned, stealable func(*v1.Pod) bool
+	var ownerOf func(*v1.Pod) string
 	if mi.Enabled && mi.Partition && opts.Client != nil {
 		names := make([]string, 0, len(cfg.Profiles))
 		for _, p := range cfg.Profiles {
@@ -160,11 +161,12 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 			Client: cmp.Or[kubernetes.Interface](opts.MembershipClient, opts.Client), Namespace: mi.LedgerNamespace, Self: s.instanceID, Profiles: names,
 			LeaseDuration: mi.MemberLeaseDuration.Duration, Clock: opts.Clock, Logger: opts.Logger,
 			OnChange: func() {
+				s.metrics.MemberChanges.Inc()
 				s.metrics.Instances.Set(float64(len(s.members.Live())))
 				s.queue.Reassign()
 			},
 		})
-		owned = s.members.Owns
+		owned, ownerOf = s.members.Owns, s.members.Owner
 		// Gang members are not stolen: the held count is per instance, so
 		// a gang split between instances would wait for its timeout. Nor
 		// are pods with cross-node constraints (see CrossNode).
@@ -175,6 +177,7 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 		Owned:              owned,
 		Stealable:          stealable,
 		StealAfter:         mi.StealAfter.Duration,
+		OwnerOf:            ownerOf,
 		OnSteal:            s.metrics.StolenPods.Inc,
 		Clock:              opts.Clock,
 		InitialBackoff:     cfg.PodInitialBackoff.Duration,
@@ -227,6 +230,11 @@ func (s *Scheduler) Start(ctx context.Context) error {
 			return err
 		}
 		s.metrics.Instances.Set(float64(len(s.members.Live())))
+	}
+	if l, ok := s.ledger.(interface{ Start(context.Context) error }); ok {
+		if err := l.Start(ctx); err != nil {
+			return err
+		}
 	}
 	factory := s.factory
 	// The handlers' own HasSynced, not only the informers' stores: the
