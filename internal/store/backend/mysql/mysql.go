@@ -150,7 +150,7 @@ func Open(ctx context.Context, url string, opts Options) (backend.Backend, error
 		return nil, fmt.Errorf("connecting to mysql %s: %w", sqlcommon.RedactURL(url), sqlcommon.Scrub(err, secrets))
 	}
 	d := &dialect{db: db, secrets: secrets, log: log}
-	e, err := sqlcommon.New(ctx, d, sqlcommon.Options{Logger: log, MaxBatch: opts.MaxBatch, NoWriteCache: opts.NoWriteCache})
+	e, err := sqlcommon.New(ctx, d, sqlcommon.Options{Logger: log, MaxBatch: opts.MaxBatch, NoWriteCache: opts.NoWriteCache, Overlap: true, LocalFeed: true})
 	if err != nil {
 		return nil, fmt.Errorf("opening mysql %s: %w", sqlcommon.RedactURL(url), sqlcommon.Scrub(err, secrets))
 	}
@@ -351,7 +351,20 @@ func (d *dialect) RunFeed(ctx context.Context, h sqlcommon.FeedHooks) {
 		case err != nil:
 			d.log.Warn("mysql change feed poll failed", "err", sqlcommon.Scrub(err, d.secrets))
 			interval = 500 * time.Millisecond
+		case rev > last && h.Covered(rev):
+			// This instance's committer reports it (once its COMMIT is
+			// answered, i.e. durable); poll again soon in case that
+			// COMMIT ends in doubt.
+			interval = pollMin
 		case rev > last:
+			if err := d.syncLog(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				d.log.Warn("mysql change feed log sync failed", "err", sqlcommon.Scrub(err, d.secrets))
+				interval = 500 * time.Millisecond
+				break
+			}
 			h.Observe(rev)
 			last = rev
 			interval = pollMin
@@ -365,6 +378,28 @@ func (d *dialect) RunFeed(ctx context.Context, h sqlcommon.FeedHooks) {
 			return
 		}
 	}
+}
+
+// syncLogSQL commits a tiny write to the meta table's row 2 (row 1 is the
+// revision counter; nothing else reads row 2). See syncLog.
+const syncLogSQL = "INSERT INTO meta (id, rev, compact_rev) VALUES (2, 1, 0) ON DUPLICATE KEY UPDATE rev = rev + 1"
+
+// syncLog returns once every transaction that committed before it was
+// called is durable.
+//
+// InnoDB makes a commit visible to other sessions (and releases its locks)
+// before it flushes the commit's redo; a poll can therefore read a
+// revision that a crash of the server then loses, and a watcher handed it
+// would take the writes that reuse that revision number after the
+// restart for ones it has already seen (phantom events, and a read cache
+// missing acknowledged puts). A committed write of our own is flushed up
+// to its own log position, which lies past every commit visible before
+// it, so once it is answered the revision polled before it is durable. It
+// costs a write only when the poll saw a revision this instance is not
+// committing itself, and its flush joins the server's group commit.
+func (d *dialect) syncLog(ctx context.Context) error {
+	_, err := d.db.ExecContext(ctx, syncLogSQL)
+	return err
 }
 
 // conn queues statements and sends them with the next query as one

@@ -81,7 +81,7 @@ func Open(ctx context.Context, url string, opts Options) (backend.Backend, error
 	if len(d.channel) > 63 {
 		d.channel = d.channel[:63]
 	}
-	e, err := sqlcommon.New(ctx, d, sqlcommon.Options{Logger: log, MaxBatch: opts.MaxBatch, NoWriteCache: opts.NoWriteCache})
+	e, err := sqlcommon.New(ctx, d, sqlcommon.Options{Logger: log, MaxBatch: opts.MaxBatch, NoWriteCache: opts.NoWriteCache, Overlap: true, LocalFeed: true})
 	if err != nil {
 		return nil, fmt.Errorf("opening postgres %s: %w", sqlcommon.RedactURL(url), sqlcommon.Scrub(err, secrets))
 	}

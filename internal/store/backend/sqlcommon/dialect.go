@@ -100,8 +100,16 @@ type Dialect interface {
 
 // FeedHooks is what RunFeed may use.
 type FeedHooks interface {
-	// Observe reports that revisions up to rev are committed.
+	// Observe reports that revisions up to rev are committed durably.
+	// A revision merely visible is not enough: InnoDB shows a commit to
+	// other sessions before its redo is flushed, and a watcher handed a
+	// revision that a crash then loses would see that revision number
+	// reused for other writes.
 	Observe(rev int64)
+	// Covered reports that rev is at or below a revision this instance
+	// already observed, or one its committer is committing and will
+	// observe itself once COMMIT is answered.
+	Covered(rev int64) bool
 	// PollRevision reads the committed revision from the database.
 	PollRevision(ctx context.Context) (int64, error)
 	// WatchersActive returns a channel closed when at least one Watch is

@@ -76,6 +76,9 @@ type Engine struct {
 	feedWG   sync.WaitGroup
 
 	head headNotifier
+	// committing is the revision of the batch whose COMMIT is in flight
+	// (0 if none); see Covered.
+	committing atomic.Int64
 	// local holds the events of recent local batches for Watch.
 	local localFeed
 	// cache is the write path's cache of current versions (committer only).
@@ -773,6 +776,9 @@ func (e *Engine) execute(st *stage) *commitStage {
 	if b.feed && tx.rev != base {
 		cs.local = e.local.begin(base, tx.rev, b.evs, b.evBytes)
 	}
+	if tx.rev != base {
+		e.committing.Store(tx.rev)
+	}
 	go func() {
 		cs.err = conn.Flush(e.dbCtx)
 		close(cs.done)
@@ -796,6 +802,9 @@ func (e *Engine) complete(cs *commitStage) (results []error, err error, inDoubt 
 	}
 	<-cs.done
 	st, tx := cs.st, cs.tx
+	// Observe before clearing committing, so that Covered never misses a
+	// revision in between.
+	defer e.committing.Store(0)
 	if cs.err != nil {
 		e.local.finish(cs.local, false)
 		inDoubt = !e.d.ServerRejected(cs.err)
@@ -959,6 +968,15 @@ func (e *Engine) PollRevision(ctx context.Context) (int64, error) {
 
 // Observe records a revision committed elsewhere (FeedHooks).
 func (e *Engine) Observe(rev int64) { e.head.observe(rev) }
+
+// Covered implements FeedHooks.
+func (e *Engine) Covered(rev int64) bool {
+	if rev <= e.committing.Load() {
+		return true
+	}
+	head, _, _ := e.head.get()
+	return rev <= head
+}
 
 // WatchersActive implements FeedHooks.
 func (e *Engine) WatchersActive() (bool, <-chan struct{}) {
