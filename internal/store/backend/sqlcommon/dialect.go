@@ -92,7 +92,8 @@ type Dialect interface {
 	DBSize(ctx context.Context) (int64, error)
 
 	// RunFeed tells the engine about revisions committed by other
-	// instances by calling h.Observe, until ctx ends.
+	// instances by calling h.Observe, until ctx ends. It must only report
+	// revisions that are durable (see FeedHooks.Observe).
 	RunFeed(ctx context.Context, h FeedHooks)
 	// Close releases the pool.
 	Close()

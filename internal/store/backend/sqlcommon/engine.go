@@ -37,20 +37,16 @@ type Options struct {
 	// run once per attempt (see the package documentation).
 	NoProbe bool
 	// Overlap lets the committer request the next batch's lock while a
-	// COMMIT is in flight (see the package documentation). Off by default
-	// on every dialect: with it, the MariaDB crash test (test/ha,
-	// mariadb-crash) lost an acknowledged put in 2 of 6 runs (0 of 8 in
-	// another series; 14 runs without it were clean), for a reason not yet
-	// understood. PostgreSQL's crash test passed 6 of 6 with it and it
-	// measured 1.1–1.2× there, too little to ship a mechanism whose failure
-	// on the other database is unexplained.
+	// COMMIT is in flight (see the package documentation). Both dialects
+	// set it. (It was off for a while: the MariaDB crash test lost
+	// acknowledged puts with it; the cause was the MySQL change feed
+	// observing revisions before they were durable, which overlap only
+	// made more likely. See Dialect.RunFeed and FeedHooks.Observe.)
 	Overlap bool
 	// LocalFeed serves Watch the revisions this instance committed itself
-	// from memory instead of kv_history (see localFeed). Off by default:
-	// with it on, the MariaDB crash test (test/ha, mariadb-crash) saw
-	// watchers receive events of revisions the crash then lost in 1 of 8
-	// runs without overlapped batches (and 1 of 8 with them); no run with
-	// both off (14 here) did. The cause is not understood yet.
+	// from memory instead of kv_history (see localFeed). Both dialects set
+	// it (the phantom events once seen with it had the same cause as
+	// Overlap's losses).
 	LocalFeed bool
 }
 
@@ -665,7 +661,7 @@ func (e *Engine) prepare(reqs []*request, rev int64) *stage {
 	}
 	st.conn = conn
 	st.b = &batch{e: e, conn: conn, touched: map[string]struct{}{}, feed: e.opts.LocalFeed}
-	if !e.opts.NoWriteCache && !e.opts.NoProbe && len(reqs) > 1 {
+	if !e.opts.NoWriteCache && !e.opts.NoProbe {
 		st.keys = e.cache.probe(reqs, rev)
 	}
 	st.b.queue(e.d.BeginWrite()...)
