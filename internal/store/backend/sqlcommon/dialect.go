@@ -91,6 +91,10 @@ type Dialect interface {
 	// DBSize returns the bytes the store's tables occupy.
 	DBSize(ctx context.Context) (int64, error)
 
+	// VisibleDurable reports that a commit other sessions can see is
+	// already durable (PostgreSQL flushes the WAL first; InnoDB shows a
+	// commit before flushing its redo).
+	VisibleDurable() bool
 	// RunFeed tells the engine about revisions committed by other
 	// instances by calling h.Observe, until ctx ends. It must only report
 	// revisions that are durable (see FeedHooks.Observe).
@@ -107,10 +111,13 @@ type FeedHooks interface {
 	// revision that a crash then loses would see that revision number
 	// reused for other writes.
 	Observe(rev int64)
-	// Covered reports that rev is at or below a revision this instance
-	// already observed, or one its committer is committing and will
-	// observe itself once COMMIT is answered.
-	Covered(rev int64) bool
+	// Known reports that rev is at or below a revision this instance
+	// already observed.
+	Known(rev int64) bool
+	// Committing reports that rev is at or below the revision of the
+	// batch whose COMMIT this instance has in flight: the committer
+	// observes it itself once COMMIT is answered.
+	Committing(rev int64) bool
 	// PollRevision reads the committed revision from the database.
 	PollRevision(ctx context.Context) (int64, error)
 	// WatchersActive returns a channel closed when at least one Watch is

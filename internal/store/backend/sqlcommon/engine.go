@@ -73,7 +73,7 @@ type Engine struct {
 
 	head headNotifier
 	// committing is the revision of the batch whose COMMIT is in flight
-	// (0 if none); see Covered.
+	// (0 if none); see Committing.
 	committing atomic.Int64
 	// local holds the events of recent local batches for Watch.
 	local localFeed
@@ -798,8 +798,8 @@ func (e *Engine) complete(cs *commitStage) (results []error, err error, inDoubt 
 	}
 	<-cs.done
 	st, tx := cs.st, cs.tx
-	// Observe before clearing committing, so that Covered never misses a
-	// revision in between.
+	// Observe before clearing committing, so that a poller asking Known
+	// after Committing never misses a revision in between.
 	defer e.committing.Store(0)
 	if cs.err != nil {
 		e.local.finish(cs.local, false)
@@ -965,14 +965,26 @@ func (e *Engine) PollRevision(ctx context.Context) (int64, error) {
 // Observe records a revision committed elsewhere (FeedHooks).
 func (e *Engine) Observe(rev int64) { e.head.observe(rev) }
 
-// Covered implements FeedHooks.
-func (e *Engine) Covered(rev int64) bool {
-	if rev <= e.committing.Load() {
-		return true
+// ObserveVisible is told of a revision some other session saw committed
+// (the read cache's barrier). Where a visible commit may not be durable
+// yet (Dialect.VisibleDurable false: InnoDB) it is ignored, since a
+// watcher handed a revision that a crash then loses would take the writes
+// reusing its number for ones it already has; the change feed reports it
+// once it is durable.
+func (e *Engine) ObserveVisible(rev int64) {
+	if e.d.VisibleDurable() {
+		e.head.observe(rev)
 	}
+}
+
+// Known implements FeedHooks.
+func (e *Engine) Known(rev int64) bool {
 	head, _, _ := e.head.get()
 	return rev <= head
 }
+
+// Committing implements FeedHooks.
+func (e *Engine) Committing(rev int64) bool { return rev <= e.committing.Load() }
 
 // WatchersActive implements FeedHooks.
 func (e *Engine) WatchersActive() (bool, <-chan struct{}) {
