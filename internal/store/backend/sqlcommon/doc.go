@@ -87,8 +87,10 @@
 // local COMMIT is durable once answered, PostgreSQL makes a commit visible
 // (and sends its NOTIFY) only after flushing it, but InnoDB shows a commit
 // to other sessions before its redo is flushed, so the MySQL poller first
-// commits a tiny write of its own (row 2 of meta), whose flush covers
-// every commit it could see. A watcher handed a revision that a database
+// commits a tiny write of its own (row 2 of meta, on the connection it
+// polled with), whose flush covers every commit it could see, and the read
+// cache's barrier revision (also merely visible) is not taken as a head
+// there (ObserveVisible). A watcher handed a revision that a database
 // crash then lost would take the writes that reuse its number for ones
 // already delivered. Since revisions commit in order under the meta
 // lock, a snapshot at revision R holds every revision <= R: no gaps, no
