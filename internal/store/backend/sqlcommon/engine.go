@@ -40,8 +40,9 @@ type Options struct {
 	// COMMIT is in flight (see the package documentation). Both dialects
 	// set it. (It was off for a while: the MariaDB crash test lost
 	// acknowledged puts with it; the cause was the MySQL change feed
-	// observing revisions before they were durable, which overlap only
-	// made more likely. See Dialect.RunFeed and FeedHooks.Observe.)
+	// taking revisions that were visible but not yet durable, from its
+	// poll and from the read cache's barrier, which overlap only made
+	// more likely. See FeedHooks.Observe and ObserveVisible.)
 	Overlap bool
 	// LocalFeed serves Watch the revisions this instance committed itself
 	// from memory instead of kv_history (see localFeed). Both dialects set
