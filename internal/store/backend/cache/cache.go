@@ -65,8 +65,10 @@ type Cache struct {
 	bar   *barrier // nil: meta is called directly (in-process engine)
 	redis *Redis
 	// observer, if the engine has it, is told of revisions the barrier
-	// saw, so that its change feed fetches them at once.
-	observer interface{ Observe(int64) }
+	// saw, so that its change feed fetches them at once. The barrier's
+	// revision is merely visible, which on some databases is not yet
+	// durable: the engine decides whether it may use it.
+	observer interface{ ObserveVisible(int64) }
 
 	mu sync.RWMutex
 	ix *index // nil while off or reloading
@@ -104,7 +106,7 @@ func New(ctx context.Context, be backend.Backend, opts Options) (*Cache, error) 
 	} else {
 		c.bar = &barrier{src: c.meta, timeout: barrierTimeout}
 	}
-	if o, ok := be.(interface{ Observe(int64) }); ok {
+	if o, ok := be.(interface{ ObserveVisible(int64) }); ok {
 		c.observer = o
 	}
 	ix, err := c.load(ctx)
@@ -293,7 +295,7 @@ func (c *Cache) View(ctx context.Context, fn func(backend.ReadTx) error) error {
 	if !current || applied < rev {
 		c.missBehind.Add(1)
 		if current && c.observer != nil {
-			c.observer.Observe(rev)
+			c.observer.ObserveVisible(rev)
 		}
 		return c.be.View(ctx, fn)
 	}

@@ -20,7 +20,14 @@
 // MySQL has no push notification, so the change feed polls the meta
 // revision row while at least one Watch runs: every 2 ms after a change,
 // backing off to 10 ms when idle; commits made by this instance wake its
-// watchers at once. A poll is a primary-key read of one row.
+// watchers at once. A poll is a primary-key read of one row. InnoDB shows
+// a commit to other sessions before its redo is flushed, so a poll that
+// finds a revision this instance is not committing itself first commits a
+// one-row write (meta row 2), whose flush covers every commit visible
+// before it, on the connection it polled with, and only then reports the
+// revision (a read cache's barrier, which reads the same row, does not
+// move the feed here): watchers never receive a revision that a crash of
+// the server could still lose.
 //
 // Keys are VARBINARY(3064) (byte order, binary collation; 3064 bytes plus
 // the 8-byte revision fit InnoDB's 3072-byte index limit), so keys may be

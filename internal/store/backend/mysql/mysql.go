@@ -150,7 +150,7 @@ func Open(ctx context.Context, url string, opts Options) (backend.Backend, error
 		return nil, fmt.Errorf("connecting to mysql %s: %w", sqlcommon.RedactURL(url), sqlcommon.Scrub(err, secrets))
 	}
 	d := &dialect{db: db, secrets: secrets, log: log}
-	e, err := sqlcommon.New(ctx, d, sqlcommon.Options{Logger: log, MaxBatch: opts.MaxBatch, NoWriteCache: opts.NoWriteCache})
+	e, err := sqlcommon.New(ctx, d, sqlcommon.Options{Logger: log, MaxBatch: opts.MaxBatch, NoWriteCache: opts.NoWriteCache, Overlap: true, LocalFeed: true})
 	if err != nil {
 		return nil, fmt.Errorf("opening mysql %s: %w", sqlcommon.RedactURL(url), sqlcommon.Scrub(err, secrets))
 	}
@@ -327,6 +327,9 @@ func (d *dialect) DBSize(ctx context.Context) (int64, error) {
 	return n, sqlcommon.Scrub(err, d.secrets)
 }
 
+// VisibleDurable: InnoDB makes a commit visible before its redo is flushed.
+func (d *dialect) VisibleDurable() bool { return false }
+
 // RunFeed polls the meta revision while watchers are active.
 func (d *dialect) RunFeed(ctx context.Context, h sqlcommon.FeedHooks) {
 	interval := pollMin
@@ -344,14 +347,23 @@ func (d *dialect) RunFeed(ctx context.Context, h sqlcommon.FeedHooks) {
 				return
 			}
 		}
-		rev, err := h.PollRevision(ctx)
+		rev, err := d.poll(ctx, last, h)
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
 			d.log.Warn("mysql change feed poll failed", "err", sqlcommon.Scrub(err, d.secrets))
 			interval = 500 * time.Millisecond
+		case rev > last && h.Known(rev):
+			last = rev // this instance already observed it
+			interval = pollMin
+		case rev > last && h.Committing(rev):
+			// This instance's committer reports it once its COMMIT is
+			// answered (durable); poll again soon in case that COMMIT
+			// ends in doubt.
+			interval = pollMin
 		case rev > last:
+			// poll made it durable (see syncLog).
 			h.Observe(rev)
 			last = rev
 			interval = pollMin
@@ -365,6 +377,55 @@ func (d *dialect) RunFeed(ctx context.Context, h sqlcommon.FeedHooks) {
 			return
 		}
 	}
+}
+
+// syncLogSQL commits a tiny write to the meta table's row 2 (row 1 is the
+// revision counter; nothing else reads row 2). See syncLog.
+const syncLogSQL = "INSERT INTO meta (id, rev, compact_rev) VALUES (2, 1, 0) ON DUPLICATE KEY UPDATE rev = rev + 1"
+
+// syncLog returns once every transaction that committed before it was
+// called is durable.
+//
+// InnoDB makes a commit visible to other sessions (and releases its locks)
+// before it flushes the commit's redo; a poll can therefore read a
+// revision that a crash of the server then loses, and a watcher handed it
+// would take the writes that reuse that revision number after the
+// restart for ones it has already seen (phantom events, and a read cache
+// missing acknowledged puts). A committed write of our own is flushed up
+// to its own log position, which lies past every commit visible before
+// it, so once it is answered the revision polled before it is durable. It
+// costs a write only when the poll saw a revision this instance is not
+// committing itself, and its flush joins the server's group commit.
+//
+// The read and the write must go to the same server process: a pool
+// retries a statement on a new connection, which after a restart would
+// confirm a revision read from the server that crashed. poll therefore
+// runs both on one pinned connection.
+func syncLog(ctx context.Context, c *sql.Conn) error {
+	_, err := c.ExecContext(ctx, syncLogSQL)
+	return err
+}
+
+// poll reads the revision and, if it is above last and neither observed
+// by this instance nor being committed by it, makes it durable (syncLog)
+// on the same connection before returning it.
+func (d *dialect) poll(ctx context.Context, last int64, h sqlcommon.FeedHooks) (int64, error) {
+	c, err := d.db.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	var rev int64
+	if err := c.QueryRowContext(ctx, "SELECT rev FROM meta WHERE id = 1").Scan(&rev); err != nil {
+		return 0, err
+	}
+	if rev <= last || h.Known(rev) || h.Committing(rev) {
+		return rev, nil
+	}
+	if err := syncLog(ctx, c); err != nil {
+		return 0, fmt.Errorf("log sync: %w", err)
+	}
+	return rev, nil
 }
 
 // conn queues statements and sends them with the next query as one

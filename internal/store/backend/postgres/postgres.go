@@ -81,7 +81,7 @@ func Open(ctx context.Context, url string, opts Options) (backend.Backend, error
 	if len(d.channel) > 63 {
 		d.channel = d.channel[:63]
 	}
-	e, err := sqlcommon.New(ctx, d, sqlcommon.Options{Logger: log, MaxBatch: opts.MaxBatch, NoWriteCache: opts.NoWriteCache})
+	e, err := sqlcommon.New(ctx, d, sqlcommon.Options{Logger: log, MaxBatch: opts.MaxBatch, NoWriteCache: opts.NoWriteCache, Overlap: true, LocalFeed: true})
 	if err != nil {
 		return nil, fmt.Errorf("opening postgres %s: %w", sqlcommon.RedactURL(url), sqlcommon.Scrub(err, secrets))
 	}
@@ -257,6 +257,10 @@ func (d *dialect) DBSize(ctx context.Context) (int64, error) {
 
 // RunFeed LISTENs on the store's channel; every notification carries a
 // committed revision. The revision is also re-read on every (re)connect
+// VisibleDurable: PostgreSQL flushes a commit's WAL before other sessions
+// can see it (with synchronous_commit on).
+func (d *dialect) VisibleDurable() bool { return true }
+
 // and after a second without notifications.
 func (d *dialect) RunFeed(ctx context.Context, h sqlcommon.FeedHooks) {
 	const minBackoff = 50 * time.Millisecond

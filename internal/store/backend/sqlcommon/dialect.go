@@ -91,8 +91,13 @@ type Dialect interface {
 	// DBSize returns the bytes the store's tables occupy.
 	DBSize(ctx context.Context) (int64, error)
 
+	// VisibleDurable reports that a commit other sessions can see is
+	// already durable (PostgreSQL flushes the WAL first; InnoDB shows a
+	// commit before flushing its redo).
+	VisibleDurable() bool
 	// RunFeed tells the engine about revisions committed by other
-	// instances by calling h.Observe, until ctx ends.
+	// instances by calling h.Observe, until ctx ends. It must only report
+	// revisions that are durable (see FeedHooks.Observe).
 	RunFeed(ctx context.Context, h FeedHooks)
 	// Close releases the pool.
 	Close()
@@ -100,8 +105,19 @@ type Dialect interface {
 
 // FeedHooks is what RunFeed may use.
 type FeedHooks interface {
-	// Observe reports that revisions up to rev are committed.
+	// Observe reports that revisions up to rev are committed durably.
+	// A revision merely visible is not enough: InnoDB shows a commit to
+	// other sessions before its redo is flushed, and a watcher handed a
+	// revision that a crash then loses would see that revision number
+	// reused for other writes.
 	Observe(rev int64)
+	// Known reports that rev is at or below a revision this instance
+	// already observed.
+	Known(rev int64) bool
+	// Committing reports that rev is at or below the revision of the
+	// batch whose COMMIT this instance has in flight: the committer
+	// observes it itself once COMMIT is answered.
+	Committing(rev int64) bool
 	// PollRevision reads the committed revision from the database.
 	PollRevision(ctx context.Context) (int64, error)
 	// WatchersActive returns a channel closed when at least one Watch is

@@ -9,7 +9,9 @@
 //	                                  this row (SELECT … FOR UPDATE) first, so
 //	                                  writers on every instance are serialised,
 //	                                  revisions are gapless and commit in order
-//	                                  (no auto-increment involved)
+//	                                  (no auto-increment involved); on
+//	                                  MySQL, row id=2 is the change feed's
+//	                                  log-sync counter (see Change feed)
 //	kv_current(k PK, create_rev, mod_rev, version, lease, value; (lease, k))
 //	                                  current state: ranges and counts at the
 //	                                  current revision are index range scans
@@ -28,11 +30,11 @@
 // One committer goroutine per instance takes every queued Update (up to
 // Options.MaxBatch) and runs them in one read-committed transaction:
 //
-//  1. Probe (batches of two or more): each function is run once against a
-//     probeTx that answers from the write cache, records the keys it could
-//     not answer and discards every write. Functions must therefore be
-//     safe to run more than once; the store's are (each run starts a fresh
-//     evaluator). Options.NoProbe turns this off.
+//  1. Probe: each function is run once against a probeTx that answers
+//     from the write cache, records the keys it could not answer and
+//     discards every write. Functions must therefore be safe to run more
+//     than once; the store's are (each run starts a fresh evaluator).
+//     Options.NoProbe turns this off.
 //  2. BEGIN, lock the meta row and, in the same statement, load the probed
 //     keys (present or absent) into the write cache: one round trip.
 //  3. Run each function for real. Single-key reads at the current revision
@@ -51,9 +53,8 @@
 // A batch of put-shaped functions therefore costs two round trips and one
 // commit, whatever its size.
 //
-// Overlap (only with Options.Overlap, off by default on every dialect:
-// see there). While a batch's COMMIT (step 4) is in flight, the committer
-// already probes the requests queued since and sends the next batch's step
+// Overlap (Options.Overlap; both dialects set it). While a batch's
+// COMMIT (step 4) is in flight, the committer already probes the requests queued since and sends the next batch's step
 // 2 on a second connection. The database blocks that locking read until
 // the COMMIT is done and then answers it at once, so the lock round trip
 // drops out of the critical path. The next batch's functions run, and its
@@ -75,14 +76,23 @@
 //
 // Watch reads kv_history above the last revision it delivered, in one
 // snapshot, whole revisions at a time, whenever the known head revision
-// grows. With Options.LocalFeed (off by default, see there), revisions
+// grows. With Options.LocalFeed (both dialects set it), revisions
 // this instance committed itself are served from memory instead
 // (localFeed: the events of the last 256 batches, at most 32 MiB), which
 // saves every instance's read cache from reading back each batch it just
 // wrote; a watcher's first read, and any revision written by another
 // instance, still go to the database. The head grows on local commits at once, and from other instances
 // through Dialect.RunFeed (LISTEN/NOTIFY on PostgreSQL, an adaptive poll of
-// the meta row on MySQL). Since revisions commit in order under the meta
+// the meta row on MySQL). The head only ever holds durable revisions: a
+// local COMMIT is durable once answered, PostgreSQL makes a commit visible
+// (and sends its NOTIFY) only after flushing it, but InnoDB shows a commit
+// to other sessions before its redo is flushed, so the MySQL poller first
+// commits a tiny write of its own (row 2 of meta, on the connection it
+// polled with), whose flush covers every commit it could see, and the read
+// cache's barrier revision (also merely visible) is not taken as a head
+// there (ObserveVisible). A watcher handed a revision that a database
+// crash then lost would take the writes that reuse its number for ones
+// already delivered. Since revisions commit in order under the meta
 // lock, a snapshot at revision R holds every revision <= R: no gaps, no
 // duplicates. Database errors are retried from the same revision.
 //

@@ -37,20 +37,17 @@ type Options struct {
 	// run once per attempt (see the package documentation).
 	NoProbe bool
 	// Overlap lets the committer request the next batch's lock while a
-	// COMMIT is in flight (see the package documentation). Off by default
-	// on every dialect: with it, the MariaDB crash test (test/ha,
-	// mariadb-crash) lost an acknowledged put in 2 of 6 runs (0 of 8 in
-	// another series; 14 runs without it were clean), for a reason not yet
-	// understood. PostgreSQL's crash test passed 6 of 6 with it and it
-	// measured 1.1–1.2× there, too little to ship a mechanism whose failure
-	// on the other database is unexplained.
+	// COMMIT is in flight (see the package documentation). Both dialects
+	// set it. (It was off for a while: the MariaDB crash test lost
+	// acknowledged puts with it; the cause was the MySQL change feed
+	// taking revisions that were visible but not yet durable, from its
+	// poll and from the read cache's barrier, which overlap only made
+	// more likely. See FeedHooks.Observe and ObserveVisible.)
 	Overlap bool
 	// LocalFeed serves Watch the revisions this instance committed itself
-	// from memory instead of kv_history (see localFeed). Off by default:
-	// with it on, the MariaDB crash test (test/ha, mariadb-crash) saw
-	// watchers receive events of revisions the crash then lost in 1 of 8
-	// runs without overlapped batches (and 1 of 8 with them); no run with
-	// both off (14 here) did. The cause is not understood yet.
+	// from memory instead of kv_history (see localFeed). Both dialects set
+	// it (the phantom events once seen with it had the same cause as
+	// Overlap's losses).
 	LocalFeed bool
 }
 
@@ -76,6 +73,9 @@ type Engine struct {
 	feedWG   sync.WaitGroup
 
 	head headNotifier
+	// committing is the revision of the batch whose COMMIT is in flight
+	// (0 if none); see Committing.
+	committing atomic.Int64
 	// local holds the events of recent local batches for Watch.
 	local localFeed
 	// cache is the write path's cache of current versions (committer only).
@@ -662,7 +662,7 @@ func (e *Engine) prepare(reqs []*request, rev int64) *stage {
 	}
 	st.conn = conn
 	st.b = &batch{e: e, conn: conn, touched: map[string]struct{}{}, feed: e.opts.LocalFeed}
-	if !e.opts.NoWriteCache && !e.opts.NoProbe && len(reqs) > 1 {
+	if !e.opts.NoWriteCache && !e.opts.NoProbe {
 		st.keys = e.cache.probe(reqs, rev)
 	}
 	st.b.queue(e.d.BeginWrite()...)
@@ -773,6 +773,9 @@ func (e *Engine) execute(st *stage) *commitStage {
 	if b.feed && tx.rev != base {
 		cs.local = e.local.begin(base, tx.rev, b.evs, b.evBytes)
 	}
+	if tx.rev != base {
+		e.committing.Store(tx.rev)
+	}
 	go func() {
 		cs.err = conn.Flush(e.dbCtx)
 		close(cs.done)
@@ -796,6 +799,9 @@ func (e *Engine) complete(cs *commitStage) (results []error, err error, inDoubt 
 	}
 	<-cs.done
 	st, tx := cs.st, cs.tx
+	// Observe before clearing committing, so that a poller asking Known
+	// after Committing never misses a revision in between.
+	defer e.committing.Store(0)
 	if cs.err != nil {
 		e.local.finish(cs.local, false)
 		inDoubt = !e.d.ServerRejected(cs.err)
@@ -959,6 +965,27 @@ func (e *Engine) PollRevision(ctx context.Context) (int64, error) {
 
 // Observe records a revision committed elsewhere (FeedHooks).
 func (e *Engine) Observe(rev int64) { e.head.observe(rev) }
+
+// ObserveVisible is told of a revision some other session saw committed
+// (the read cache's barrier). Where a visible commit may not be durable
+// yet (Dialect.VisibleDurable false: InnoDB) it is ignored, since a
+// watcher handed a revision that a crash then loses would take the writes
+// reusing its number for ones it already has; the change feed reports it
+// once it is durable.
+func (e *Engine) ObserveVisible(rev int64) {
+	if e.d.VisibleDurable() {
+		e.head.observe(rev)
+	}
+}
+
+// Known implements FeedHooks.
+func (e *Engine) Known(rev int64) bool {
+	head, _, _ := e.head.get()
+	return rev <= head
+}
+
+// Committing implements FeedHooks.
+func (e *Engine) Committing(rev int64) bool { return rev <= e.committing.Load() }
 
 // WatchersActive implements FeedHooks.
 func (e *Engine) WatchersActive() (bool, <-chan struct{}) {
