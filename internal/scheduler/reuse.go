@@ -49,7 +49,7 @@ type nodeResults struct {
 }
 
 // equivalent reports whether a and b have the same spec for node-local
-// plugins: requests, host ports, tolerations, node selection, and the
+// plugins: labels, requests, host ports, tolerations, node selection, and the
 // fields that decide which plugins run (affinity, spreading, namespace,
 // scheduler, priority).
 func equivalent(a, b *framework.PodInfo) bool {
@@ -58,6 +58,8 @@ func equivalent(a, b *framework.PodInfo) bool {
 	}
 	pa, pb := &a.Pod.Spec, &b.Pod.Spec
 	return a.Pod.Namespace == b.Pod.Namespace &&
+		// Existing pods' affinity terms select by labels.
+		maps.Equal(a.Pod.Labels, b.Pod.Labels) &&
 		pa.SchedulerName == pb.SchedulerName &&
 		pa.NodeName == pb.NodeName &&
 		a.Requests.MilliCPU == b.Requests.MilliCPU && a.Requests.Memory == b.Requests.Memory &&

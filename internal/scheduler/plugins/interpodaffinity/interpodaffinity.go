@@ -142,6 +142,9 @@ type filterState struct {
 	// domains up in every count map.
 	blocked []uint8
 	snap    *framework.Snapshot
+	// local: the verdict on a node depends only on the pods of that node
+	// (see perNode), so kept verdicts may be reused.
+	local bool
 }
 
 var (
@@ -183,6 +186,28 @@ func (s *filterState) block(snap *framework.Snapshot) {
 
 func (s *filterState) Clone() framework.StateData { return s }
 
+// perNode reports whether t counts pods per node: its topology key has a
+// distinct value on every node (kubernetes.io/hostname), and the pods it
+// selects do not depend on namespace labels. A node's verdict and raw
+// score from such terms then change only with that node's pods and
+// labels, that is with its NodeInfo.
+func perNode(snap *framework.Snapshot, t *framework.AffinityTerm) bool {
+	return !t.HasNamespaceSelector && snap.PerNodeDomains(t.TopologyKey)
+}
+
+// NodeLocalIn implements framework.CycleNodeLocalPlugin: the plugin is
+// node-local for a pod without required affinity terms when every term
+// it evaluates (the pod's own, and existing pods' terms selecting it)
+// counts pods per node.
+func (*Plugin) NodeLocalIn(state *framework.CycleState, score bool) bool {
+	if score {
+		s, err := framework.ReadState[*scoreState](state, scoreKey)
+		return err == nil && s.local
+	}
+	s, err := framework.ReadState[*filterState](state, filterKey)
+	return err == nil && s.local
+}
+
 func matchesAll(terms []framework.AffinityTerm, pod *v1.Pod, nsLabels labels.Set) bool {
 	for i := range terms {
 		if !terms[i].Matches(pod, nsLabels) {
@@ -203,12 +228,21 @@ func (p *Plugin) PreFilter(_ context.Context, state *framework.CycleState, pod *
 	}
 	snap := p.h.Snapshot()
 	s := &filterState{}
+	aff, anti := pod.RequiredAffinityTerms, pod.RequiredAntiAffinityTerms
+	// Required affinity is never node-local: whether some pod matches
+	// anywhere decides where the first pod of a group may go.
+	s.local = len(aff) == 0
 	snap.TermsSelecting(pod.Pod, func(g *framework.TermGroup) {
-		if g.Kind == framework.TermRequiredAntiAffinity && len(g.Domains) > 0 {
-			s.existingAnti = append(s.existingAnti, domainSource{key: g.Term.TopologyKey, maps: []map[string]int32{g.Domains}})
+		if g.Kind == framework.TermRequiredAntiAffinity {
+			s.local = s.local && perNode(snap, g.Term)
+			if len(g.Domains) > 0 {
+				s.existingAnti = append(s.existingAnti, domainSource{key: g.Term.TopologyKey, maps: []map[string]int32{g.Domains}})
+			}
 		}
 	})
-	aff, anti := pod.RequiredAffinityTerms, pod.RequiredAntiAffinityTerms
+	for j := range anti {
+		s.local = s.local && perNode(snap, &anti[j])
+	}
 	if len(aff) == 0 && len(anti) == 0 {
 		if len(s.existingAnti) == 0 {
 			return nil, framework.NewStatus(framework.Skip)
@@ -308,7 +342,11 @@ func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, pod *fra
 	return nil
 }
 
-type scoreState struct{ sources []domainSource }
+type scoreState struct {
+	sources []domainSource
+	// local: every term scored counts pods per node (perNode).
+	local bool
+}
 
 func (s *scoreState) Clone() framework.StateData { return s }
 
@@ -323,6 +361,7 @@ func (p *Plugin) PreScore(_ context.Context, state *framework.CycleState, pod *f
 		return framework.NewStatus(framework.Skip)
 	}
 	var sources []domainSource
+	local := true
 	add := func(src domainSource) {
 		if src.weight != 0 && !src.empty() {
 			sources = append(sources, src)
@@ -330,10 +369,12 @@ func (p *Plugin) PreScore(_ context.Context, state *framework.CycleState, pod *f
 	}
 	for i := range pod.PreferredAffinityTerms {
 		t := &pod.PreferredAffinityTerms[i]
+		local = local && perNode(snap, &t.AffinityTerm)
 		add(countTerm(snap, &t.AffinityTerm, int64(t.Weight)))
 	}
 	for i := range pod.PreferredAntiAffinityTerms {
 		t := &pod.PreferredAntiAffinityTerms[i]
+		local = local && perNode(snap, &t.AffinityTerm)
 		add(countTerm(snap, &t.AffinityTerm, -int64(t.Weight)))
 	}
 	snap.TermsSelecting(pod.Pod, func(g *framework.TermGroup) {
@@ -345,13 +386,16 @@ func (p *Plugin) PreScore(_ context.Context, state *framework.CycleState, pod *f
 			w = -int64(g.Weight)
 		case framework.TermRequiredAffinity:
 			w = p.hardWeight
+		default:
+			return
 		}
+		local = local && perNode(snap, g.Term)
 		add(domainSource{key: g.Term.TopologyKey, maps: []map[string]int32{g.Domains}, weight: w})
 	})
 	if len(sources) == 0 {
 		return framework.NewStatus(framework.Skip)
 	}
-	state.Write(scoreKey, &scoreState{sources: sources})
+	state.Write(scoreKey, &scoreState{sources: sources, local: local})
 	return nil
 }
 
