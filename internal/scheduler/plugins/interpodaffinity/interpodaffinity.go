@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -136,12 +138,18 @@ type filterState struct {
 	anti []domainSource
 	// selfMatch: the incoming pod matches all its own affinity terms.
 	selfMatch bool
-	// blocked, when not nil, is the anti-affinity verdict per position in
-	// nodes (the snapshot's list): 0 none, blockedAnti, blockedExisting.
-	// Filter then reads one byte per node instead of looking each node's
-	// domains up in every count map.
-	blocked []uint8
-	snap    *framework.Snapshot
+	// blocked is the anti-affinity verdict per position in the
+	// snapshot's nodes: 0 none, blockedAnti, blockedExisting. Filter then
+	// reads one byte per node instead of looking each node's domains up
+	// in every count map. It is built by the Filter call that finds more
+	// than blockAfter calls made in this cycle (canBlock): with kept
+	// results only the few changed nodes are filtered, and building it
+	// would cost more than those lookups.
+	canBlock bool
+	calls    atomic.Int32
+	once     sync.Once
+	blocked  []uint8
+	snap     *framework.Snapshot
 	// local: the verdict on a node depends only on the pods of that node
 	// (see perNode), so kept verdicts may be reused.
 	local bool
@@ -155,15 +163,13 @@ var (
 const (
 	blockedAnti     uint8 = 1
 	blockedExisting uint8 = 2
+	blockAfter            = 32
 )
 
 // block fills s.blocked from the anti-affinity sources: for each domain
 // holding a counted pod, the nodes of that domain.
-func (s *filterState) block(snap *framework.Snapshot) {
-	if len(s.anti) == 0 && len(s.existingAnti) == 0 {
-		return
-	}
-	s.snap = snap
+func (s *filterState) block() {
+	snap := s.snap
 	s.blocked = make([]uint8, len(snap.NodeInfos))
 	mark := func(src *domainSource, why uint8) {
 		src.each(func(v string) {
@@ -247,7 +253,7 @@ func (p *Plugin) PreFilter(_ context.Context, state *framework.CycleState, pod *
 		if len(s.existingAnti) == 0 {
 			return nil, framework.NewStatus(framework.Skip)
 		}
-		s.block(snap)
+		s.prepareBlock(snap)
 		state.Write(filterKey, s)
 		return nil, nil
 	}
@@ -287,9 +293,16 @@ func (p *Plugin) PreFilter(_ context.Context, state *framework.CycleState, pod *
 	for j := range anti {
 		s.anti = append(s.anti, countTerm(snap, &anti[j], 1))
 	}
-	s.block(snap)
+	s.prepareBlock(snap)
 	state.Write(filterKey, s)
 	return nil, nil
+}
+
+// prepareBlock lets Filter build blocked (see canBlock) for a pod without
+// required affinity terms.
+func (s *filterState) prepareBlock(snap *framework.Snapshot) {
+	s.snap = snap
+	s.canBlock = len(s.affinity) == 0 && (len(s.anti) > 0 || len(s.existingAnti) > 0)
 }
 
 // Filter checks the node's domains against the gathered counts.
@@ -298,7 +311,8 @@ func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, pod *fra
 	if err != nil {
 		return framework.AsStatus(err)
 	}
-	if s.blocked != nil && len(pod.RequiredAffinityTerms) == 0 {
+	if s.canBlock && s.calls.Add(1) > blockAfter {
+		s.once.Do(s.block)
 		if i, ok := s.snap.Position(node); ok {
 			// Shared statuses: thousands of nodes may be rejected per
 			// cycle, and none of them is changed afterwards.
