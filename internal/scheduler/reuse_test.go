@@ -205,7 +205,9 @@ func TestKeptResultsDroppedForOtherSpec(t *testing.T) {
 func TestKeptResultsAntiAffinityPerHost(t *testing.T) {
 	s := newTestScheduler(t, testConfig(), Options{})
 	fw := s.profiles[DefaultSchedulerName]
-	const nodes = 30
+	// More nodes than blockAfter: the full evaluation reads the plugin's
+	// per-node verdict array, the kept one looks the few changed nodes up.
+	const nodes = 40
 	node := func(i int) *st.NodeWrapper {
 		return st.Node(fmt.Sprintf("n%d", i)).Cap("cpu", "8", "memory", "16Gi", "pods", "20").Label(v1.LabelTopologyZone, fmt.Sprintf("z%d", i%3))
 	}
