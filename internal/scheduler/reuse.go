@@ -31,6 +31,11 @@ type nodeResults struct {
 	pod    *framework.PodInfo
 	layout int64
 	valid  bool
+	// labelsMatter: some existing pod had an affinity term while these
+	// results were kept. Such terms select the incoming pod by its
+	// labels (interpodaffinity), so the next pod must then have the same
+	// labels too; without any, verdicts do not depend on labels.
+	labelsMatter bool
 
 	// Per position in the snapshot's NodeInfos.
 	gens   []int64
@@ -49,7 +54,7 @@ type nodeResults struct {
 }
 
 // equivalent reports whether a and b have the same spec for node-local
-// plugins: labels, requests, host ports, tolerations, node selection, and the
+// plugins: requests, host ports, tolerations, node selection, and the
 // fields that decide which plugins run (affinity, spreading, namespace,
 // scheduler, priority).
 func equivalent(a, b *framework.PodInfo) bool {
@@ -58,8 +63,6 @@ func equivalent(a, b *framework.PodInfo) bool {
 	}
 	pa, pb := &a.Pod.Spec, &b.Pod.Spec
 	return a.Pod.Namespace == b.Pod.Namespace &&
-		// Existing pods' affinity terms select by labels.
-		maps.Equal(a.Pod.Labels, b.Pod.Labels) &&
 		pa.SchedulerName == pb.SchedulerName &&
 		pa.NodeName == pb.NodeName &&
 		a.Requests.MilliCPU == b.Requests.MilliCPU && a.Requests.Memory == b.Requests.Memory &&
@@ -78,11 +81,14 @@ func equivalent(a, b *framework.PodInfo) bool {
 // otherwise every node is marked for evaluation.
 func (r *nodeResults) prepare(fw *framework.Framework, snap *framework.Snapshot, pod *framework.PodInfo) {
 	all := snap.NodeInfos
-	if r.valid && r.fw == fw && r.layout == snap.Layout() && len(r.gens) == len(all) && equivalent(r.pod, pod) {
+	terms := snap.HasTerms()
+	if r.valid && r.fw == fw && r.layout == snap.Layout() && len(r.gens) == len(all) && equivalent(r.pod, pod) &&
+		(!(r.labelsMatter || terms) || maps.Equal(r.pod.Pod.Labels, pod.Pod.Labels)) {
 		r.pod = pod
+		r.labelsMatter = r.labelsMatter || terms
 		return
 	}
-	r.fw, r.pod, r.layout, r.valid = fw, pod, snap.Layout(), true
+	r.fw, r.pod, r.layout, r.valid, r.labelsMatter = fw, pod, snap.Layout(), true, terms
 	n := len(all)
 	r.gens = resize(r.gens, n)
 	for i := range r.gens {

@@ -235,7 +235,13 @@ func TestKeptResultsAntiAffinityPerHost(t *testing.T) {
 	for i := range 80 {
 		s.cache.UpdateSnapshot(s.snapshot)
 		fw.SetSnapshot(s.snapshot)
-		pod := framework.NewPodInfo(spec(i))
+		p := spec(i)
+		if i%10 == 5 {
+			// Another label: the existing pods' terms that repel the
+			// run do not select this one, so kept verdicts do not apply.
+			p.Labels["color"] = "blue"
+		}
+		pod := framework.NewPodInfo(p)
 		wantCodes, wantTotals := fullEvaluation(t, s, fw, pod)
 		shared := i%20 == 7   // two nodes share a hostname label this cycle
 		zoneTerm := i%20 == 9 // an existing pod's term has a zone key
@@ -278,7 +284,7 @@ func TestKeptResultsAntiAffinityPerHost(t *testing.T) {
 			}
 		}
 		if best != "" {
-			p := spec(i)
+			p = p.DeepCopy()
 			p.Spec.NodeName = best
 			s.cache.AddPod(p)
 			placed++
