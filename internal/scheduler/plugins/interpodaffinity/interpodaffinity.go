@@ -148,6 +148,7 @@ type filterState struct {
 	canBlock bool
 	calls    atomic.Int32
 	once     sync.Once
+	built    atomic.Bool
 	blocked  []uint8
 	snap     *framework.Snapshot
 	// local: the verdict on a node depends only on the pods of that node
@@ -188,6 +189,7 @@ func (s *filterState) block() {
 	for i := range s.anti {
 		mark(&s.anti[i], blockedAnti)
 	}
+	s.built.Store(true)
 }
 
 func (s *filterState) Clone() framework.StateData { return s }
@@ -311,7 +313,9 @@ func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, pod *fra
 	if err != nil {
 		return framework.AsStatus(err)
 	}
-	if s.canBlock && s.calls.Add(1) > blockAfter {
+	// Once built, the counter is no longer touched (workers on other
+	// cores would contend for its cache line).
+	if s.canBlock && (s.built.Load() || s.calls.Add(1) > blockAfter) {
 		s.once.Do(s.block)
 		if i, ok := s.snap.Position(node); ok {
 			// Shared statuses: thousands of nodes may be rejected per
