@@ -126,6 +126,20 @@ func BenchmarkCycle(b *testing.B) {
 		})
 		runCycles(b, s, fw, func(i int) *v1.Pod { return anti(i).Obj() })
 	})
+	// The same, new pods being replicas (one label set): the kept-results
+	// path, as the per-host terms make interpodaffinity node-local.
+	b.Run("SchedulingPodAntiAffinityReplicas", func(b *testing.B) {
+		anti := func(i int) *st.PodWrapper {
+			return plainPod(i).Label("color", "green").PodAntiAffinity(st.Term(v1.LabelHostname, "color", "green"))
+		}
+		s, fw := benchCluster(b, func(i int, _ string) *v1.Pod {
+			if i < benchNodes/2 {
+				return anti(i).Obj()
+			}
+			return plainPod(i).Obj()
+		})
+		runCycles(b, s, fw, func(i int) *v1.Pod { return anti(i).Label("app", "web").Obj() })
+	})
 	// New pods spread over zones (hard) and hosts (soft) among the pods
 	// of their app; every existing pod belongs to one of 500 apps.
 	b.Run("TopologySpreading", func(b *testing.B) {

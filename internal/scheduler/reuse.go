@@ -31,6 +31,11 @@ type nodeResults struct {
 	pod    *framework.PodInfo
 	layout int64
 	valid  bool
+	// labelsMatter: some existing pod had an affinity term while these
+	// results were kept. Such terms select the incoming pod by its
+	// labels (interpodaffinity), so the next pod must then have the same
+	// labels too; without any, verdicts do not depend on labels.
+	labelsMatter bool
 
 	// Per position in the snapshot's NodeInfos.
 	gens   []int64
@@ -76,11 +81,14 @@ func equivalent(a, b *framework.PodInfo) bool {
 // otherwise every node is marked for evaluation.
 func (r *nodeResults) prepare(fw *framework.Framework, snap *framework.Snapshot, pod *framework.PodInfo) {
 	all := snap.NodeInfos
-	if r.valid && r.fw == fw && r.layout == snap.Layout() && len(r.gens) == len(all) && equivalent(r.pod, pod) {
+	terms := snap.HasTerms()
+	if r.valid && r.fw == fw && r.layout == snap.Layout() && len(r.gens) == len(all) && equivalent(r.pod, pod) &&
+		(!(r.labelsMatter || terms) || maps.Equal(r.pod.Pod.Labels, pod.Pod.Labels)) {
 		r.pod = pod
+		r.labelsMatter = r.labelsMatter || terms
 		return
 	}
-	r.fw, r.pod, r.layout, r.valid = fw, pod, snap.Layout(), true
+	r.fw, r.pod, r.layout, r.valid, r.labelsMatter = fw, pod, snap.Layout(), true, terms
 	n := len(all)
 	r.gens = resize(r.gens, n)
 	for i := range r.gens {

@@ -193,3 +193,138 @@ func TestKeptResultsDroppedForOtherSpec(t *testing.T) {
 		t.Errorf("2-CPU pod: small %v, big %v", codes["small"], codes["big"])
 	}
 }
+
+// TestKeptResultsAntiAffinityPerHost schedules a run of pods with
+// required and preferred anti-affinity per host while pods come and go
+// (the run's own pods, pods whose own required anti-affinity per host
+// selects the run, pods the preferred term counts), and checks that
+// kept verdicts and totals equal a full evaluation's whenever the
+// interpodaffinity plugin is node-local; and that it is not node-local
+// while two nodes share a hostname label or an existing pod's term has a
+// zone key.
+func TestKeptResultsAntiAffinityPerHost(t *testing.T) {
+	s := newTestScheduler(t, testConfig(), Options{})
+	fw := s.profiles[DefaultSchedulerName]
+	// More nodes than blockAfter: the full evaluation reads the plugin's
+	// per-node verdict array, the kept one looks the few changed nodes up.
+	const nodes = 40
+	node := func(i int) *st.NodeWrapper {
+		return st.Node(fmt.Sprintf("n%d", i)).Cap("cpu", "8", "memory", "16Gi", "pods", "20").Label(v1.LabelTopologyZone, fmt.Sprintf("z%d", i%3))
+	}
+	for i := range nodes {
+		s.cache.AddNode(node(i).Obj())
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	spec := func(i int) *v1.Pod {
+		return st.Pod(fmt.Sprintf("p%d", i)).UID(fmt.Sprintf("p%d", i)).Req("cpu", "100m").Label("color", "green").
+			PodAntiAffinity(st.Term(v1.LabelHostname, "color", "green")).
+			PreferredPodAntiAffinity(10, st.Term(v1.LabelHostname, "tier", "cache")).Obj()
+	}
+	other := func(name, node string) *st.PodWrapper {
+		return st.Pod(name).UID(name).Req("cpu", "100m").Node(node)
+	}
+	isLocal := func(pod *framework.PodInfo) bool {
+		state := framework.NewCycleState()
+		if _, st := fw.RunPreFilterPlugins(t.Context(), state, pod); !st.IsSuccess() {
+			t.Fatalf("prefilter: %v", st)
+		}
+		fw.HasFilters(state)
+		return fw.NodeLocal(state, false)
+	}
+	placed, local, totalReused := 0, 0, 0
+	for i := range 80 {
+		s.cache.UpdateSnapshot(s.snapshot)
+		fw.SetSnapshot(s.snapshot)
+		p := spec(i)
+		if i%10 == 5 {
+			// Another label: the existing pods' terms that repel the
+			// run do not select this one, so kept verdicts do not apply.
+			p.Labels["color"] = "blue"
+		}
+		pod := framework.NewPodInfo(p)
+		wantCodes, wantTotals := fullEvaluation(t, s, fw, pod)
+		shared := i%20 == 7   // two nodes share a hostname label this cycle
+		zoneTerm := i%20 == 9 // an existing pod's term has a zone key
+		if shared || zoneTerm {
+			if isLocal(pod) {
+				t.Fatalf("pod %d: node-local with shared hostname %v / zone term %v", i, shared, zoneTerm)
+			}
+		} else {
+			local++
+			codes, totals, reused := keptEvaluation(t, s, fw, pod)
+			for n, c := range wantCodes {
+				if codes[n] != c {
+					t.Fatalf("pod %d node %s: kept verdict %v, full %v", i, n, codes[n], c)
+				}
+			}
+			if len(totals) != len(wantTotals) {
+				t.Fatalf("pod %d: %d nodes scored, want %d", i, len(totals), len(wantTotals))
+			}
+			for n, v := range wantTotals {
+				if totals[n] != v {
+					t.Fatalf("pod %d node %s: kept total %d, full %d", i, n, totals[n], v)
+				}
+			}
+			if i > 0 {
+				totalReused += reused
+			}
+		}
+		// Place the pod on its best feasible node, lowest name on ties.
+		best, bestScore := "", int64(-1)
+		for n, v := range wantTotals {
+			if v > bestScore || (v == bestScore && n < best) {
+				best, bestScore = n, v
+			}
+		}
+		if best == "" {
+			for n, c := range wantCodes {
+				if c == framework.Success && (best == "" || n < best) {
+					best = n
+				}
+			}
+		}
+		if best != "" {
+			p = p.DeepCopy()
+			p.Spec.NodeName = best
+			s.cache.AddPod(p)
+			placed++
+		}
+		// Change the cluster.
+		k := rng.IntN(nodes)
+		name := fmt.Sprintf("x%d", i)
+		switch i % 20 {
+		case 6: // shared hostname label for the next cycle
+			s.cache.AddNode(node(k).Label(v1.LabelHostname, fmt.Sprintf("n%d", (k+1)%nodes)).Obj())
+		case 7:
+			s.cache.AddNode(node(k).Obj())
+			for j := range nodes {
+				s.cache.AddNode(node(j).Obj())
+			}
+		case 8: // an existing pod anti-affine per zone to the run
+			s.cache.AddPod(other("zone", fmt.Sprintf("n%d", k)).PodAntiAffinity(st.Term(v1.LabelTopologyZone, "color", "green")).Obj())
+		case 9:
+			z := other("zone", "?").Obj()
+			s.cache.RemovePod(z)
+			s.cache.ForgetPod(z.UID)
+		default:
+			switch rng.IntN(4) {
+			case 0: // keeps the run away from its node
+				s.cache.AddPod(other(name, fmt.Sprintf("n%d", k)).PodAntiAffinity(st.Term(v1.LabelHostname, "color", "green")).Obj())
+			case 1: // lowers the node's score
+				s.cache.AddPod(other(name, fmt.Sprintf("n%d", k)).Label("tier", "cache").Obj())
+			case 2: // one of the run leaves
+				if i >= 3 {
+					p := spec(rng.IntN(i))
+					s.cache.RemovePod(&v1.Pod{ObjectMeta: p.ObjectMeta, Spec: v1.PodSpec{NodeName: "?"}})
+					s.cache.ForgetPod(p.UID)
+				}
+			}
+		}
+	}
+	if local < 60 || placed < 20 {
+		t.Fatalf("%d node-local cycles, %d pods placed; the test does not exercise kept results", local, placed)
+	}
+	if totalReused < (local-1)*nodes/2 {
+		t.Errorf("kept results used %d times over %d cycles of %d nodes; expected most", totalReused, local, nodes)
+	}
+}

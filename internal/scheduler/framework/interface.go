@@ -284,3 +284,17 @@ func (f *FitError) Error() string {
 type NodeLocalPlugin interface {
 	NodeLocal()
 }
+
+// CycleNodeLocalPlugin is implemented by Filter and Score plugins that
+// are node-local (see NodeLocalPlugin) for some pods and cluster states
+// only. NodeLocalIn reports whether they are in this cycle; it is asked
+// after the plugin's PreFilter (as a Filter plugin) or PreScore (as a
+// Score plugin) ran, with score telling which.
+//
+// The promise is stronger than "this cycle only": whenever NodeLocalIn is
+// true, the plugin's verdict and raw score for a node are the same
+// function of the pod's spec and the node's NodeInfo, so results kept
+// from any earlier cycle where it was true stay valid.
+type CycleNodeLocalPlugin interface {
+	NodeLocalIn(state *CycleState, score bool) bool
+}

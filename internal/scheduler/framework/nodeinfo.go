@@ -209,6 +209,9 @@ type Snapshot struct {
 	// with that label, built on first use (NodesInDomain) and dropped when
 	// the node list or a node's labels change.
 	domains map[string]map[string][]int32
+	// perNode: topology key → whether no two nodes share a value of it,
+	// built and dropped with domains.
+	perNode map[string]bool
 	// gens[i] is NodeInfos[i].Generation, in one array so that finding the
 	// nodes changed since an earlier cycle reads no NodeInfo.
 	gens []int64
@@ -263,6 +266,29 @@ func (s *Snapshot) NodesInDomain(topologyKey, value string) []int32 {
 	return byValue[value]
 }
 
+// PerNodeDomains reports whether no two nodes share a value of
+// topologyKey (kubernetes.io/hostname normally): a domain of that key is
+// then at most one node, and counts of pods per domain are per node. Call
+// it only from PreFilter or PreScore (not concurrently).
+func (s *Snapshot) PerNodeDomains(topologyKey string) bool {
+	if v, ok := s.perNode[topologyKey]; ok {
+		return v
+	}
+	s.NodesInDomain(topologyKey, "")
+	unique := true
+	for _, nodes := range s.domains[topologyKey] {
+		if len(nodes) > 1 {
+			unique = false
+			break
+		}
+	}
+	if s.perNode == nil {
+		s.perNode = map[string]bool{}
+	}
+	s.perNode[topologyKey] = unique
+	return unique
+}
+
 // NewSnapshot builds a snapshot from NodeInfos (taken as they are, not
 // cloned) and namespace labels; for tests and simulations.
 func NewSnapshot(nodes []*NodeInfo, namespaces map[string]labels.Set) *Snapshot {
@@ -305,7 +331,7 @@ func (s *Snapshot) Reset(nodes []*NodeInfo) {
 	for _, n := range old {
 		s.indexNode(n, nil)
 	}
-	s.domains = nil
+	s.domains, s.perNode = nil, nil
 	s.reindexAffinity()
 }
 
@@ -338,7 +364,7 @@ func (s *Snapshot) Replace(nodes []*NodeInfo) bool {
 			affinityChanged = true
 		}
 		if old.node != n.node && !sameLabels(old.node.Labels, n.node.Labels) {
-			s.domains = nil
+			s.domains, s.perNode = nil, nil
 		}
 		n.pos = i + 1
 		if old.preferNoSchedule {

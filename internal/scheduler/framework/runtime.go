@@ -531,10 +531,11 @@ func (f *Framework) RunPostBindPlugins(ctx context.Context, state *CycleState, p
 
 // NodeLocal reports whether every Filter plugin running in this cycle
 // (call after HasFilters) and every Score plugin not skipped at PreScore
-// (call after RunPreScorePlugins) is a NodeLocalPlugin.
+// (call after RunPreScorePlugins) is a NodeLocalPlugin, or a
+// CycleNodeLocalPlugin that is node-local in this cycle.
 func (f *Framework) NodeLocal(state *CycleState, afterPreScore bool) bool {
 	for _, p := range state.filters {
-		if _, ok := p.(NodeLocalPlugin); !ok {
+		if !nodeLocal(p, state, false) {
 			return false
 		}
 	}
@@ -545,11 +546,21 @@ func (f *Framework) NodeLocal(state *CycleState, afterPreScore bool) bool {
 		if state.skipScore[p.Name()] {
 			continue
 		}
-		if _, ok := p.(NodeLocalPlugin); !ok {
+		if !nodeLocal(p, state, true) {
 			return false
 		}
 	}
 	return true
+}
+
+func nodeLocal(p Plugin, state *CycleState, score bool) bool {
+	if _, ok := p.(NodeLocalPlugin); ok {
+		return true
+	}
+	if c, ok := p.(CycleNodeLocalPlugin); ok {
+		return c.NodeLocalIn(state, score)
+	}
+	return false
 }
 
 // ActiveScorePlugins returns the indexes of the Score plugins not skipped

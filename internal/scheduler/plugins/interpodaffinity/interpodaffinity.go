@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -136,12 +138,22 @@ type filterState struct {
 	anti []domainSource
 	// selfMatch: the incoming pod matches all its own affinity terms.
 	selfMatch bool
-	// blocked, when not nil, is the anti-affinity verdict per position in
-	// nodes (the snapshot's list): 0 none, blockedAnti, blockedExisting.
-	// Filter then reads one byte per node instead of looking each node's
-	// domains up in every count map.
-	blocked []uint8
-	snap    *framework.Snapshot
+	// blocked is the anti-affinity verdict per position in the
+	// snapshot's nodes: 0 none, blockedAnti, blockedExisting. Filter then
+	// reads one byte per node instead of looking each node's domains up
+	// in every count map. It is built by the Filter call that finds more
+	// than blockAfter calls made in this cycle (canBlock): with kept
+	// results only the few changed nodes are filtered, and building it
+	// would cost more than those lookups.
+	canBlock bool
+	calls    atomic.Int32
+	once     sync.Once
+	built    atomic.Bool
+	blocked  []uint8
+	snap     *framework.Snapshot
+	// local: the verdict on a node depends only on the pods of that node
+	// (see perNode), so kept verdicts may be reused.
+	local bool
 }
 
 var (
@@ -152,15 +164,13 @@ var (
 const (
 	blockedAnti     uint8 = 1
 	blockedExisting uint8 = 2
+	blockAfter            = 32
 )
 
 // block fills s.blocked from the anti-affinity sources: for each domain
 // holding a counted pod, the nodes of that domain.
-func (s *filterState) block(snap *framework.Snapshot) {
-	if len(s.anti) == 0 && len(s.existingAnti) == 0 {
-		return
-	}
-	s.snap = snap
+func (s *filterState) block() {
+	snap := s.snap
 	s.blocked = make([]uint8, len(snap.NodeInfos))
 	mark := func(src *domainSource, why uint8) {
 		src.each(func(v string) {
@@ -179,9 +189,32 @@ func (s *filterState) block(snap *framework.Snapshot) {
 	for i := range s.anti {
 		mark(&s.anti[i], blockedAnti)
 	}
+	s.built.Store(true)
 }
 
 func (s *filterState) Clone() framework.StateData { return s }
+
+// perNode reports whether t counts pods per node: its topology key has a
+// distinct value on every node (kubernetes.io/hostname), and the pods it
+// selects do not depend on namespace labels. A node's verdict and raw
+// score from such terms then change only with that node's pods and
+// labels, that is with its NodeInfo.
+func perNode(snap *framework.Snapshot, t *framework.AffinityTerm) bool {
+	return !t.HasNamespaceSelector && snap.PerNodeDomains(t.TopologyKey)
+}
+
+// NodeLocalIn implements framework.CycleNodeLocalPlugin: the plugin is
+// node-local for a pod without required affinity terms when every term
+// it evaluates (the pod's own, and existing pods' terms selecting it)
+// counts pods per node.
+func (*Plugin) NodeLocalIn(state *framework.CycleState, score bool) bool {
+	if score {
+		s, err := framework.ReadState[*scoreState](state, scoreKey)
+		return err == nil && s.local
+	}
+	s, err := framework.ReadState[*filterState](state, filterKey)
+	return err == nil && s.local
+}
 
 func matchesAll(terms []framework.AffinityTerm, pod *v1.Pod, nsLabels labels.Set) bool {
 	for i := range terms {
@@ -203,17 +236,26 @@ func (p *Plugin) PreFilter(_ context.Context, state *framework.CycleState, pod *
 	}
 	snap := p.h.Snapshot()
 	s := &filterState{}
+	aff, anti := pod.RequiredAffinityTerms, pod.RequiredAntiAffinityTerms
+	// Required affinity is never node-local: whether some pod matches
+	// anywhere decides where the first pod of a group may go.
+	s.local = len(aff) == 0
 	snap.TermsSelecting(pod.Pod, func(g *framework.TermGroup) {
-		if g.Kind == framework.TermRequiredAntiAffinity && len(g.Domains) > 0 {
-			s.existingAnti = append(s.existingAnti, domainSource{key: g.Term.TopologyKey, maps: []map[string]int32{g.Domains}})
+		if g.Kind == framework.TermRequiredAntiAffinity {
+			s.local = s.local && perNode(snap, g.Term)
+			if len(g.Domains) > 0 {
+				s.existingAnti = append(s.existingAnti, domainSource{key: g.Term.TopologyKey, maps: []map[string]int32{g.Domains}})
+			}
 		}
 	})
-	aff, anti := pod.RequiredAffinityTerms, pod.RequiredAntiAffinityTerms
+	for j := range anti {
+		s.local = s.local && perNode(snap, &anti[j])
+	}
 	if len(aff) == 0 && len(anti) == 0 {
 		if len(s.existingAnti) == 0 {
 			return nil, framework.NewStatus(framework.Skip)
 		}
-		s.block(snap)
+		s.prepareBlock(snap)
 		state.Write(filterKey, s)
 		return nil, nil
 	}
@@ -253,9 +295,16 @@ func (p *Plugin) PreFilter(_ context.Context, state *framework.CycleState, pod *
 	for j := range anti {
 		s.anti = append(s.anti, countTerm(snap, &anti[j], 1))
 	}
-	s.block(snap)
+	s.prepareBlock(snap)
 	state.Write(filterKey, s)
 	return nil, nil
+}
+
+// prepareBlock lets Filter build blocked (see canBlock) for a pod without
+// required affinity terms.
+func (s *filterState) prepareBlock(snap *framework.Snapshot) {
+	s.snap = snap
+	s.canBlock = len(s.affinity) == 0 && (len(s.anti) > 0 || len(s.existingAnti) > 0)
 }
 
 // Filter checks the node's domains against the gathered counts.
@@ -264,7 +313,10 @@ func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, pod *fra
 	if err != nil {
 		return framework.AsStatus(err)
 	}
-	if s.blocked != nil && len(pod.RequiredAffinityTerms) == 0 {
+	// Once built, the counter is no longer touched (workers on other
+	// cores would contend for its cache line).
+	if s.canBlock && (s.built.Load() || s.calls.Add(1) > blockAfter) {
+		s.once.Do(s.block)
 		if i, ok := s.snap.Position(node); ok {
 			// Shared statuses: thousands of nodes may be rejected per
 			// cycle, and none of them is changed afterwards.
@@ -308,7 +360,11 @@ func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, pod *fra
 	return nil
 }
 
-type scoreState struct{ sources []domainSource }
+type scoreState struct {
+	sources []domainSource
+	// local: every term scored counts pods per node (perNode).
+	local bool
+}
 
 func (s *scoreState) Clone() framework.StateData { return s }
 
@@ -323,6 +379,7 @@ func (p *Plugin) PreScore(_ context.Context, state *framework.CycleState, pod *f
 		return framework.NewStatus(framework.Skip)
 	}
 	var sources []domainSource
+	local := true
 	add := func(src domainSource) {
 		if src.weight != 0 && !src.empty() {
 			sources = append(sources, src)
@@ -330,10 +387,12 @@ func (p *Plugin) PreScore(_ context.Context, state *framework.CycleState, pod *f
 	}
 	for i := range pod.PreferredAffinityTerms {
 		t := &pod.PreferredAffinityTerms[i]
+		local = local && perNode(snap, &t.AffinityTerm)
 		add(countTerm(snap, &t.AffinityTerm, int64(t.Weight)))
 	}
 	for i := range pod.PreferredAntiAffinityTerms {
 		t := &pod.PreferredAntiAffinityTerms[i]
+		local = local && perNode(snap, &t.AffinityTerm)
 		add(countTerm(snap, &t.AffinityTerm, -int64(t.Weight)))
 	}
 	snap.TermsSelecting(pod.Pod, func(g *framework.TermGroup) {
@@ -345,13 +404,16 @@ func (p *Plugin) PreScore(_ context.Context, state *framework.CycleState, pod *f
 			w = -int64(g.Weight)
 		case framework.TermRequiredAffinity:
 			w = p.hardWeight
+		default:
+			return
 		}
+		local = local && perNode(snap, g.Term)
 		add(domainSource{key: g.Term.TopologyKey, maps: []map[string]int32{g.Domains}, weight: w})
 	})
 	if len(sources) == 0 {
 		return framework.NewStatus(framework.Skip)
 	}
-	state.Write(scoreKey, &scoreState{sources: sources})
+	state.Write(scoreKey, &scoreState{sources: sources, local: local})
 	return nil
 }
 
