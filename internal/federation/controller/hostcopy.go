@@ -169,24 +169,32 @@ func decodeHostList(body []byte) (*hostList, error) {
 		return nil, errors.New("invalid JSON")
 	}
 	l := &hostList{}
-	i := skipSpace(body, 0)
-	err := eachMember(body, i, func(key string, vs, ve int) error {
+	is, ie := -1, -1
+	err := eachMember(body, skipSpace(body, 0), func(key string, vs, ve int) error {
 		switch key {
 		case "metadata":
 			return json.Unmarshal(body[vs:ve], &l.ListMeta)
+		case "kind":
+			return json.Unmarshal(body[vs:ve], &l.Kind)
+		case "apiVersion":
+			return json.Unmarshal(body[vs:ve], &l.APIVersion)
 		case "items":
-			if body[vs] == 'n' { // null
-				return nil
-			}
-			return eachElement(body, vs, func(es, ee int) error {
-				h, err := decodeHostItem(body[es:ee])
-				if err != nil {
-					return err
-				}
-				l.Items = append(l.Items, h)
-				return nil
-			})
+			is, ie = vs, ve
 		}
+		return nil
+	})
+	if err != nil || is < 0 || body[is] == 'n' { // no items, or null
+		return l, err
+	}
+	// Items of built-in kinds come without apiVersion and kind: they are
+	// the list's (as unstructured list decoding does).
+	typeMeta := fmt.Sprintf(`"apiVersion":%q,"kind":%q`, l.APIVersion, strings.TrimSuffix(l.Kind, "List"))
+	err = eachElement(body[:ie], is, func(es, ee int) error {
+		h, err := decodeHostItem(body[es:ee], typeMeta)
+		if err != nil {
+			return err
+		}
+		l.Items = append(l.Items, h)
 		return nil
 	})
 	if err != nil {
@@ -196,11 +204,17 @@ func decodeHostList(body []byte) (*hostList, error) {
 }
 
 // decodeHostItem builds the hostCopy of one valid JSON object: its
-// metadata identity, and the object without metadata.managedFields.
-func decodeHostItem(item []byte) (hostCopy, error) {
+// metadata identity, and the object without metadata.managedFields;
+// typeMeta (JSON members) is added when the item has neither apiVersion
+// nor kind.
+func decodeHostItem(item []byte, typeMeta string) (hostCopy, error) {
 	var h hostCopy
 	cutStart, cutEnd := -1, -1
+	typed := false
 	err := eachMember(item, 0, func(key string, vs, ve int) error {
+		if key == "apiVersion" || key == "kind" {
+			typed = true
+		}
 		if key != "metadata" {
 			return nil
 		}
@@ -240,11 +254,19 @@ func decodeHostItem(item []byte) (hostCopy, error) {
 		return h, err
 	}
 	if cutStart < 0 {
-		h.raw = bytes.Clone(item)
-	} else {
-		h.raw = make([]byte, 0, len(item)-(cutEnd-cutStart))
-		h.raw = append(append(h.raw, item[:cutStart]...), item[cutEnd:]...)
+		cutStart, cutEnd = len(item), len(item)
 	}
+	h.raw = make([]byte, 0, len(item)-(cutEnd-cutStart)+len(typeMeta)+1)
+	if !typed {
+		// item starts with '{' (eachMember checked).
+		h.raw = append(append(h.raw, '{'), typeMeta...)
+		if rest := skipSpace(item, 1); item[rest] != '}' {
+			h.raw = append(h.raw, ',')
+		}
+		item = item[1:]
+		cutStart, cutEnd = cutStart-1, cutEnd-1
+	}
+	h.raw = append(append(h.raw, item[:cutStart]...), item[cutEnd:]...)
 	return h, nil
 }
 

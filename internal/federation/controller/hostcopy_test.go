@@ -22,6 +22,8 @@ func TestDecodeHostList(t *testing.T) {
 		`{"kind":"K","apiVersion":"v1","metadata":{"name":"c","uid":"u3","managedFields":[{"a":[{"b":{}}]}]},"status":{}}`,
 		// only managedFields.
 		`{"metadata":{"managedFields":null},"x":"\u00e9","kind":"K","apiVersion":"v1"}`,
+		// no apiVersion nor kind (built-in kinds' list items).
+		`{"metadata":{"name":"e","managedFields":[]},"spec":{}}`,
 		// no managedFields, escaped key.
 		`{"metadata":{"name":"d","na\u006despace":"e"},"data":{"k":"}{]["},"kind":"K","apiVersion":"v1"}`,
 	}
@@ -36,12 +38,12 @@ func TestDecodeHostList(t *testing.T) {
 	if len(l.Items) != len(items) {
 		t.Fatalf("got %d items, want %d", len(l.Items), len(items))
 	}
-	for i, it := range items {
-		u := &unstructured.Unstructured{}
-		if err := json.Unmarshal([]byte(it), &u.Object); err != nil {
-			t.Fatal(err)
-		}
-		want, err := compactHostObject(u)
+	ul := &unstructured.UnstructuredList{}
+	if err := ul.UnmarshalJSON([]byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range items {
+		want, err := compactHostObject(&ul.Items[i])
 		if err != nil {
 			t.Fatal(err)
 		}
