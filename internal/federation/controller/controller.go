@@ -87,6 +87,7 @@ type Controller struct {
 	log    *slog.Logger
 	clock  clock.PassiveClock
 	host   dynamic.Interface
+	hostRC rest.Interface // raw JSON client for host lists (hostListWatch)
 	kube   kubernetes.Interface
 	mapper meta.ResettableRESTMapper
 	sched  *placement.Scheduler
@@ -135,6 +136,10 @@ func New(cfg Config) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("host client: %w", err)
 	}
+	hostRC, err := rest.UnversionedRESTClientFor(dynamic.ConfigFor(hostCfg))
+	if err != nil {
+		return nil, fmt.Errorf("host client: %w", err)
+	}
 	sched, err := placement.New(cfg.Placement)
 	if err != nil {
 		return nil, err
@@ -143,7 +148,7 @@ func New(cfg Config) (*Controller, error) {
 	fifo := workqueue.NewTypedWithConfig(workqueue.TypedQueueConfig[objectKey]{Name: "federation", Queue: &priorityFIFO{bg: bg}})
 	delaying := workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[objectKey]{Name: "federation", Queue: fifo})
 	c := &Controller{
-		cfg: cfg, log: cfg.Logger, clock: cfg.Clock, host: host, kube: kube, sched: sched, bg: bg,
+		cfg: cfg, log: cfg.Logger, clock: cfg.Clock, host: host, hostRC: hostRC, kube: kube, sched: sched, bg: bg,
 		mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(kube.Discovery())),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[objectKey](),
 			workqueue.TypedRateLimitingQueueConfig[objectKey]{Name: "federation", DelayingQueue: delaying}),
@@ -358,7 +363,7 @@ func (c *Controller) watch(gvr schema.GroupVersionResource) cache.SharedIndexInf
 	if inf, ok := c.informers[gvr]; ok {
 		return inf
 	}
-	inf := dynamicinformer.NewFilteredDynamicInformer(c.host, gvr, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
+	inf := cache.NewSharedIndexInformer(&hostListWatch{rc: c.hostRC, dyn: c.host, gvr: gvr}, &unstructured.Unstructured{}, 0, cache.Indexers{})
 	_ = inf.SetTransform(compactHostObject)
 	h := func(o any, initial bool) {
 		if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
