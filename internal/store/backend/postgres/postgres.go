@@ -255,12 +255,12 @@ func (d *dialect) DBSize(ctx context.Context) (int64, error) {
 	return n, sqlcommon.Scrub(err, d.secrets)
 }
 
-// RunFeed LISTENs on the store's channel; every notification carries a
-// committed revision. The revision is also re-read on every (re)connect
 // VisibleDurable: PostgreSQL flushes a commit's WAL before other sessions
 // can see it (with synchronous_commit on).
 func (d *dialect) VisibleDurable() bool { return true }
 
+// RunFeed LISTENs on the store's channel; every notification carries a
+// committed revision. The revision is also re-read on every (re)connect
 // and after a second without notifications.
 func (d *dialect) RunFeed(ctx context.Context, h sqlcommon.FeedHooks) {
 	const minBackoff = 50 * time.Millisecond
