@@ -902,30 +902,7 @@ func (b *bench) validate(ctx context.Context, r *result, saturation bool) error 
 // attempts reads keelson_scheduler_schedule_attempts_total (all results
 // and profiles) from a keelson scheduler's /metrics; 0 on error.
 func attempts(ctx context.Context, url string) float64 {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/metrics", nil)
-	if err != nil {
-		return 0
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0
-	}
-	var total float64
-	for l := range strings.SplitSeq(string(body), "\n") {
-		if !strings.HasPrefix(l, "keelson_scheduler_schedule_attempts_total{") {
-			continue
-		}
-		if i := strings.LastIndexByte(l, ' '); i > 0 {
-			v, _ := strconv.ParseFloat(l[i+1:], 64)
-			total += v
-		}
-	}
-	return total
+	return metricSum(ctx, url, "keelson_scheduler_schedule_attempts_total{")
 }
 
 const memNamespace = "memory"
