@@ -72,12 +72,18 @@ func Open(ctx context.Context, url string, opts Options) (backend.Backend, error
 		return nil, fmt.Errorf("opening postgres %s: %w", sqlcommon.RedactURL(url), sqlcommon.Scrub(err, secrets))
 	}
 	d := &dialect{pool: pool, cfg: cfg, secrets: secrets, log: log}
-	var schema string
-	if err := pool.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+	var schema *string
+	var searchPath string
+	if err := pool.QueryRow(ctx, "SELECT current_schema(), current_setting('search_path')").Scan(&schema, &searchPath); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("connecting to postgres %s: %w", sqlcommon.RedactURL(url), sqlcommon.Scrub(err, secrets))
 	}
-	d.channel = "keelson_" + schema
+	if schema == nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres %s: no schema of search_path %q exists; create it first (CREATE SCHEMA name) or leave search_path out of the url",
+			sqlcommon.RedactURL(url), searchPath)
+	}
+	d.channel = "keelson_" + *schema
 	if len(d.channel) > 63 {
 		d.channel = d.channel[:63]
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,3 +121,26 @@ func TestSQLNoWriteCache(t *testing.T) {
 
 func BenchmarkUpdate1(b *testing.B)   { sqltest.BenchmarkUpdate(b, db, 1) }
 func BenchmarkUpdate100(b *testing.B) { sqltest.BenchmarkUpdate(b, db, 100) }
+
+// A search_path naming no existing schema is refused with a message that
+// says so (it used to surface as a NULL scan error).
+func TestOpenMissingSchema(t *testing.T) {
+	u, err := url.Parse(baseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", "keelson_no_such_schema")
+	u.RawQuery = q.Encode()
+	adminExec(t, baseURL(), "SELECT 1") // the server is up: fail with a start hint otherwise
+	b, err := Open(t.Context(), u.String(), Options{})
+	if err == nil {
+		b.Close()
+		t.Fatal("opened a store on a search_path with no existing schema")
+	}
+	for _, want := range []string{"keelson_no_such_schema", "CREATE SCHEMA"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
