@@ -48,6 +48,25 @@ func fullEvaluation(t *testing.T, s *Scheduler, fw *framework.Framework, pod *fr
 }
 
 // keptEvaluation runs the same through nodeResults, as schedulePod does.
+// sameEvaluation fails the test unless the kept path's verdicts and
+// totals for pod i equal the full pass's.
+func sameEvaluation(t *testing.T, i int, codes map[string]framework.Code, totals map[string]int64, wantCodes map[string]framework.Code, wantTotals map[string]int64) {
+	t.Helper()
+	for n, c := range wantCodes {
+		if codes[n] != c {
+			t.Fatalf("pod %d node %s: kept verdict %v, full %v", i, n, codes[n], c)
+		}
+	}
+	if len(totals) != len(wantTotals) {
+		t.Fatalf("pod %d: %d nodes scored, want %d", i, len(totals), len(wantTotals))
+	}
+	for n, v := range wantTotals {
+		if totals[n] != v {
+			t.Fatalf("pod %d node %s: kept total %d, full %d", i, n, totals[n], v)
+		}
+	}
+}
+
 func keptEvaluation(t *testing.T, s *Scheduler, fw *framework.Framework, pod *framework.PodInfo) (codes map[string]framework.Code, totals map[string]int64, reused int) {
 	t.Helper()
 	ctx := t.Context()
@@ -123,19 +142,7 @@ func TestKeptResultsMatchFullEvaluation(t *testing.T) {
 		pod := framework.NewPodInfo(spec(i))
 		codes, totals, reused := keptEvaluation(t, s, fw, pod)
 		wantCodes, wantTotals := fullEvaluation(t, s, fw, pod)
-		for n, c := range wantCodes {
-			if codes[n] != c {
-				t.Fatalf("pod %d node %s: kept verdict %v, full %v", i, n, codes[n], c)
-			}
-		}
-		if len(totals) != len(wantTotals) {
-			t.Fatalf("pod %d: %d nodes scored, want %d", i, len(totals), len(wantTotals))
-		}
-		for n, v := range wantTotals {
-			if totals[n] != v {
-				t.Fatalf("pod %d node %s: kept total %d, full %d", i, n, totals[n], v)
-			}
-		}
+		sameEvaluation(t, i, codes, totals, wantCodes, wantTotals)
 		if i > 0 {
 			totalReused += reused
 		}
@@ -252,19 +259,7 @@ func TestKeptResultsAntiAffinityPerHost(t *testing.T) {
 		} else {
 			local++
 			codes, totals, reused := keptEvaluation(t, s, fw, pod)
-			for n, c := range wantCodes {
-				if codes[n] != c {
-					t.Fatalf("pod %d node %s: kept verdict %v, full %v", i, n, codes[n], c)
-				}
-			}
-			if len(totals) != len(wantTotals) {
-				t.Fatalf("pod %d: %d nodes scored, want %d", i, len(totals), len(wantTotals))
-			}
-			for n, v := range wantTotals {
-				if totals[n] != v {
-					t.Fatalf("pod %d node %s: kept total %d, full %d", i, n, totals[n], v)
-				}
-			}
+			sameEvaluation(t, i, codes, totals, wantCodes, wantTotals)
 			if i > 0 {
 				totalReused += reused
 			}
