@@ -114,30 +114,25 @@ func BenchmarkCycle(b *testing.B) {
 	})
 	// Existing pods of one group (one per node on half the nodes) repel
 	// each other per host; new pods are members of the group.
-	b.Run("SchedulingPodAntiAffinity", func(b *testing.B) {
-		anti := func(i int) *st.PodWrapper {
-			return plainPod(i).Label("color", "green").PodAntiAffinity(st.Term(v1.LabelHostname, "color", "green"))
-		}
-		s, fw := benchCluster(b, func(i int, _ string) *v1.Pod {
+	anti := func(i int) *st.PodWrapper {
+		return plainPod(i).Label("color", "green").PodAntiAffinity(st.Term(v1.LabelHostname, "color", "green"))
+	}
+	antiCluster := func(b *testing.B) (*Scheduler, *framework.Framework) {
+		return benchCluster(b, func(i int, _ string) *v1.Pod {
 			if i < benchNodes/2 {
 				return anti(i).Obj()
 			}
 			return plainPod(i).Obj()
 		})
+	}
+	b.Run("SchedulingPodAntiAffinity", func(b *testing.B) {
+		s, fw := antiCluster(b)
 		runCycles(b, s, fw, func(i int) *v1.Pod { return anti(i).Obj() })
 	})
 	// The same, new pods being replicas (one label set): the kept-results
 	// path, as the per-host terms make interpodaffinity node-local.
 	b.Run("SchedulingPodAntiAffinityReplicas", func(b *testing.B) {
-		anti := func(i int) *st.PodWrapper {
-			return plainPod(i).Label("color", "green").PodAntiAffinity(st.Term(v1.LabelHostname, "color", "green"))
-		}
-		s, fw := benchCluster(b, func(i int, _ string) *v1.Pod {
-			if i < benchNodes/2 {
-				return anti(i).Obj()
-			}
-			return plainPod(i).Obj()
-		})
+		s, fw := antiCluster(b)
 		runCycles(b, s, fw, func(i int) *v1.Pod { return anti(i).Label("app", "web").Obj() })
 	})
 	// New pods spread over zones (hard) and hosts (soft) among the pods

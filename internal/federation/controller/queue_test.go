@@ -32,13 +32,7 @@ func TestPriorityQueue(t *testing.T) {
 	bg.clear(key("b2"))
 	q.Add(key("b2"))
 	q.Add(key("live2"))
-	var got []string
-	for q.Len() > 0 {
-		k, _ := q.Get()
-		bg.clear(k)
-		got = append(got, k.Name)
-		q.Done(k)
-	}
+	got := drain(q, bg)
 	want := []string{"live1", "b2", "live2", "b1", "b3"}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)
@@ -62,13 +56,7 @@ func TestBackgroundMostRecentFirst(t *testing.T) {
 		bg.mark(key(e.name), e.rv)
 		q.Add(key(e.name))
 	}
-	var got []string
-	for q.Len() > 0 {
-		k, _ := q.Get()
-		bg.clear(k)
-		got = append(got, k.Name)
-		q.Done(k)
-	}
+	got := drain(q, bg)
 	want := []string{"changed", "mid", "old", "noRV1", "noRV2"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
@@ -171,4 +159,17 @@ func TestRecordedUnchanged(t *testing.T) {
 			t.Errorf("%s: known %v same %v, want %v %v", tc.name, known, same, tc.known, tc.same)
 		}
 	}
+}
+
+// drain takes every key off q in order, as a worker would (clearing its
+// background mark), and returns their names.
+func drain(q workqueue.TypedInterface[objectKey], bg *backgroundSet) []string {
+	var got []string
+	for q.Len() > 0 {
+		k, _ := q.Get()
+		bg.clear(k)
+		got = append(got, k.Name)
+		q.Done(k)
+	}
+	return got
 }
