@@ -118,8 +118,6 @@ type FeedHooks interface {
 	// batch whose COMMIT this instance has in flight: the committer
 	// observes it itself once COMMIT is answered.
 	Committing(rev int64) bool
-	// PollRevision reads the committed revision from the database.
-	PollRevision(ctx context.Context) (int64, error)
 	// WatchersActive returns a channel closed when at least one Watch is
 	// running (a poller may idle until then) and whether one is now.
 	WatchersActive() (active bool, wait <-chan struct{})

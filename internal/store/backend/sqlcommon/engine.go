@@ -122,7 +122,7 @@ func New(ctx context.Context, d Dialect, opts Options) (*Engine, error) {
 		d.Close()
 		return nil, err
 	}
-	rev, err := e.PollRevision(ctx)
+	rev, err := e.readRevision(ctx)
 	if err != nil {
 		d.Close()
 		return nil, fmt.Errorf("reading revision: %w", err)
@@ -939,8 +939,8 @@ func (e *Engine) Status(ctx context.Context) (backend.Status, error) {
 	return st, nil
 }
 
-// PollRevision reads the committed revision (FeedHooks).
-func (e *Engine) PollRevision(ctx context.Context) (int64, error) {
+// readRevision reads the committed revision (at start-up).
+func (e *Engine) readRevision(ctx context.Context) (int64, error) {
 	conn, err := e.d.Acquire(ctx)
 	if err != nil {
 		return 0, err
