@@ -41,16 +41,22 @@ import (
 // sizes of a mode.
 type sizes struct {
 	nodes, basic, anti, affinity, spread, preempt, gang int
+	// antiInit and affinityInit pods exist (bound) before the measured
+	// pods of SchedulingPodAntiAffinity and SchedulingPodAffinity, as
+	// upstream's initPods.
+	antiInit, affinityInit int
 	// satNodes nodes form the saturation pool, offered mixed-size pods
 	// asking for 1.25 times its CPU (and about 1.1 times its memory).
 	satNodes int
 	// memPods pods are created bound for the memory step.
 	memPods int
+	// ceiling pods are bound directly in each BindingCeiling run.
+	ceiling int
 }
 
 var modes = map[string]sizes{
-	"quick": {nodes: 500, basic: 1000, anti: 400, affinity: 1000, spread: 1000, preempt: 200, gang: 200, satNodes: 20, memPods: 5000},
-	"full":  {nodes: 5000, basic: 3000, anti: 1000, affinity: 1000, spread: 1000, preempt: 500, gang: 1000, satNodes: 100, memPods: 10000},
+	"quick": {nodes: 500, basic: 1000, anti: 400, antiInit: 100, affinity: 1000, affinityInit: 500, spread: 1000, preempt: 200, gang: 200, satNodes: 20, memPods: 5000, ceiling: 1000},
+	"full":  {nodes: 5000, basic: 3000, anti: 1000, antiInit: 1000, affinity: 1000, affinityInit: 5000, spread: 1000, preempt: 500, gang: 1000, satNodes: 100, memPods: 10000, ceiling: 1000},
 	// mem50k is the memory figure on its own (--mode mem50k
 	// --workloads Memory): creating 50,000 pods takes minutes here.
 	"mem50k": {nodes: 5000, memPods: 50000},
@@ -78,7 +84,7 @@ func main() {
 	bin := flag.String("bin", "bin", "directory with keelson, kube-apiserver and kube-scheduler")
 	mode := flag.String("mode", "quick", "quick (500 nodes), full (5,000 nodes) or mem50k (5,000 nodes, 50,000 pods; use with --workloads Memory)")
 	out := flag.String("out", "docs/benchmarks-scheduler.md", "markdown report to write")
-	only := flag.String("workloads", "", "comma-separated workloads to run (default all, Memory last)")
+	only := flag.String("workloads", "", "comma-separated workloads to run (default all, Memory last); BindingCeiling (only when named) binds pending pods directly, without a scheduler, to measure the kube-apiserver's binding rate")
 	scheds := flag.String("schedulers", "", "comma-separated schedulers to run: keelson, keelson×3 (or keelson3), kube-scheduler (default all)")
 	flag.StringVar(&profileDir, "profile-dir", "", "write CPU profiles (pprof) of the keelson instances and the kube-apiserver over --profile-seconds from each run's first scheduling attempt, and keelson's heap profile in the Memory step, here")
 	flag.IntVar(&profileSeconds, "profile-seconds", 10, "length of each CPU profile")
@@ -128,6 +134,8 @@ type result struct {
 	unschedulable         int
 	cpuAlloc, memAlloc    float64 // saturation: share of the pool's allocatable requested by bound pods
 	note                  string
+	// requests are the kube-apiserver's requests during the run.
+	requests apiCounts
 }
 
 // workload builds its pods; Pods that must exist first (preemption
@@ -168,6 +176,11 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 	defer env.Close()
 	cfg := rest.CopyConfig(env.Config)
 	cfg.QPS, cfg.Burst = 5000, 10000
+	// Protobuf, as kube-scheduler's client (and keelson's by default):
+	// the kube-apiserver then encodes each watch event of the run's pods
+	// once for the bench's informer and the scheduler's.
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -226,8 +239,16 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 			}
 			log.Info("result", "workload", r.workload, "scheduler", r.scheduler, "pods", r.pods, "window", r.window.Round(time.Millisecond), "pods/s", fmt.Sprintf("%.1f", r.podsPerSec), "pods/s10-90", fmt.Sprintf("%.1f", r.steadyPodsPerSec), "pods/s-from-attempt", fmt.Sprintf("%.1f", r.fromAttemptPodsPerSec), "apiCPU/1000", fmt.Sprintf("%.2f", r.apiCPUPer1000),
 				"cpu-s/1000", fmt.Sprintf("%.2f", r.cpuPer1000), "p50", r.p50, "p99", r.p99, "rssMiB", fmt.Sprintf("%.0f", r.rssMiB),
+				"apiRequestsPerPod", fmt.Sprintf("%.2f", r.requests.perPod(r.pods-r.unschedulable)), "apiRequests", r.requests.breakdown(r.pods-r.unschedulable),
 				"violations", r.violations, "unschedulable", r.unschedulable, "cpuAlloc", fmt.Sprintf("%.3f", r.cpuAlloc), "memAlloc", fmt.Sprintf("%.3f", r.memAlloc))
 			results = append(results, r)
+		}
+	}
+	var ceiling []ceilingResult
+	// The ceiling only when asked for by name: it is no scheduler's run.
+	if only != "" && want("BindingCeiling") {
+		if ceiling, err = b.bindingCeiling(ctx); err != nil {
+			return err
 		}
 	}
 	var mem []memResult
@@ -252,7 +273,7 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 			log.Error("placement violations", "workload", r.workload, "scheduler", r.scheduler, "violations", r.violations)
 		}
 	}
-	return writeReport(out, mode, sz, results, mem)
+	return writeReport(out, mode, sz, results, mem, ceiling)
 }
 
 // keelsonPackProfile is keelson's default profile with bin packing.
@@ -432,18 +453,21 @@ type cpuSample struct {
 func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, error) {
 	r := result{workload: w.name, scheduler: sched}
 	ns := strings.ToLower(fmt.Sprintf("%s-%d", w.name, time.Now().UnixNano()%100000))
-	if _, err := b.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		return r, err
-	}
-	defer func() {
-		if err := b.cleanup(ctx, ns); err != nil {
-			b.log.Warn("cleanup", "ns", ns, "err", err)
+	// The measured pods' namespace and the init pods' (see initPods).
+	for _, name := range []string{ns, initNamespace(ns)} {
+		if _, err := b.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			return r, err
 		}
-	}()
-	// No controller manager runs: the ServiceAccount admission wants the
-	// namespace's default account to exist.
-	if _, err := b.client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		return r, err
+		defer func() {
+			if err := b.cleanup(ctx, name); err != nil {
+				b.log.Warn("cleanup", "ns", name, "err", err)
+			}
+		}()
+		// No controller manager runs: the ServiceAccount admission wants the
+		// namespace's default account to exist.
+		if _, err := b.client.CoreV1().ServiceAccounts(name).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+			return r, err
+		}
 	}
 	schedName := schedulerName(sched)
 	pods, err := w.fn(ctx, ns, schedName)
@@ -536,6 +560,10 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 	}
 	b.log.Info("backlog created", "workload", w.name, "scheduler", sched, "pods", len(pods), "took", time.Since(cstart).Round(time.Millisecond))
 
+	req0, err := b.apiRequests(ctx)
+	if err != nil {
+		return r, err
+	}
 	p, err := b.start(ctx, sched, w.saturation)
 	if err != nil {
 		return r, err
@@ -642,6 +670,13 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 		}
 	}
 	cpuEnd, apiEnd := cpuSeconds(p.pids), cpuSeconds(b.peerPids())
+	// The scheduler's requests: from its start (informer lists included)
+	// until its events have stopped trailing the bindings.
+	req1, err := b.settledRequests(ctx)
+	if err != nil {
+		return r, err
+	}
+	r.requests = req1.sub(req0)
 	if len(p.metricsURL) > 1 {
 		var claims, binds, stolen, changes float64
 		for _, u := range p.metricsURL {

@@ -31,28 +31,97 @@ func (b *bench) basic(_ context.Context, ns, schedName string) ([]*corev1.Pod, e
 	return many(b.sz.basic, ns, schedName, "basic", "100m", nil), nil
 }
 
-// antiAffinity: every pod repels the others on its node (one per node).
-func (b *bench) antiAffinity(_ context.Context, ns, schedName string) ([]*corev1.Pod, error) {
-	return many(b.sz.anti, ns, schedName, "anti", "100m", func(p *corev1.Pod) {
+// The two (anti-)affinity workloads follow upstream's scheduler_perf
+// (k8s.io/kubernetes v1.36 test/integration/scheduler_perf/affinity,
+// performance-config.yaml, templates pod-with-pod-anti-affinity.yaml and
+// pod-with-pod-affinity.yaml): two namespaces, sched-0 holding the init
+// pods and sched-1 the measured ones (here <run>-0 and <run>-1), the
+// term naming both namespaces, the same labels and 100m / 500Mi
+// requests. Upstream has its scheduler place the init pods before the
+// measured pods are created; here they are created already bound, one
+// per node, spread evenly over the nodes, which is the same state without
+// timing a scheduler on them.
+
+// upstreamPod is scheduler_perf's pod: 100m CPU, 500Mi, a container port
+// (not a host port).
+func upstreamPod(ns, name, schedName string) *corev1.Pod {
+	p := pod(ns, name, schedName, "100m")
+	c := &p.Spec.Containers[0]
+	c.Resources.Requests[corev1.ResourceMemory] = resource.MustParse("500Mi")
+	c.Resources.Limits = c.Resources.Requests.DeepCopy()
+	c.Ports = []corev1.ContainerPort{{ContainerPort: 80}}
+	return p
+}
+
+// initPods creates n bound pods in ns (pod i on node i*nodes/n) from
+// build, labelled bench=init so that the run's informer leaves them out.
+func (b *bench) initPods(ctx context.Context, ns string, n int, build func(name string) *corev1.Pod) error {
+	if n == 0 {
+		return nil
+	}
+	return parallel(ctx, n, 32, func(i int) error {
+		p := build(fmt.Sprintf("init-%05d", i))
+		p.Namespace = ns
+		p.Labels["bench"] = "init"
+		p.Spec.NodeName = fmt.Sprintf("node-%05d", i*b.sz.nodes/n)
+		if _, err := b.client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("creating init pod %s/%s: %w", ns, p.Name, err)
+		}
+		return nil
+	})
+}
+
+// initNamespace is where a run's init pods live (upstream's sched-0).
+func initNamespace(ns string) string { return ns + "-init" }
+
+// antiAffinity: every pod repels every other (init and measured) on its
+// node: one per node.
+func (b *bench) antiAffinity(ctx context.Context, ns, schedName string) ([]*corev1.Pod, error) {
+	init := initNamespace(ns)
+	build := func(name string) *corev1.Pod {
+		p := upstreamPod(ns, name, schedName)
 		p.Labels["color"] = "green"
 		p.Spec.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
 			RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
 				LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"color": "green"}}, TopologyKey: hostKey,
+				Namespaces: []string{ns, init},
 			}},
 		}}
-	}), nil
+		return p
+	}
+	if err := b.initPods(ctx, init, b.sz.antiInit, build); err != nil {
+		return nil, err
+	}
+	out := make([]*corev1.Pod, b.sz.anti)
+	for i := range out {
+		out[i] = build(fmt.Sprintf("anti-%05d", i))
+	}
+	return out, nil
 }
 
-// affinity: every pod wants to share a zone with the others.
-func (b *bench) affinity(_ context.Context, ns, schedName string) ([]*corev1.Pod, error) {
-	return many(b.sz.affinity, ns, schedName, "aff", "100m", func(p *corev1.Pod) {
-		p.Labels["foo"] = "bar"
+// affinity: every pod wants to share a zone with the others (init pods
+// included).
+func (b *bench) affinity(ctx context.Context, ns, schedName string) ([]*corev1.Pod, error) {
+	init := initNamespace(ns)
+	build := func(name string) *corev1.Pod {
+		p := upstreamPod(ns, name, schedName)
+		p.Labels["color"] = "blue"
 		p.Spec.Affinity = &corev1.Affinity{PodAffinity: &corev1.PodAffinity{
 			RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
-				LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"foo": "bar"}}, TopologyKey: zoneKey,
+				LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"color": "blue"}}, TopologyKey: zoneKey,
+				Namespaces: []string{ns, init},
 			}},
 		}}
-	}), nil
+		return p
+	}
+	if err := b.initPods(ctx, init, b.sz.affinityInit, build); err != nil {
+		return nil, err
+	}
+	out := make([]*corev1.Pod, b.sz.affinity)
+	for i := range out {
+		out[i] = build(fmt.Sprintf("aff-%05d", i))
+	}
+	return out, nil
 }
 
 // spreading: zones kept within 1 of each other, hostnames preferred.
