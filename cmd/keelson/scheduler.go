@@ -110,6 +110,14 @@ Flags:
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
 	rest.QPS, rest.Burst = cfg.ClientQPS, cfg.ClientBurst
+	// Built-in resources in the configured encoding (protobuf unless
+	// told otherwise), JSON accepted too; the dynamic client below keeps
+	// JSON for custom resources.
+	rest.ContentType = cfg.ClientContentType
+	rest.AcceptContentTypes = cfg.ClientContentType
+	if cfg.ClientContentType != scheduler.ContentTypeJSON {
+		rest.AcceptContentTypes += "," + scheduler.ContentTypeJSON
+	}
 	rest.UserAgent = "keelson-scheduler/" + Version
 	client, err := kubernetes.NewForConfig(rest)
 	if err != nil {

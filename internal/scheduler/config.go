@@ -43,7 +43,18 @@ type Config struct {
 	// ClientQPS and ClientBurst limit requests to the API server.
 	ClientQPS   float32 `json:"clientQPS,omitempty"`
 	ClientBurst int     `json:"clientBurst,omitempty"`
+	// ClientContentType is the encoding of requests and responses for
+	// the built-in resources (custom resources are always JSON):
+	// protobuf by default, as kube-scheduler's clientConnection, since
+	// it costs the API server and the scheduler less than JSON.
+	ClientContentType string `json:"clientContentType,omitempty"`
 }
+
+// Content types accepted for ClientContentType.
+const (
+	ContentTypeProtobuf = "application/vnd.kubernetes.protobuf"
+	ContentTypeJSON     = "application/json"
+)
 
 // MultiInstanceConfig: see docs/scheduler.md, "Several instances".
 type MultiInstanceConfig struct {
@@ -104,9 +115,10 @@ func Default() Config {
 			MemberLeaseDuration: metav1.Duration{Duration: 15 * time.Second},
 			StealAfter:          metav1.Duration{Duration: 2 * time.Second},
 		},
-		MetricsAddress: ":10261",
-		ClientQPS:      500,
-		ClientBurst:    1000,
+		MetricsAddress:    ":10261",
+		ClientQPS:         500,
+		ClientBurst:       1000,
+		ClientContentType: ContentTypeProtobuf,
 	}
 }
 
@@ -195,6 +207,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ClientQPS < 0 || c.ClientBurst < 0 {
 		errs = append(errs, errors.New("clientQPS and clientBurst must not be negative"))
+	}
+	if c.ClientContentType != ContentTypeProtobuf && c.ClientContentType != ContentTypeJSON {
+		errs = append(errs, fmt.Errorf("clientContentType %q must be %s or %s", c.ClientContentType, ContentTypeProtobuf, ContentTypeJSON))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid scheduler config: %w", err)

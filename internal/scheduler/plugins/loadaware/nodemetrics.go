@@ -41,7 +41,9 @@ type FetchFunc func(ctx context.Context) (map[string]metricsUsage, error)
 // clientFetcher lists NodeMetrics through the API server.
 func clientFetcher(c kubernetes.Interface) FetchFunc {
 	return func(ctx context.Context) (map[string]metricsUsage, error) {
-		raw, err := c.Discovery().RESTClient().Get().AbsPath(NodeMetricsPath).Do(ctx).Raw()
+		// JSON whatever the client's content type (parseNodeMetrics
+		// decodes JSON).
+		raw, err := c.Discovery().RESTClient().Get().AbsPath(NodeMetricsPath).SetHeader("Accept", "application/json").Do(ctx).Raw()
 		if err != nil {
 			return nil, fmt.Errorf("listing node metrics: %w", err)
 		}
