@@ -67,6 +67,9 @@ var (
 	profileDir     string
 	profileSeconds int
 	memPodsFlag    int
+	// altKeelson and repeat: see the flags.
+	altKeelson string
+	repeat     int
 )
 
 const (
@@ -88,6 +91,8 @@ func main() {
 	scheds := flag.String("schedulers", "", "comma-separated schedulers to run: keelson, keelson×3 (or keelson3), kube-scheduler (default all)")
 	flag.StringVar(&profileDir, "profile-dir", "", "write CPU profiles (pprof) of the keelson instances and the kube-apiserver over --profile-seconds from each run's first scheduling attempt, and keelson's heap profile in the Memory step, here")
 	flag.IntVar(&profileSeconds, "profile-seconds", 10, "length of each CPU profile")
+	flag.StringVar(&altKeelson, "alt-keelson", "", "another keelson binary, run as scheduler keelson-alt (one instance) after keelson in each workload: old and new code in pairs on the same cluster")
+	flag.IntVar(&repeat, "repeat", 1, "run each workload's schedulers this many times in turn (pairs: --alt-keelson with --repeat 3)")
 	flag.IntVar(&memPodsFlag, "mem-pods", 0, "bound pods in the Memory step (default: the mode's; 50000 is the issue's figure, on the same nodes as the workloads)")
 	flag.Parse()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -103,9 +108,11 @@ type bench struct {
 	log    *slog.Logger
 	env    *testenv.Env
 	client kubernetes.Interface
-	dyn    dynamic.Interface
-	sz     sizes
-	cfg    string // keelson scheduler config file
+	// rawClient speaks JSON, for non-API paths (profiles).
+	rawClient kubernetes.Interface
+	dyn       dynamic.Interface
+	sz        sizes
+	cfg       string // keelson scheduler config file
 	// packCfg is keelson's config for the saturation workload
 	// (noderesourcesfit MostAllocated).
 	packCfg string
@@ -151,7 +158,9 @@ type workload struct {
 const (
 	kKeelson  = "keelson"
 	kKeelson3 = "keelson×3"
-	kKube     = "kube-scheduler"
+	// kKeelsonAlt is --alt-keelson's binary, one instance.
+	kKeelsonAlt = "keelson-alt"
+	kKube       = "kube-scheduler"
 )
 
 func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds string) error {
@@ -166,9 +175,14 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 	if err != nil {
 		return err
 	}
+	apiArgs := []string{testenv.DisableNodeTaintAdmission, "--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000"}
+	if profileDir != "" {
+		// testenv turns profiling off; the last flag wins.
+		apiArgs = append(apiArgs, "--profiling=true")
+	}
 	env, err := testenv.New(ctx, testenv.Options{
 		Store: testenv.StoreKeelson, BinDir: abs, Logger: log,
-		APIServerArgs: []string{testenv.DisableNodeTaintAdmission, "--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000"},
+		APIServerArgs: apiArgs,
 	})
 	if err != nil {
 		return fmt.Errorf("starting environment: %w", err)
@@ -189,7 +203,11 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 	if err != nil {
 		return err
 	}
-	b := &bench{log: log, env: env, client: client, dyn: dyn, sz: sz,
+	rawClient, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		return err
+	}
+	b := &bench{log: log, env: env, client: client, rawClient: rawClient, dyn: dyn, sz: sz,
 		cfg: filepath.Join(env.Dir, "keelson-scheduler.yaml"), packCfg: filepath.Join(env.Dir, "keelson-scheduler-pack.yaml")}
 	base := fmt.Sprintf("apiVersion: keelson.dev/v1alpha1\nkind: SchedulerConfiguration\nclientQPS: %d\nclientBurst: %d\n", clientQP, clientBu)
 	if err := os.WriteFile(b.cfg, []byte(base), 0o600); err != nil {
@@ -201,15 +219,15 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 	if err := b.setup(ctx); err != nil {
 		return err
 	}
-	all := []string{kKeelson, kKeelson3, kKube}
+	all := []string{kKeelson, kKeelsonAlt, kKeelson3, kKube}
 	workloads := []workload{
 		{name: "SchedulingBasic", fn: b.basic, scheds: all},
 		{name: "SchedulingPodAntiAffinity", fn: b.antiAffinity, scheds: all},
 		{name: "SchedulingPodAffinity", fn: b.affinity, scheds: all},
 		{name: "TopologySpreading", fn: b.spreading, scheds: all},
 		{name: "Preemption", fn: b.preemption, scheds: all},
-		{name: "Gang", fn: b.gang, scheds: []string{kKeelson, kKeelson3}},
-		{name: "Saturation", fn: b.saturation, scheds: []string{kKeelson, kKube}, saturation: true},
+		{name: "Gang", fn: b.gang, scheds: []string{kKeelson, kKeelsonAlt, kKeelson3}},
+		{name: "Saturation", fn: b.saturation, scheds: []string{kKeelson, kKeelsonAlt, kKube}, saturation: true},
 	}
 	want := func(name string) bool {
 		if only == "" {
@@ -218,6 +236,9 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 		return slices.Contains(strings.Split(only, ","), name)
 	}
 	wantSched := func(name string) bool {
+		if name == kKeelsonAlt {
+			return altKeelson != ""
+		}
 		if scheds == "" {
 			return true
 		}
@@ -229,7 +250,7 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 		if !want(w.name) {
 			continue
 		}
-		for _, sched := range w.scheds {
+		for _, sched := range slices.Repeat(w.scheds, max(repeat, 1)) {
 			if !wantSched(sched) {
 				continue
 			}
@@ -408,6 +429,10 @@ func (b *bench) start(ctx context.Context, sched string, saturation bool) (*proc
 				if n == 1 {
 					// One instance: no claim ledger, as one runs it alone.
 					args = append(args, "--single-instance")
+				}
+				if sched == kKeelsonAlt {
+					ps[i], errs[i] = b.env.StartKeelsonSchedulerBinary(ctx, altKeelson, fmt.Sprintf("keelson-alt-%d", i), args...)
+					return
 				}
 				ps[i], errs[i] = b.env.StartKeelsonScheduler(ctx, fmt.Sprintf("keelson-%d", i), args...)
 			})
@@ -821,7 +846,7 @@ func (b *bench) profile(ctx, runCtx context.Context, workload, sched string, url
 		})
 	}
 	wg.Go(func() {
-		data, err := b.client.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", secs).DoRaw(ctx)
+		data, err := b.rawClient.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", secs).DoRaw(ctx)
 		save("kube-apiserver", data, err)
 	})
 	wg.Wait()
