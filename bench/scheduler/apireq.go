@@ -97,7 +97,8 @@ func (c apiCounts) breakdown(pods int) string {
 }
 
 // settledRequests reads the request counters until the mutating ones
-// stop moving for a second (events trail the bindings), at most 20 s.
+// have not moved for three seconds (events trail the bindings), at most
+// 30 s.
 func (b *bench) settledRequests(ctx context.Context) (apiCounts, error) {
 	mutating := func(c apiCounts) float64 {
 		var n float64
@@ -112,7 +113,8 @@ func (b *bench) settledRequests(ctx context.Context) (apiCounts, error) {
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	still := 0
 	for time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
@@ -123,7 +125,9 @@ func (b *bench) settledRequests(ctx context.Context) (apiCounts, error) {
 		if err != nil {
 			return nil, err
 		}
-		if mutating(cur) == mutating(last) {
+		if mutating(cur) != mutating(last) {
+			still = 0
+		} else if still++; still == 3 {
 			return cur, nil
 		}
 		last = cur

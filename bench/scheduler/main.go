@@ -70,6 +70,7 @@ var (
 	// altKeelson and repeat: see the flags.
 	altKeelson string
 	repeat     int
+	benchJSON  bool
 )
 
 const (
@@ -93,6 +94,7 @@ func main() {
 	flag.IntVar(&profileSeconds, "profile-seconds", 10, "length of each CPU profile")
 	flag.StringVar(&altKeelson, "alt-keelson", "", "another keelson binary, run as scheduler keelson-alt (one instance) after keelson in each workload: old and new code in pairs on the same cluster")
 	flag.IntVar(&repeat, "repeat", 1, "run each workload's schedulers this many times in turn (pairs: --alt-keelson with --repeat 3)")
+	flag.BoolVar(&benchJSON, "bench-json", false, "the bench's own client (its pod informer, creations) speaks JSON instead of protobuf")
 	flag.IntVar(&memPodsFlag, "mem-pods", 0, "bound pods in the Memory step (default: the mode's; 50000 is the issue's figure, on the same nodes as the workloads)")
 	flag.Parse()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -193,8 +195,10 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 	// Protobuf, as kube-scheduler's client (and keelson's by default):
 	// the kube-apiserver then encodes each watch event of the run's pods
 	// once for the bench's informer and the scheduler's.
-	cfg.ContentType = "application/vnd.kubernetes.protobuf"
-	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	if !benchJSON {
+		cfg.ContentType = "application/vnd.kubernetes.protobuf"
+		cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	}
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
