@@ -44,6 +44,8 @@ profiles:
 		{"duplicate profile", "apiVersion: keelson.dev/v1alpha1\nkind: SchedulerConfiguration\nprofiles: [{schedulerName: k, plugins: [{name: prioritysort}]}, {schedulerName: k, plugins: [{name: prioritysort}]}]\n", `schedulerName "k" used twice`},
 		{"bad weight", "apiVersion: keelson.dev/v1alpha1\nkind: SchedulerConfiguration\nprofiles: [{schedulerName: k, plugins: [{name: nodeaffinity, weight: 500}]}]\n", "weight 500 is outside"},
 		{"bad extension point", "apiVersion: keelson.dev/v1alpha1\nkind: SchedulerConfiguration\nprofiles: [{schedulerName: k, plugins: [{name: nodeaffinity, extensionPoints: [Sort]}]}]\n", `unknown extension point "Sort"`},
+		{"JSON client", "apiVersion: keelson.dev/v1alpha1\nkind: SchedulerConfiguration\nclientContentType: application/json\n", ""},
+		{"bad content type", "apiVersion: keelson.dev/v1alpha1\nkind: SchedulerConfiguration\nclientContentType: application/yaml\n", `clientContentType "application/yaml"`},
 		{"bad backoff", "apiVersion: keelson.dev/v1alpha1\nkind: SchedulerConfiguration\npodInitialBackoff: 10s\npodMaxBackoff: 1s\n", "backoff"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
