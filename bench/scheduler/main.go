@@ -70,8 +70,16 @@ const (
 	zones    = 10
 	nodeCPU  = 32
 	nodeMemG = 256
+	// clientQP and clientBu are the client QPS and burst every scheduler
+	// gets by default (--qps, --burst change them).
 	clientQP = 500
 	clientBu = 1000
+)
+
+// qpsFlag and burstFlag: see the flags.
+var (
+	qpsFlag   int
+	burstFlag int
 )
 
 func main() {
@@ -82,6 +90,8 @@ func main() {
 	scheds := flag.String("schedulers", "", "comma-separated schedulers to run: keelson, keelson×3 (or keelson3), kube-scheduler (default all)")
 	flag.StringVar(&profileDir, "profile-dir", "", "write CPU profiles (pprof) of the keelson instances and the kube-apiserver over --profile-seconds from each run's first scheduling attempt, and keelson's heap profile in the Memory step, here")
 	flag.IntVar(&profileSeconds, "profile-seconds", 10, "length of each CPU profile")
+	flag.IntVar(&qpsFlag, "qps", clientQP, "client QPS of every scheduler process (keelson's binding client, kube-scheduler's client); raise it with --burst to take the client rate limiter out of the way and measure the API server's ceiling")
+	flag.IntVar(&burstFlag, "burst", clientBu, "client burst of every scheduler process")
 	flag.IntVar(&memPodsFlag, "mem-pods", 0, "bound pods in the Memory step (default: the mode's; 50000 is the issue's figure, on the same nodes as the workloads)")
 	flag.Parse()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -178,7 +188,7 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 	}
 	b := &bench{log: log, env: env, client: client, dyn: dyn, sz: sz,
 		cfg: filepath.Join(env.Dir, "keelson-scheduler.yaml"), packCfg: filepath.Join(env.Dir, "keelson-scheduler-pack.yaml")}
-	base := fmt.Sprintf("apiVersion: keelson.dev/v1alpha1\nkind: SchedulerConfiguration\nclientQPS: %d\nclientBurst: %d\n", clientQP, clientBu)
+	base := fmt.Sprintf("apiVersion: keelson.dev/v1alpha1\nkind: SchedulerConfiguration\nclientQPS: %d\nclientBurst: %d\n", qpsFlag, burstFlag)
 	if err := os.WriteFile(b.cfg, []byte(base), 0o600); err != nil {
 		return err
 	}
@@ -359,7 +369,7 @@ func (b *bench) start(ctx context.Context, sched string, saturation bool) (*proc
 		if saturation {
 			extra = kubePackProfile
 		}
-		ks, err := b.env.StartKubeSchedulerWith(ctx, clientQP, clientBu, extra)
+		ks, err := b.env.StartKubeSchedulerWith(ctx, float32(qpsFlag), burstFlag, extra)
 		if err != nil {
 			return nil, err
 		}
