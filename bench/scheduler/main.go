@@ -80,6 +80,7 @@ const (
 var (
 	qpsFlag   int
 	burstFlag int
+	shareFlag float64
 )
 
 func main() {
@@ -92,6 +93,7 @@ func main() {
 	flag.IntVar(&profileSeconds, "profile-seconds", 10, "length of each CPU profile")
 	flag.IntVar(&qpsFlag, "qps", clientQP, "client QPS of every scheduler process (keelson's binding client, kube-scheduler's client); raise it with --burst to take the client rate limiter out of the way and measure the API server's ceiling")
 	flag.IntVar(&burstFlag, "burst", clientBu, "client burst of every scheduler process")
+	flag.Float64Var(&shareFlag, "share", 0, "multiInstance.shareFraction of each keelson×3 instance (0: off, every binding claims; one instance runs --single-instance either way)")
 	flag.IntVar(&memPodsFlag, "mem-pods", 0, "bound pods in the Memory step (default: the mode's; 50000 is the issue's figure, on the same nodes as the workloads)")
 	flag.Parse()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -189,6 +191,9 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 	b := &bench{log: log, env: env, client: client, dyn: dyn, sz: sz,
 		cfg: filepath.Join(env.Dir, "keelson-scheduler.yaml"), packCfg: filepath.Join(env.Dir, "keelson-scheduler-pack.yaml")}
 	base := fmt.Sprintf("apiVersion: keelson.dev/v1alpha1\nkind: SchedulerConfiguration\nclientQPS: %d\nclientBurst: %d\n", qpsFlag, burstFlag)
+	if shareFlag > 0 {
+		base += fmt.Sprintf("multiInstance:\n  enabled: true\n  partition: true\n  shareFraction: %g\n", shareFlag)
+	}
 	if err := os.WriteFile(b.cfg, []byte(base), 0o600); err != nil {
 		return err
 	}
