@@ -139,6 +139,9 @@ type result struct {
 	violations            int
 	unschedulable         int
 	cpuAlloc, memAlloc    float64 // saturation: share of the pool's allocatable requested by bound pods
+	// shareAnnotated: bound pods carrying keelson's share-of annotation
+	// (placed in an instance's share without a claim).
+	shareAnnotated int
 	note                  string
 }
 
@@ -241,7 +244,7 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 			}
 			log.Info("result", "workload", r.workload, "scheduler", r.scheduler, "pods", r.pods, "window", r.window.Round(time.Millisecond), "pods/s", fmt.Sprintf("%.1f", r.podsPerSec), "pods/s10-90", fmt.Sprintf("%.1f", r.steadyPodsPerSec), "pods/s-from-attempt", fmt.Sprintf("%.1f", r.fromAttemptPodsPerSec), "apiCPU/1000", fmt.Sprintf("%.2f", r.apiCPUPer1000),
 				"cpu-s/1000", fmt.Sprintf("%.2f", r.cpuPer1000), "p50", r.p50, "p99", r.p99, "rssMiB", fmt.Sprintf("%.0f", r.rssMiB),
-				"violations", r.violations, "unschedulable", r.unschedulable, "cpuAlloc", fmt.Sprintf("%.3f", r.cpuAlloc), "memAlloc", fmt.Sprintf("%.3f", r.memAlloc))
+				"violations", r.violations, "shareAnnotated", r.shareAnnotated, "unschedulable", r.unschedulable, "cpuAlloc", fmt.Sprintf("%.3f", r.cpuAlloc), "memAlloc", fmt.Sprintf("%.3f", r.memAlloc))
 			results = append(results, r)
 		}
 	}
@@ -658,14 +661,15 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 	}
 	cpuEnd, apiEnd := cpuSeconds(p.pids), cpuSeconds(b.peerPids())
 	if len(p.metricsURL) > 1 {
-		var claims, binds, stolen, changes float64
+		var claims, binds, stolen, changes, shared float64
 		for _, u := range p.metricsURL {
+			shared += metricSum(ctx, u, "keelson_scheduler_share_placements_total")
 			claims += metricSum(ctx, u, "keelson_scheduler_claim_conflicts_total")
 			binds += metricSum(ctx, u, "keelson_scheduler_bind_conflicts_total")
 			stolen += metricSum(ctx, u, "keelson_scheduler_stolen_pods_total")
 			changes += metricSum(ctx, u, "keelson_scheduler_membership_changes_total")
 		}
-		r.note = fmt.Sprintf("claim conflicts %.0f, bind conflicts %.0f, stolen %.0f, membership changes seen %.0f (summed over the 3 instances, joins at startup included)", claims, binds, stolen, changes)
+		r.note = fmt.Sprintf("claim conflicts %.0f, bind conflicts %.0f, stolen %.0f, membership changes seen %.0f (summed over the 3 instances, joins at startup included), placed in shares without a claim %.0f", claims, binds, stolen, changes, shared)
 	}
 	if w.name == "Gang" {
 		// The decision (first member held to the group released), from
@@ -883,6 +887,11 @@ func (b *bench) validate(ctx context.Context, r *result, saturation bool) error 
 	}
 	vs := validate.Check(nodes, pods, nsLabels)
 	r.violations = len(vs)
+	for _, p := range pods {
+		if p.Spec.NodeName != "" && p.Annotations["scheduler.keelson.dev/share-of"] != "" {
+			r.shareAnnotated++
+		}
+	}
 	for i, v := range vs {
 		if i == 5 {
 			break
