@@ -603,9 +603,18 @@ func (m *Members) BeginClaim() uint64 {
 // EndClaim: see BeginClaim.
 func (m *Members) EndClaim(v uint64) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.inflight[v]--; m.inflight[v] <= 0 {
 		delete(m.inflight, v)
+	}
+	// The last claim of an older version ended: holders seen since may
+	// be published now.
+	kick := m.inflight[v] == 0 && v < m.hv
+	m.mu.Unlock()
+	if kick {
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes/fake"
 
 	st "github.com/keelson-dev/keelson/internal/scheduler/schedtest"
 	"github.com/keelson-dev/keelson/internal/scheduler/validate"
@@ -156,4 +157,62 @@ func TestSharesNeverOvercommitAcrossMembershipChange(t *testing.T) {
 		}
 	}
 	t.Logf("bound per node (milli-CPU): %v; by share holder: %v", perNode, shared)
+}
+
+// TestShareOpensOnlyOnceClaimsReserveIt: an instance's share stays closed
+// while another live member has not published that its claims reserve
+// it, and that member does not publish it while a claim it began before
+// seeing the newcomer is still in flight.
+func TestShareOpensOnlyOnceClaimsReserveIt(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	client := fake.NewClientset()
+	start := func(id string) *Members {
+		m := NewMembers(MembersOptions{Client: client, Namespace: "kube-system", Self: id, Profiles: []string{"keelson"},
+			LeaseDuration: 6 * time.Second, ShareFraction: 0.2})
+		if err := m.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	reserves := func(id string) string {
+		l, err := client.CoordinationV1().Leases("kube-system").Get(ctx, MemberLeaseName(id), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Annotations[MemberReservesAnnotation]
+	}
+	poll := func(what string, cond func() bool) {
+		t.Helper()
+		if err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+			return cond(), nil
+		}); err != nil {
+			t.Fatalf("waiting for %s", what)
+		}
+	}
+	b := start("sb")
+	if !b.ShareReady() {
+		t.Fatal("an instance alone does not need anyone's reservation")
+	}
+	v := b.BeginClaim() // a claim checked before b knows of a
+	a := start("sa")
+	poll("both see each other", func() bool { return len(a.Live()) == 2 && len(b.Live()) == 2 })
+	// a publishes at once that it reserves b; b must not list a yet.
+	poll("a reserving b", func() bool { return reserves("sa") == "sb" })
+	if r := reserves("sb"); r != "" {
+		t.Fatalf("b lists %q as reserved while a claim begun before it saw a is in flight", r)
+	}
+	if a.ShareReady() {
+		t.Fatal("a's share opened before b's claims reserve it")
+	}
+	if !b.ShareReady() {
+		t.Fatal("b's share closed although a reserves it")
+	}
+	b.EndClaim(v)
+	poll("b reserving a", func() bool { return reserves("sb") == "sa" })
+	poll("a's share open", a.ShareReady)
+	// a's claims leave both shares free.
+	if h := a.ShareHolders(); len(h) != 2 {
+		t.Fatalf("a's share holders %v, want sa and sb", h)
+	}
 }
