@@ -179,9 +179,14 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 	if err != nil {
 		return err
 	}
+	apiArgs := []string{testenv.DisableNodeTaintAdmission, "--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000"}
+	if profileDir != "" {
+		// testenv turns it off; the API server's CPU profile needs it.
+		apiArgs = append(apiArgs, "--profiling=true")
+	}
 	env, err := testenv.New(ctx, testenv.Options{
 		Store: testenv.StoreKeelson, BinDir: abs, Logger: log,
-		APIServerArgs: []string{testenv.DisableNodeTaintAdmission, "--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000"},
+		APIServerArgs: apiArgs,
 	})
 	if err != nil {
 		return fmt.Errorf("starting environment: %w", err)
