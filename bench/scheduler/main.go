@@ -148,7 +148,7 @@ type result struct {
 	// shareAnnotated: bound pods carrying keelson's share-of annotation
 	// (placed in an instance's share without a claim).
 	shareAnnotated int
-	note                  string
+	note           string
 }
 
 // workload builds its pods; Pods that must exist first (preemption
