@@ -80,8 +80,17 @@ const (
 	zones    = 10
 	nodeCPU  = 32
 	nodeMemG = 256
+	// clientQP and clientBu are the client QPS and burst every scheduler
+	// gets by default (--qps, --burst change them).
 	clientQP = 500
 	clientBu = 1000
+)
+
+// qpsFlag and burstFlag: see the flags.
+var (
+	qpsFlag   int
+	burstFlag int
+	shareFlag float64
 )
 
 func main() {
@@ -95,8 +104,17 @@ func main() {
 	flag.StringVar(&altKeelson, "alt-keelson", "", "another keelson binary, run as scheduler keelson-alt (one instance) after keelson in each workload: old and new code in pairs on the same cluster")
 	flag.IntVar(&repeat, "repeat", 1, "run each workload's schedulers this many times in turn (pairs: --alt-keelson with --repeat 3)")
 	flag.BoolVar(&benchJSON, "bench-json", false, "the bench's own client (its pod informer, creations) speaks JSON instead of protobuf")
+	flag.IntVar(&qpsFlag, "qps", clientQP, "client QPS of every scheduler process (keelson's binding client, kube-scheduler's client); raise it with --burst to take the client rate limiter out of the way and measure the API server's ceiling")
+	flag.IntVar(&burstFlag, "burst", clientBu, "client burst of every scheduler process")
+	flag.Float64Var(&shareFlag, "share", 0, "multiInstance.shareFraction of each keelson×3 instance (0: off, every binding claims; one instance runs --single-instance either way)")
 	flag.IntVar(&memPodsFlag, "mem-pods", 0, "bound pods in the Memory step (default: the mode's; 50000 is the issue's figure, on the same nodes as the workloads)")
 	flag.Parse()
+	if profileDir != "" {
+		if err := os.MkdirAll(profileDir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -142,6 +160,9 @@ type result struct {
 	violations            int
 	unschedulable         int
 	cpuAlloc, memAlloc    float64 // saturation: share of the pool's allocatable requested by bound pods
+	// shareAnnotated: bound pods carrying keelson's share-of annotation
+	// (placed in an instance's share without a claim).
+	shareAnnotated int
 	note                  string
 	// requests are the kube-apiserver's requests during the run.
 	requests apiCounts
@@ -213,7 +234,10 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 	}
 	b := &bench{log: log, env: env, client: client, rawClient: rawClient, dyn: dyn, sz: sz,
 		cfg: filepath.Join(env.Dir, "keelson-scheduler.yaml"), packCfg: filepath.Join(env.Dir, "keelson-scheduler-pack.yaml")}
-	base := fmt.Sprintf("apiVersion: keelson.dev/v1alpha1\nkind: SchedulerConfiguration\nclientQPS: %d\nclientBurst: %d\n", clientQP, clientBu)
+	base := fmt.Sprintf("apiVersion: keelson.dev/v1alpha1\nkind: SchedulerConfiguration\nclientQPS: %d\nclientBurst: %d\n", qpsFlag, burstFlag)
+	if shareFlag > 0 {
+		base += fmt.Sprintf("multiInstance:\n  enabled: true\n  partition: true\n  shareFraction: %g\n", shareFlag)
+	}
 	if err := os.WriteFile(b.cfg, []byte(base), 0o600); err != nil {
 		return err
 	}
@@ -265,7 +289,7 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 			log.Info("result", "workload", r.workload, "scheduler", r.scheduler, "pods", r.pods, "window", r.window.Round(time.Millisecond), "pods/s", fmt.Sprintf("%.1f", r.podsPerSec), "pods/s10-90", fmt.Sprintf("%.1f", r.steadyPodsPerSec), "pods/s-from-attempt", fmt.Sprintf("%.1f", r.fromAttemptPodsPerSec), "apiCPU/1000", fmt.Sprintf("%.2f", r.apiCPUPer1000),
 				"cpu-s/1000", fmt.Sprintf("%.2f", r.cpuPer1000), "p50", r.p50, "p99", r.p99, "rssMiB", fmt.Sprintf("%.0f", r.rssMiB),
 				"apiRequestsPerPod", fmt.Sprintf("%.2f", r.requests.perPod(r.pods-r.unschedulable)), "apiRequests", r.requests.breakdown(r.pods-r.unschedulable),
-				"violations", r.violations, "unschedulable", r.unschedulable, "cpuAlloc", fmt.Sprintf("%.3f", r.cpuAlloc), "memAlloc", fmt.Sprintf("%.3f", r.memAlloc))
+				"violations", r.violations, "shareAnnotated", r.shareAnnotated, "unschedulable", r.unschedulable, "cpuAlloc", fmt.Sprintf("%.3f", r.cpuAlloc), "memAlloc", fmt.Sprintf("%.3f", r.memAlloc))
 			results = append(results, r)
 		}
 	}
@@ -405,7 +429,7 @@ func (b *bench) start(ctx context.Context, sched string, saturation bool) (*proc
 		if saturation {
 			extra = kubePackProfile
 		}
-		ks, err := b.env.StartKubeSchedulerWith(ctx, clientQP, clientBu, extra)
+		ks, err := b.env.StartKubeSchedulerWith(ctx, float32(qpsFlag), burstFlag, extra)
 		if err != nil {
 			return nil, err
 		}
@@ -707,14 +731,15 @@ func (b *bench) runOne(ctx context.Context, w workload, sched string) (result, e
 	}
 	r.requests = req1.sub(req0)
 	if len(p.metricsURL) > 1 {
-		var claims, binds, stolen, changes float64
+		var claims, binds, stolen, changes, shared float64
 		for _, u := range p.metricsURL {
+			shared += metricSum(ctx, u, "keelson_scheduler_share_placements_total")
 			claims += metricSum(ctx, u, "keelson_scheduler_claim_conflicts_total")
 			binds += metricSum(ctx, u, "keelson_scheduler_bind_conflicts_total")
 			stolen += metricSum(ctx, u, "keelson_scheduler_stolen_pods_total")
 			changes += metricSum(ctx, u, "keelson_scheduler_membership_changes_total")
 		}
-		r.note = fmt.Sprintf("claim conflicts %.0f, bind conflicts %.0f, stolen %.0f, membership changes seen %.0f (summed over the 3 instances, joins at startup included)", claims, binds, stolen, changes)
+		r.note = fmt.Sprintf("claim conflicts %.0f, bind conflicts %.0f, stolen %.0f, membership changes seen %.0f (summed over the 3 instances, joins at startup included), placed in shares without a claim %.0f", claims, binds, stolen, changes, shared)
 	}
 	if w.name == "Gang" {
 		// The decision (first member held to the group released), from
@@ -932,6 +957,11 @@ func (b *bench) validate(ctx context.Context, r *result, saturation bool) error 
 	}
 	vs := validate.Check(nodes, pods, nsLabels)
 	r.violations = len(vs)
+	for _, p := range pods {
+		if p.Spec.NodeName != "" && p.Annotations["scheduler.keelson.dev/share-of"] != "" {
+			r.shareAnnotated++
+		}
+	}
 	for i, v := range vs {
 		if i == 5 {
 			break

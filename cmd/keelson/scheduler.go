@@ -88,6 +88,7 @@ Flags:
 	}
 	if *single {
 		cfg.MultiInstance.Enabled = false
+		cfg.MultiInstance.ShareFraction = 0
 	}
 	if err := cfg.Validate(); err != nil {
 		return err

@@ -75,6 +75,12 @@ type MultiInstanceConfig struct {
 	// StealAfter: an idle instance takes a pod another live instance owns
 	// once it has been pending this long here (gang members excepted).
 	StealAfter metav1.Duration `json:"stealAfter,omitempty"`
+	// ShareFraction (0 ≤ f < 1, default 0: off) is the fraction of each
+	// node's allocatable this instance may place pods in without a ledger
+	// claim (its share); every instance's claims leave the unused part of
+	// every live instance's share free. Only with Partition. See
+	// docs/scheduler.md, "Shares".
+	ShareFraction float64 `json:"shareFraction,omitempty"`
 }
 
 // DefaultProfile is the profile used when the config file names none.
@@ -201,6 +207,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MultiInstance.Enabled && c.MultiInstance.Partition && c.MultiInstance.MemberLeaseDuration.Duration < 3*time.Second {
 		errs = append(errs, fmt.Errorf("multiInstance.memberLeaseDuration %v must be at least 3s", c.MultiInstance.MemberLeaseDuration.Duration))
+	}
+	if f := c.MultiInstance.ShareFraction; f < 0 || f >= 1 {
+		errs = append(errs, fmt.Errorf("multiInstance.shareFraction %v must be at least 0 and below 1", f))
+	}
+	if c.MultiInstance.ShareFraction > 0 && !(c.MultiInstance.Enabled && c.MultiInstance.Partition) {
+		errs = append(errs, errors.New("multiInstance.shareFraction needs multiInstance.enabled and partition"))
 	}
 	if c.MultiInstance.StealAfter.Duration < 0 {
 		errs = append(errs, errors.New("multiInstance.stealAfter is negative"))

@@ -117,6 +117,9 @@ func (l *MemoryLedger) Release(_ context.Context, node string, uid types.UID, by
 	return nil
 }
 
+// KnownEntries implements knownLedger.
+func (l *MemoryLedger) KnownEntries(node string) []ClaimEntry { return l.Entries(node) }
+
 // Entries returns a copy of a node's entries.
 func (l *MemoryLedger) Entries(node string) []ClaimEntry {
 	l.mu.Lock()
@@ -222,6 +225,29 @@ func (l *LeaseLedger) cached(node string) (lease *coordinationv1.Lease, create b
 		return k.DeepCopy(), false
 	}
 	return nil, l.listed.Load()
+}
+
+// KnownEntries returns node's entries in the newest version of its Lease
+// this process knows of (none when it knows none). It reads nothing from
+// the API server and may be behind.
+func (l *LeaseLedger) KnownEntries(node string) []ClaimEntry {
+	l.knownMu.Lock()
+	k := l.known[node]
+	l.knownMu.Unlock()
+	if k == nil {
+		return nil
+	}
+	out, err := decodeEntries(k)
+	if err != nil {
+		return nil
+	}
+	return out
+}
+
+// knownLedger is a Ledger that can tell, without a request, the entries it
+// last saw for a node.
+type knownLedger interface {
+	KnownEntries(node string) []ClaimEntry
 }
 
 // newerVersion reports whether resourceVersion a is newer than b. They are

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,8 +32,31 @@ const (
 	// serves, comma-separated: a pod is shared only between the members
 	// that serve its schedulerName.
 	MemberProfilesAnnotation = "scheduler.keelson.dev/profiles"
+	// MemberShareAnnotation is the fraction of each node an instance may
+	// fill without claims (absent: none). Fixed for an instance's life.
+	MemberShareAnnotation = "scheduler.keelson.dev/share"
+	// MemberReservesAnnotation lists, comma-separated, the instances whose
+	// unused shares every claim of this instance leaves free, including
+	// the claims still in flight: an instance places pods in its share
+	// only once every live member lists it here.
+	MemberReservesAnnotation = "scheduler.keelson.dev/reserves"
 	memberLeasePrefix        = "keelson-member-"
 )
+
+// ShareHolder is an instance whose share of each node claims must leave
+// free: Fraction of the node minus what it visibly placed there.
+type ShareHolder struct {
+	ID       string
+	Fraction float64
+}
+
+// goneHolder is a share holder no longer live: its share stays reserved
+// until this instance's pod informer has delivered every pod event up to
+// rv, which is later than its last binding.
+type goneHolder struct {
+	share float64
+	rv    uint64
+}
 
 // member is a live instance as seen through its Lease.
 type member struct {
@@ -39,6 +64,10 @@ type member struct {
 	profiles []string
 	// renewed is the Lease's renewTime as last seen.
 	renewed time.Time
+	// share is its MemberShareAnnotation; reserves its
+	// MemberReservesAnnotation.
+	share    float64
+	reserves []string
 	// expires is leaseDurationSeconds after the later of renewTime and
 	// the moment this instance saw that renewal (first sighting: after
 	// renewTime only). A renewal that reaches this instance late, through
@@ -70,8 +99,31 @@ type Members struct {
 	all  map[string]member // by instance ID, from the informer
 	live []member          // sorted by id, refreshed on events and ticks
 	// renewedOK is when this instance's own Lease was last written
-	// successfully: proof that the API server took writes then.
+	// successfully: proof that the API server took writes then; ownRV is
+	// that write's resourceVersion.
 	renewedOK time.Time
+	ownRV     uint64
+
+	// Shares (see ShareHolders). share is this instance's fraction.
+	share float64
+	// seenRV reports the newest pod resourceVersion this instance's pod
+	// informer delivered (nil: never past any).
+	seenRV func() uint64
+	// gone are share holders that left, until seenRV passes their rv.
+	gone map[string]goneHolder
+	// hv counts changes of the live share holders; hsets[v] is the set
+	// (other than this instance) at version v; inflight[v] counts claims
+	// begun at version v that have not ended.
+	hv       uint64
+	hsets    map[uint64][]string
+	inflight map[uint64]int
+	// stopping: the context ended, no more share placements.
+	stopping bool
+	// kick asks the renew loop for an early renewal (new reserves to
+	// publish); released is closed once bindings are done (Release).
+	kick     chan struct{}
+	released chan struct{}
+	inf      toolscache.SharedIndexInformer
 }
 
 // MembersOptions configure Members.
@@ -86,6 +138,11 @@ type MembersOptions struct {
 	Clock         clock.WithTicker
 	Logger        *slog.Logger
 	OnChange      func()
+	// ShareFraction: see MultiInstanceConfig.ShareFraction.
+	ShareFraction float64
+	// SeenRV: the newest pod resourceVersion the pod informer delivered
+	// to the scheduler (used to stop reserving a departed member's share).
+	SeenRV func() uint64
 }
 
 // NewMembers returns a membership tracker; Start runs it.
@@ -99,7 +156,9 @@ func NewMembers(o MembersOptions) *Members {
 	m := &Members{
 		client: o.Client, namespace: o.Namespace, self: o.Self, profiles: slices.Sorted(slices.Values(o.Profiles)),
 		duration: o.LeaseDuration, clock: o.Clock, log: o.Logger, onChange: o.OnChange,
-		all: map[string]member{},
+		all: map[string]member{}, share: o.ShareFraction, seenRV: o.SeenRV,
+		gone: map[string]goneHolder{}, hsets: map[uint64][]string{0: nil}, inflight: map[uint64]int{},
+		kick: make(chan struct{}, 1), released: make(chan struct{}),
 	}
 	m.live = []member{{id: o.Self, profiles: m.profiles}}
 	return m
@@ -136,9 +195,14 @@ func (m *Members) Start(ctx context.Context) error {
 	if err := m.renew(ctx); err != nil {
 		return err
 	}
+	m.mu.Lock()
+	m.renewedOK = m.clock.Now()
+	m.ownRV, _ = strconv.ParseUint(m.lease.ResourceVersion, 10, 64)
+	m.mu.Unlock()
 	factory := informers.NewSharedInformerFactoryWithOptions(m.client, 0, informers.WithNamespace(m.namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = MemberLabel }))
 	inf := factory.Coordination().V1().Leases().Informer()
+	m.inf = inf
 	reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { m.observe(o.(*coordinationv1.Lease), false) },
 		UpdateFunc: func(_, n any) { m.observe(n.(*coordinationv1.Lease), false) },
@@ -174,6 +238,21 @@ func (m *Members) run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			m.mu.Lock()
+			m.stopping = true
+			m.mu.Unlock()
+			// The Lease goes only after this instance's bindings ended
+			// (Release): its deletion's resourceVersion then follows
+			// every share placement, and the others stop reserving the
+			// share once they have seen pods up to it.
+			if m.share > 0 {
+				wait := m.clock.NewTimer(30 * time.Second)
+				select {
+				case <-m.released:
+				case <-wait.C():
+				}
+				wait.Stop()
+			}
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			err := m.client.CoordinationV1().Leases(m.namespace).Delete(dctx, MemberLeaseName(m.self), metav1.DeleteOptions{})
 			cancel()
@@ -181,6 +260,14 @@ func (m *Members) run(ctx context.Context) {
 				m.log.Warn("deleting member lease", "err", err)
 			}
 			return
+		case <-m.kick:
+			if !renew.Stop() {
+				select {
+				case <-renew.C():
+				default:
+				}
+			}
+			renew.Reset(0)
 		case <-renew.C():
 			// A renewal that hangs must not hold up the next one, and one
 			// that fails is retried within a second rather than a period:
@@ -196,6 +283,9 @@ func (m *Members) run(ctx context.Context) {
 			if err == nil {
 				m.mu.Lock()
 				m.renewedOK = m.clock.Now()
+				if m.lease != nil {
+					m.ownRV, _ = strconv.ParseUint(m.lease.ResourceVersion, 10, 64)
+				}
 				m.mu.Unlock()
 				m.refresh()
 			}
@@ -214,9 +304,11 @@ func (m *Members) renew(ctx context.Context) error {
 	secs := int32(max(1, m.duration/time.Second))
 	// One write per renewal: the Lease last written is updated in place;
 	// only when that fails (changed or deleted meanwhile) is it read.
+	anno := m.annotations()
 	if last := m.lease; last != nil {
 		l := last.DeepCopy()
 		l.Spec.RenewTime = &now
+		maps.Copy(l.Annotations, anno)
 		if got, err := leases.Update(ctx, l, metav1.UpdateOptions{}); err == nil {
 			m.lease = got
 			return nil
@@ -229,7 +321,7 @@ func (m *Members) renew(ctx context.Context) error {
 			ObjectMeta: metav1.ObjectMeta{
 				Name: name, Namespace: m.namespace,
 				Labels:      map[string]string{MemberLabel: "true"},
-				Annotations: map[string]string{MemberProfilesAnnotation: strings.Join(m.profiles, ",")},
+				Annotations: anno,
 			},
 			Spec: coordinationv1.LeaseSpec{HolderIdentity: &m.self, LeaseDurationSeconds: &secs, AcquireTime: &now, RenewTime: &now},
 		}
@@ -251,7 +343,7 @@ func (m *Members) renew(ctx context.Context) error {
 	if l.Annotations == nil {
 		l.Annotations = map[string]string{}
 	}
-	l.Annotations[MemberProfilesAnnotation] = strings.Join(m.profiles, ",")
+	maps.Copy(l.Annotations, anno)
 	got, err := leases.Update(ctx, l, metav1.UpdateOptions{})
 	if err != nil {
 		return fmt.Errorf("renewing member lease: %w", err)
@@ -267,11 +359,28 @@ func (m *Members) observe(l *coordinationv1.Lease, deleted bool) {
 	id := *l.Spec.HolderIdentity
 	m.mu.Lock()
 	if deleted {
+		if old, ok := m.all[id]; ok && old.share > 0 && id != m.self {
+			// The deletion's version (or, from a relist's tombstone, the
+			// informer's, which is later).
+			rv, _ := strconv.ParseUint(l.ResourceVersion, 10, 64)
+			if m.inf != nil {
+				if x, err := strconv.ParseUint(m.inf.LastSyncResourceVersion(), 10, 64); err == nil {
+					rv = max(rv, x)
+				}
+			}
+			m.gone[id] = goneHolder{share: old.share, rv: max(rv, m.gone[id].rv)}
+		}
 		delete(m.all, id)
 	} else {
 		mb := member{id: id}
 		if p := l.Annotations[MemberProfilesAnnotation]; p != "" {
 			mb.profiles = strings.Split(p, ",")
+		}
+		if f, err := strconv.ParseFloat(l.Annotations[MemberShareAnnotation], 64); err == nil && f > 0 && f < 1 {
+			mb.share = f
+		}
+		if r := l.Annotations[MemberReservesAnnotation]; r != "" {
+			mb.reserves = strings.Split(r, ",")
 		}
 		if l.Spec.RenewTime != nil && l.Spec.LeaseDurationSeconds != nil {
 			d := time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second
@@ -303,20 +412,33 @@ func (m *Members) observe(l *coordinationv1.Lease, deleted bool) {
 func (m *Members) refresh() {
 	now := m.clock.Now()
 	m.mu.Lock()
-	live := []member{{id: m.self, profiles: m.profiles}}
+	live := []member{{id: m.self, profiles: m.profiles, share: m.share}}
 	for id, mb := range m.all {
-		if id != m.self && (mb.expires.After(now) || !m.renewedOK.After(mb.expires)) {
+		if id == m.self {
+			continue
+		}
+		if mb.expires.After(now) || !m.renewedOK.After(mb.expires) {
 			live = append(live, mb)
+			delete(m.gone, id)
+		} else if _, was := m.gone[id]; !was && mb.share > 0 {
+			// Dropped as crashed: its bindings ended before its Lease ran
+			// out, so before this instance's renewal that proved it.
+			m.gone[id] = goneHolder{share: mb.share, rv: m.ownRV}
 		}
 	}
 	slices.SortFunc(live, func(a, b member) int { return strings.Compare(a.id, b.id) })
 	changed := !slices.EqualFunc(live, m.live, func(a, b member) bool {
 		return a.id == b.id && slices.Equal(a.profiles, b.profiles)
 	})
-	if changed {
-		m.live = live
-	}
+	m.live = live // reserves may have changed
+	kick := m.noteHoldersLocked()
 	m.mu.Unlock()
+	if kick {
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
+	}
 	if changed {
 		ids := make([]string, len(live))
 		for i, mb := range live {
@@ -412,4 +534,146 @@ func mix64(x uint64) uint64 {
 	x *= 0x94d049bb133111eb
 	x ^= x >> 31
 	return x
+}
+
+// annotations are this instance's Lease annotations: profiles, share and
+// the holders its claims reserve for.
+func (m *Members) annotations() map[string]string {
+	a := map[string]string{MemberProfilesAnnotation: strings.Join(m.profiles, ",")}
+	if m.share > 0 {
+		a[MemberShareAnnotation] = strconv.FormatFloat(m.share, 'f', -1, 64)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	// The holders known when the oldest claim still in flight began: a
+	// claim checked before a holder was seen may not leave its share
+	// free, so that holder is listed only once such claims ended.
+	v := m.hv
+	for k := range m.inflight {
+		v = min(v, k)
+	}
+	for k := range m.hsets {
+		if k < v {
+			delete(m.hsets, k)
+		}
+	}
+	a[MemberReservesAnnotation] = strings.Join(m.hsets[v], ",")
+	return a
+}
+
+// noteHoldersLocked starts a new holders version when a live share
+// holder appeared that the current one lacks, and reports whether the
+// new reserves should be published now.
+func (m *Members) noteHoldersLocked() bool {
+	var ids []string
+	grew := false
+	cur := m.hsets[m.hv]
+	for _, mb := range m.live {
+		if mb.id != m.self && mb.share > 0 {
+			ids = append(ids, mb.id)
+			if !slices.Contains(cur, mb.id) {
+				grew = true
+			}
+		}
+	}
+	if !grew {
+		return false
+	}
+	for _, id := range cur {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	m.hv++
+	m.hsets[m.hv] = ids
+	return true
+}
+
+// BeginClaim registers a claim about to be checked; EndClaim(v) with the
+// returned version ends it. Until it ends, this instance does not list a
+// share holder seen after it began as reserved.
+func (m *Members) BeginClaim() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.inflight[m.hv]++
+	return m.hv
+}
+
+// EndClaim: see BeginClaim.
+func (m *Members) EndClaim(v uint64) {
+	m.mu.Lock()
+	if m.inflight[v]--; m.inflight[v] <= 0 {
+		delete(m.inflight, v)
+	}
+	// The last claim of an older version ended: holders seen since may
+	// be published now.
+	kick := m.inflight[v] == 0 && v < m.hv
+	m.mu.Unlock()
+	if kick {
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// ShareHolders are the instances whose unused share of every node a claim
+// must leave free: live members with a share (this one included), and
+// members that left with a share until every pod event up to their
+// departure has reached this instance.
+func (m *Members) ShareHolders() []ShareHolder {
+	seen := uint64(0)
+	if m.seenRV != nil {
+		seen = m.seenRV()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []ShareHolder
+	for _, mb := range m.live {
+		if mb.share > 0 {
+			out = append(out, ShareHolder{ID: mb.id, Fraction: mb.share})
+		}
+	}
+	for id, g := range m.gone {
+		if seen >= g.rv && g.rv > 0 {
+			delete(m.gone, id)
+			continue
+		}
+		out = append(out, ShareHolder{ID: id, Fraction: g.share})
+	}
+	return out
+}
+
+// ShareReady reports whether this instance may place pods in its share
+// now: it has one, is not stopping, renewed its Lease within half a
+// Lease duration (the others cannot have dropped it), and every other
+// live member lists it as reserved.
+func (m *Members) ShareReady() bool {
+	if m.share <= 0 {
+		return false
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.stopping || m.clock.Since(m.renewedOK) > m.duration/2 {
+		return false
+	}
+	for _, mb := range m.live {
+		if mb.id != m.self && !slices.Contains(mb.reserves, m.self) {
+			return false
+		}
+	}
+	return true
+}
+
+// Release tells the renew loop that this instance's bindings have ended,
+// so its Lease may be deleted once its context ends.
+func (m *Members) Release() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	select {
+	case <-m.released:
+	default:
+		close(m.released)
+	}
 }

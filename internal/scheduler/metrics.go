@@ -14,6 +14,7 @@ type Metrics struct {
 	ClaimConflicts  prometheus.Counter
 	BindConflicts   prometheus.Counter
 	StolenPods      prometheus.Counter
+	SharePlaced     prometheus.Counter
 	Instances       prometheus.Gauge
 	MemberChanges   prometheus.Counter
 }
@@ -54,6 +55,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "keelson", Subsystem: "scheduler", Name: "stolen_pods_total",
 			Help: "Pods another live instance owned that this idle instance took after multiInstance.stealAfter.",
 		}),
+		SharePlaced: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "keelson", Subsystem: "scheduler", Name: "share_placements_total",
+			Help: "Bindings placed in this instance's share of a node, without a ledger claim (multiInstance.shareFraction).",
+		}),
 		Instances: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "keelson", Subsystem: "scheduler", Name: "live_instances",
 			Help: "Live scheduler instances sharing pending pods (membership Leases), this one included.",
@@ -65,7 +70,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Attempts, m.AttemptDuration, m.E2EDuration, m.BindDuration, m.PendingPods, m.ClaimConflicts,
-			m.BindConflicts, m.StolenPods, m.Instances, m.MemberChanges)
+			m.BindConflicts, m.StolenPods, m.SharePlaced, m.Instances, m.MemberChanges)
 	}
 	return m
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -103,7 +104,21 @@ type Scheduler struct {
 	// HTTP/2 connection may carry, and the client then opens extra TLS
 	// connections (their handshakes took 41% of the CPU in a benchmark).
 	bindSlots chan struct{}
+
+	// Shares (multiInstance.shareFraction, see placeInShare): pods this
+	// instance placed in its share whose binding the informer has not yet
+	// reported, by UID (value: node).
+	shareMu       sync.Mutex
+	shareInflight map[types.UID]string
+	// podRV is the newest pod resourceVersion the pod informer delivered
+	// (after the cache took the event).
+	podRV atomic.Uint64
 }
+
+// ShareOfAnnotation is put on a pod (through its Binding) that an
+// instance placed in its share of the node without a ledger claim; its
+// value is the instance ID.
+const ShareOfAnnotation = "scheduler.keelson.dev/share-of"
 
 // maxBindingCalls is the size of Scheduler.bindSlots: at a few
 // milliseconds per request it allows thousands of bindings per second.
@@ -136,6 +151,8 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 		bindSlots:   make(chan struct{}, maxBindingCalls),
 		instanceID:  cfg.MultiInstance.InstanceID,
 		nominated:   newNominator(),
+
+		shareInflight: map[types.UID]string{},
 	}
 	if s.instanceID == "" {
 		host, _ := os.Hostname()
@@ -171,6 +188,7 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 		s.members = NewMembers(MembersOptions{
 			Client: cmp.Or[kubernetes.Interface](opts.MembershipClient, opts.Client), Namespace: mi.LedgerNamespace, Self: s.instanceID, Profiles: names,
 			LeaseDuration: mi.MemberLeaseDuration.Duration, Clock: opts.Clock, Logger: opts.Logger,
+			ShareFraction: mi.ShareFraction, SeenRV: s.podRV.Load,
 			OnChange: func() {
 				s.metrics.MemberChanges.Inc()
 				s.metrics.Instances.Set(float64(len(s.members.Live())))
@@ -317,6 +335,10 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		}
 	}
 	s.bindings.Wait()
+	if s.members != nil {
+		// Every share placement has ended: the membership Lease may go.
+		s.members.Release()
+	}
 	return nil
 }
 
@@ -436,7 +458,23 @@ func (s *Scheduler) OnPodAdd(p *v1.Pod) { s.onPod(p, framework.Add) }
 // OnPodUpdate handles a pod informer update.
 func (s *Scheduler) OnPodUpdate(p *v1.Pod) { s.onPod(p, framework.Update) }
 
+// notePodRV records p's resourceVersion as delivered (events of one
+// watch arrive in resourceVersion order).
+func (s *Scheduler) notePodRV(p *v1.Pod) {
+	rv, err := strconv.ParseUint(p.ResourceVersion, 10, 64)
+	if err != nil {
+		return
+	}
+	for {
+		old := s.podRV.Load()
+		if rv <= old || s.podRV.CompareAndSwap(old, rv) {
+			return
+		}
+	}
+}
+
 func (s *Scheduler) onPod(p *v1.Pod, action framework.ActionType) {
+	defer s.notePodRV(p)
 	switch {
 	case terminal(p):
 		s.OnPodDelete(p)
@@ -451,6 +489,11 @@ func (s *Scheduler) onPod(p *v1.Pod, action framework.ActionType) {
 		} else {
 			s.cache.UpdatePod(p)
 		}
+		// Counted through the cache from now on (its annotation says
+		// whose share it is in).
+		s.shareMu.Lock()
+		delete(s.shareInflight, p.UID)
+		s.shareMu.Unlock()
 		s.queue.OnEvent(framework.ClusterEvent{Resource: framework.EventAssignedPod, Action: action})
 	case s.ours(p):
 		if p.Status.NominatedNodeName != "" {
@@ -478,6 +521,12 @@ func (s *Scheduler) onPod(p *v1.Pod, action framework.ActionType) {
 
 // OnPodDelete handles a pod informer delete (and terminal pods).
 func (s *Scheduler) OnPodDelete(p *v1.Pod) {
+	defer s.notePodRV(p)
+	defer func() {
+		s.shareMu.Lock()
+		delete(s.shareInflight, p.UID)
+		s.shareMu.Unlock()
+	}()
 	s.mu.Lock()
 	delete(s.pending, p.UID)
 	s.mu.Unlock()
@@ -750,8 +799,13 @@ func selectHost(scores []framework.NodeScore) string {
 func (s *Scheduler) bindingCycle(ctx context.Context, fw *framework.Framework, state *framework.CycleState, qpi *framework.QueuedPodInfo, pod *framework.PodInfo, host string, cycle int64) {
 	defer s.bindings.Done()
 	start := s.clock.Now()
-	claimed := false
+	claimed, shared := false, false
 	abort := func(err error, requeueNow bool) {
+		if shared {
+			s.shareMu.Lock()
+			delete(s.shareInflight, pod.UID())
+			s.shareMu.Unlock()
+		}
 		if claimed {
 			if rerr := s.ledger.Release(context.WithoutCancel(ctx), host, pod.UID(), s.instanceID); rerr != nil {
 				// The entry stays until another claim on the node prunes
@@ -793,7 +847,10 @@ func (s *Scheduler) bindingCycle(ctx context.Context, fw *framework.Framework, s
 		return
 	}
 	defer func() { <-s.bindSlots }()
-	if s.ledger != nil {
+	if s.ledger != nil && s.placeInShare(state, pod, host) {
+		shared = true
+		s.metrics.SharePlaced.Inc()
+	} else if s.ledger != nil {
 		if err := s.claim(ctx, pod, host); err != nil {
 			if errors.Is(err, ErrClaimConflict) {
 				s.metrics.ClaimConflicts.Inc()
@@ -858,6 +915,12 @@ func (s *Scheduler) claim(ctx context.Context, pod *framework.PodInfo, host stri
 	for _, p := range pod.HostPorts {
 		entry.Ports = append(entry.Ports, p.String())
 	}
+	if s.members != nil {
+		// Until this claim ends, share holders seen from now on are not
+		// published as reserved (see Members.BeginClaim).
+		v := s.members.BeginClaim()
+		defer s.members.EndClaim(v)
+	}
 	return s.ledger.Claim(ctx, host, entry, func(entries []ClaimEntry) ([]types.UID, error) {
 		return s.checkClaim(ctx, pod, host, entries)
 	})
@@ -920,6 +983,9 @@ func (s *Scheduler) checkClaim(ctx context.Context, pod *framework.PodInfo, host
 			}
 		}
 	}
+	s.shareMu.Lock()
+	s.reserveShares(ni, &used, &count, "")
+	s.shareMu.Unlock()
 	if bad := noderesources.Fits(pod, &ni.Allocatable, &used, count, nil); len(bad) > 0 {
 		reasons := make([]string, len(bad))
 		for i, b := range bad {
@@ -1048,4 +1114,129 @@ func (s *Scheduler) patchCondition(ctx context.Context, pod *v1.Pod, reason, msg
 		return fmt.Errorf("patching pod status: %w", err)
 	}
 	return nil
+}
+
+// placeInShare decides whether pod may be bound on host without a ledger
+// claim, in this instance's share of the node (multiInstance.
+// shareFraction), and if so records it and asks the binder to mark the
+// pod as placed in this instance's share. Safety: every instance's claims
+// leave free the unused part of each live instance's share (see
+// reserveShares), and this instance only places pods in its share once
+// every other live member publishes that its claims do so
+// (Members.ShareReady). So that pods no instance's share accounts for
+// (bound earlier, by other schedulers, or in a departed instance's share)
+// cannot be overcommitted by several shares at once, the node must also
+// hold the pod with the other instances' unused shares counted full.
+// Pods with host ports always claim.
+func (s *Scheduler) placeInShare(state *framework.CycleState, pod *framework.PodInfo, host string) bool {
+	f := s.cfg.MultiInstance.ShareFraction
+	if f <= 0 || s.members == nil || len(pod.HostPorts) > 0 || !s.members.ShareReady() {
+		return false
+	}
+	// Read before taking shareMu: a ledger may call checkClaim (which
+	// takes it) while holding its own lock.
+	var known []ClaimEntry
+	if kl, ok := s.ledger.(knownLedger); ok {
+		known = kl.KnownEntries(host)
+	}
+	s.shareMu.Lock()
+	defer s.shareMu.Unlock()
+	ni, ok := s.cache.NodeInfo(host)
+	if !ok {
+		return false
+	}
+	ni.RemovePod(pod.UID())
+	own, n := s.shareUse(ni, s.instanceID)
+	limit := shareCap(&ni.Allocatable, f)
+	if len(noderesources.Fits(pod, &limit, &own, n, nil)) > 0 {
+		return false
+	}
+	used := ni.Requested.Clone()
+	count := len(ni.Pods)
+	if len(known) > 0 {
+		inCache := make(map[types.UID]bool, len(ni.Pods))
+		for _, p := range ni.Pods {
+			inCache[p.UID()] = true
+		}
+		for _, e := range known {
+			if e.UID == pod.UID() || inCache[e.UID] || s.cache.recentlyDeleted(e.UID) {
+				continue
+			}
+			if bn, ok := s.cache.BoundNode(e.UID); ok && bn != host {
+				continue
+			}
+			used.MilliCPU += e.MilliCPU
+			used.Memory += e.Memory
+			used.EphemeralStorage += e.EphemeralStorage
+			for k, v := range e.Scalar {
+				used.AddScalar(v1.ResourceName(k), v)
+			}
+			count++
+		}
+	}
+	s.reserveShares(ni, &used, &count, s.instanceID)
+	if len(noderesources.Fits(pod, &ni.Allocatable, &used, count, nil)) > 0 {
+		return false
+	}
+	s.shareInflight[pod.UID()] = host
+	state.Write(framework.BindingAnnotationsKey, framework.BindingAnnotations{ShareOfAnnotation: s.instanceID})
+	return true
+}
+
+// shareCap is fraction f of alloc, per resource and pod count, rounded
+// down.
+func shareCap(alloc *framework.Resource, f float64) framework.Resource {
+	part := func(x int64) int64 { return int64(f * float64(x)) }
+	out := framework.Resource{
+		MilliCPU: part(alloc.MilliCPU), Memory: part(alloc.Memory), EphemeralStorage: part(alloc.EphemeralStorage),
+		AllowedPodNumber: part(alloc.AllowedPodNumber),
+	}
+	for k, v := range alloc.Scalar {
+		out.AddScalar(k, part(v))
+	}
+	return out
+}
+
+// shareUse sums the requests and counts the pods on ni placed in
+// instance id's share: those whose binding says so, and this instance's
+// own share placements the informer has not reported yet. s.shareMu is
+// held.
+func (s *Scheduler) shareUse(ni *framework.NodeInfo, id string) (framework.Resource, int) {
+	var used framework.Resource
+	n := 0
+	for _, p := range ni.Pods {
+		mine := p.Pod.Annotations[ShareOfAnnotation] == id
+		if !mine && id == s.instanceID {
+			_, mine = s.shareInflight[p.UID()]
+		}
+		if mine {
+			used.AddResource(&p.Requests)
+			n++
+		}
+	}
+	return used, n
+}
+
+// reserveShares adds to used and count the unused part of the share of
+// every share holder but skip on ni's node: what each may still place
+// there without a claim, whatever this instance has seen of it so far.
+// s.shareMu is held.
+func (s *Scheduler) reserveShares(ni *framework.NodeInfo, used *framework.Resource, count *int, skip string) {
+	if s.members == nil {
+		return
+	}
+	for _, h := range s.members.ShareHolders() {
+		if h.ID == skip {
+			continue
+		}
+		limit := shareCap(&ni.Allocatable, h.Fraction)
+		u, n := s.shareUse(ni, h.ID)
+		used.MilliCPU += max(0, limit.MilliCPU-u.MilliCPU)
+		used.Memory += max(0, limit.Memory-u.Memory)
+		used.EphemeralStorage += max(0, limit.EphemeralStorage-u.EphemeralStorage)
+		for k, v := range limit.Scalar {
+			used.AddScalar(k, max(0, v-u.Scalar[k]))
+		}
+		*count += int(max(0, limit.AllowedPodNumber-int64(n)))
+	}
 }

@@ -50,6 +50,13 @@ func newFakeClient(t *testing.T, objs ...runtime.Object) (*fake.Clientset, *bind
 		}
 		pod := obj.(*v1.Pod).DeepCopy()
 		pod.Spec.NodeName = bnd.Target.Name
+		// The API server copies the Binding's annotations onto the pod.
+		for k, v := range bnd.Annotations {
+			if pod.Annotations == nil {
+				pod.Annotations = map[string]string{}
+			}
+			pod.Annotations[k] = v
+		}
 		if err := client.Tracker().Update(podsGVR, pod, pod.Namespace); err != nil {
 			return true, nil, err
 		}

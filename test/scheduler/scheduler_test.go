@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,6 +82,7 @@ func TestScheduler(t *testing.T) {
 	t.Run("Preemption", s.testPreemption)
 	t.Run("Gang", s.testGang)
 	t.Run("ThreeInstances", s.testThreeInstances)
+	t.Run("Shares", s.testShares)
 }
 
 // ---- constraints ----
@@ -476,6 +479,105 @@ func (s *suite) testThreeInstances(t *testing.T) {
 
 // metricValue sums the samples of a metric on an instance's /metrics
 // whose line starts with prefix (a name, or a name with its labels).
+// testShares: three instances with multiInstance.shareFraction place
+// most pods without ledger claims; one leaves and another joins mid-run.
+// No node may be overcommitted, every instance must have used its share,
+// and the room reserved for unused shares may cost at most 2 × 0.2 of it.
+func (s *suite) testShares(t *testing.T) {
+	const (
+		nodes   = 5
+		perNode = 40 // 100m pods: 4 CPUs and 40 pods per node
+		first   = 100
+		second  = 110
+	)
+	ns := s.namespace(t, "shares")
+	var nn []*corev1.Node
+	for i := range nodes {
+		nn = append(nn, node(fmt.Sprintf("sh-%d", i), "4", "16Gi", fmt.Sprint(perNode), nil))
+	}
+	s.nodes(t, nn...)
+	cfg := filepath.Join(t.TempDir(), "shares.yaml")
+	if err := os.WriteFile(cfg, []byte("apiVersion: keelson.dev/v1alpha1\nkind: SchedulerConfiguration\nmultiInstance:\n  shareFraction: 0.2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	running := map[string]*testenv.KeelsonScheduler{}
+	start := func(name string) {
+		running[name] = s.startScheduler(t, name, "--config="+cfg)
+	}
+	allLive := func() {
+		s.poll(t, 3*time.Minute, "every instance sees the others", func(ctx context.Context) (bool, error) {
+			for _, ks := range running {
+				if metricValue(t, ks.MetricsURL, "keelson_scheduler_live_instances") != float64(len(running)) {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+	}
+	shared := map[string]float64{}
+	for i := range 3 {
+		start(fmt.Sprintf("sched-share-%d", i))
+	}
+	allLive()
+	pods := make([]*corev1.Pod, first+second)
+	for i := range pods {
+		pods[i] = pod(ns, fmt.Sprintf("s-%03d", i), "100m", nil)
+	}
+	s.create(t, pods[:first]...)
+	s.waitBound(t, ns, first, 10*time.Minute)
+	s.validate(t)
+	// One leaves (its Lease goes after its bindings), another joins.
+	leaving := running["sched-share-2"]
+	shared[leaving.Name] = metricValue(t, leaving.MetricsURL, "keelson_scheduler_share_placements_total")
+	if err := leaving.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	delete(running, leaving.Name)
+	start("sched-share-3")
+	allLive()
+	s.create(t, pods[first:]...)
+	// Unused shares of the others may leave up to 2 × 0.2 of the room
+	// unclaimable for a given instance's pods.
+	s.poll(t, 10*time.Minute, "at least 60% of the room filled", func(ctx context.Context) (bool, error) {
+		list, err := s.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		bound := 0
+		for i := range list.Items {
+			if list.Items[i].Spec.NodeName != "" {
+				bound++
+			}
+		}
+		return bound >= nodes*perNode*6/10, nil
+	})
+	s.validate(t)
+	for name, ks := range running {
+		shared[name] = metricValue(t, ks.MetricsURL, "keelson_scheduler_share_placements_total")
+	}
+	annotated := map[string]int{}
+	for _, p := range s.podsByName(t, ns) {
+		if p.Spec.NodeName != "" {
+			annotated[p.Annotations["scheduler.keelson.dev/share-of"]]++
+		}
+	}
+	t.Logf("share placements per instance: %v; bound pods by share-of annotation (\"\": claimed): %v", shared, annotated)
+	for name, n := range shared {
+		if n == 0 {
+			t.Errorf("%s placed nothing in its share", name)
+		}
+	}
+	holders := 0
+	for id := range annotated {
+		if id != "" {
+			holders++
+		}
+	}
+	if holders != 4 {
+		t.Errorf("bound pods carry the share-of annotation of %d instances, want all 4: %v", holders, annotated)
+	}
+}
+
 func metricValue(t *testing.T, url, prefix string) float64 {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url+"/metrics", nil)

@@ -10,6 +10,23 @@ var ErrNotFound = errors.New("not found in cycle state")
 // plus a suffix.
 type StateKey string
 
+// BindingAnnotationsKey holds BindingAnnotations: annotations the
+// scheduler asks the Bind plugin to put on the Binding (the API server
+// copies them onto the pod).
+const BindingAnnotationsKey StateKey = "keelson/binding-annotations"
+
+// BindingAnnotations: see BindingAnnotationsKey.
+type BindingAnnotations map[string]string
+
+// Clone implements StateData.
+func (b BindingAnnotations) Clone() StateData {
+	out := make(BindingAnnotations, len(b))
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
 // StateData is what plugins keep between extension points of one cycle.
 type StateData interface {
 	// Clone returns a copy that may be changed independently; data never

@@ -32,8 +32,8 @@ func (*Plugin) Name() string { return Name }
 
 // Bind posts a Binding for the pod (with its UID as a precondition, so a
 // pod deleted and recreated under the same name is never bound by
-// mistake).
-func (p *Plugin) Bind(ctx context.Context, _ *framework.CycleState, pod *framework.PodInfo, nodeName string) *framework.Status {
+// mistake), carrying the scheduler's BindingAnnotations if any.
+func (p *Plugin) Bind(ctx context.Context, state *framework.CycleState, pod *framework.PodInfo, nodeName string) *framework.Status {
 	client := p.h.ClientSet()
 	if client == nil {
 		return framework.AsStatus(errors.New("no client to bind with"))
@@ -41,6 +41,10 @@ func (p *Plugin) Bind(ctx context.Context, _ *framework.CycleState, pod *framewo
 	b := &v1.Binding{
 		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Pod.Namespace, Name: pod.Pod.Name, UID: pod.Pod.UID},
 		Target:     v1.ObjectReference{Kind: "Node", Name: nodeName},
+	}
+	if d, err := state.Read(framework.BindingAnnotationsKey); err == nil {
+		// The API server copies a Binding's annotations onto the pod.
+		b.Annotations = map[string]string(d.(framework.BindingAnnotations))
 	}
 	if err := client.CoreV1().Pods(b.Namespace).Bind(ctx, b, metav1.CreateOptions{}); err != nil {
 		return framework.AsStatus(fmt.Errorf("binding %s/%s to %s: %w", b.Namespace, b.Name, nodeName, err))
