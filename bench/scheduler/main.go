@@ -163,7 +163,7 @@ type result struct {
 	// shareAnnotated: bound pods carrying keelson's share-of annotation
 	// (placed in an instance's share without a claim).
 	shareAnnotated int
-	note                  string
+	note           string
 	// requests are the kube-apiserver's requests during the run.
 	requests apiCounts
 }
