@@ -83,6 +83,8 @@ type Scheduler struct {
 	queue   *Queue
 	// nominated are preemptors waiting for their victims to leave.
 	nominated *nominator
+	// shapes counts the requests of pending pods (framework.PendingSource).
+	shapes *pendingShapes
 	// statusBuf and feasibleBuf are schedulePod's per-node buffers.
 	statusBuf   []*framework.Status
 	feasibleBuf []*framework.NodeInfo
@@ -136,6 +138,7 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 		bindSlots:   make(chan struct{}, maxBindingCalls),
 		instanceID:  cfg.MultiInstance.InstanceID,
 		nominated:   newNominator(),
+		shapes:      newPendingShapes(),
 	}
 	if s.instanceID == "" {
 		host, _ := os.Hostname()
@@ -150,6 +153,7 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 			return nil, err
 		}
 		fw.SetNominator(s.nominated)
+		fw.SetPending(s.shapes)
 		s.profiles[p.SchedulerName] = fw
 	}
 	s.ledger = opts.Ledger
@@ -444,6 +448,7 @@ func (s *Scheduler) onPod(p *v1.Pod, action framework.ActionType) {
 		s.mu.Lock()
 		delete(s.pending, p.UID)
 		s.mu.Unlock()
+		s.shapes.remove(p.UID)
 		s.queue.Delete(p.UID)
 		s.nominated.remove(p.UID)
 		if action == framework.Add {
@@ -463,6 +468,7 @@ func (s *Scheduler) onPod(p *v1.Pod, action framework.ActionType) {
 		_, known := s.pending[p.UID]
 		s.pending[p.UID] = struct{}{}
 		s.mu.Unlock()
+		s.shapes.set(p.UID, podShape(p))
 		if known && s.queue.Has(p.UID) {
 			s.queue.Update(p)
 		} else if !known {
@@ -481,6 +487,7 @@ func (s *Scheduler) OnPodDelete(p *v1.Pod) {
 	s.mu.Lock()
 	delete(s.pending, p.UID)
 	s.mu.Unlock()
+	s.shapes.remove(p.UID)
 	s.queue.Delete(p.UID)
 	s.nominated.remove(p.UID)
 	if preemptor, last := s.nominated.victimGone(p.UID); last {
@@ -547,11 +554,14 @@ func (s *Scheduler) ScheduleOne(ctx context.Context) error {
 		s.fail(ctx, fw, qpi, cycle, err)
 		return nil
 	}
-	// Its room is taken by the assumed pod now, not reserved twice.
+	// Its room is taken by the assumed pod now, not reserved twice; nor
+	// is it counted among the pods still waiting for room.
 	s.nominated.remove(pod.UID)
+	s.shapes.assume(pod.UID, true)
 	if st := fw.RunReservePluginsReserve(ctx, state, &api, host); !st.IsSuccess() {
 		fw.RunReservePluginsUnreserve(ctx, state, &api, host)
 		s.cache.ForgetPod(pod.UID)
+		s.shapes.assume(pod.UID, false)
 		s.observeAttempt(fw, "error", start)
 		s.fail(ctx, fw, qpi, cycle, st.Err())
 		return nil
@@ -559,6 +569,7 @@ func (s *Scheduler) ScheduleOne(ctx context.Context) error {
 	if st := fw.RunPermitPlugins(ctx, state, &api, host); !st.IsSuccess() && !st.IsWait() {
 		fw.RunReservePluginsUnreserve(ctx, state, &api, host)
 		s.cache.ForgetPod(pod.UID)
+		s.shapes.assume(pod.UID, false)
 		s.observeAttempt(fw, "unschedulable", start)
 		s.fail(ctx, fw, qpi, cycle, statusError(st))
 		return nil
@@ -763,6 +774,7 @@ func (s *Scheduler) bindingCycle(ctx context.Context, fw *framework.Framework, s
 		}
 		fw.RunReservePluginsUnreserve(ctx, state, pod, host)
 		s.cache.ForgetPod(pod.UID())
+		s.shapes.assume(pod.UID(), false)
 		// The room this pod held is free again: pods waiting for room
 		// (or for a gang's members to leave) may fit now.
 		s.queue.OnEvent(framework.ClusterEvent{Resource: framework.EventAssignedPod, Action: framework.Delete})

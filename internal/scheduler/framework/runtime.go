@@ -60,6 +60,27 @@ type Nominator interface {
 	NominatedPods(node string, minPriority int32, exclude types.UID) []*PodInfo
 }
 
+// PendingShape is one request shape (CPU and memory) of the pods waiting
+// to be scheduled, with the number of pending pods that ask for it.
+type PendingShape struct {
+	MilliCPU, Memory int64
+	Count            int
+}
+
+// PendingSource answers PendingHandle for a Framework (the scheduler's record of
+// its pending pods).
+type PendingSource interface {
+	PendingShapes(max int) []PendingShape
+}
+
+// PendingHandle is implemented by handles that know the requests of the
+// pods waiting to be scheduled (not yet bound, not being bound).
+type PendingHandle interface {
+	// PendingShapes returns at most max shapes, the most requested first;
+	// the result must not be modified.
+	PendingShapes(max int) []PendingShape
+}
+
 // DynamicHandle is implemented by handles that can reach custom
 // resources; plugins that need one assert it.
 type DynamicHandle interface {
@@ -77,6 +98,7 @@ type Framework struct {
 	snapshot  atomic.Pointer[Snapshot]
 	waiting   *waitingPods
 	nominator atomic.Pointer[Nominator]
+	pending   atomic.Pointer[PendingSource]
 
 	plugins    []Plugin
 	preEnqueue []PreEnqueuePlugin
@@ -217,6 +239,17 @@ func (f *Framework) SetNominator(n Nominator) { f.nominator.Store(&n) }
 func (f *Framework) NominatedPods(node string, minPriority int32, exclude types.UID) []*PodInfo {
 	if n := f.nominator.Load(); n != nil {
 		return (*n).NominatedPods(node, minPriority, exclude)
+	}
+	return nil
+}
+
+// SetPending installs the source of pending pods' shapes (the scheduler's).
+func (f *Framework) SetPending(p PendingSource) { f.pending.Store(&p) }
+
+// PendingShapes implements PendingHandle (none without a source).
+func (f *Framework) PendingShapes(max int) []PendingShape {
+	if p := f.pending.Load(); p != nil {
+		return (*p).PendingShapes(max)
 	}
 	return nil
 }
