@@ -61,6 +61,8 @@ var (
 	profileDir     string
 	profileSeconds int
 	memPodsFlag    int
+	// packProfileFile replaces keelsonPackProfile when set.
+	packProfileFile string
 )
 
 const (
@@ -82,6 +84,7 @@ func main() {
 	scheds := flag.String("schedulers", "", "comma-separated schedulers to run: keelson, keelson×3 (or keelson3), kube-scheduler (default all)")
 	flag.StringVar(&profileDir, "profile-dir", "", "write CPU profiles (pprof) of the keelson instances and the kube-apiserver over --profile-seconds from each run's first scheduling attempt, and keelson's heap profile in the Memory step, here")
 	flag.IntVar(&profileSeconds, "profile-seconds", 10, "length of each CPU profile")
+	flag.StringVar(&packProfileFile, "pack-profile", "", "file with the profiles section of keelson's config for Saturation, instead of the built-in packing profile (to compare profiles)")
 	flag.IntVar(&memPodsFlag, "mem-pods", 0, "bound pods in the Memory step (default: the mode's; 50000 is the issue's figure, on the same nodes as the workloads)")
 	flag.Parse()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -101,7 +104,7 @@ type bench struct {
 	sz     sizes
 	cfg    string // keelson scheduler config file
 	// packCfg is keelson's config for the saturation workload
-	// (noderesourcesfit MostAllocated).
+	// (keelsonPackProfile).
 	packCfg string
 	nodes   []*corev1.Node
 }
@@ -182,7 +185,15 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 	if err := os.WriteFile(b.cfg, []byte(base), 0o600); err != nil {
 		return err
 	}
-	if err := os.WriteFile(b.packCfg, []byte(base+keelsonPackProfile), 0o600); err != nil {
+	packProfile := keelsonPackProfile
+	if packProfileFile != "" {
+		raw, err := os.ReadFile(packProfileFile)
+		if err != nil {
+			return fmt.Errorf("reading --pack-profile: %w", err)
+		}
+		packProfile = string(raw)
+	}
+	if err := os.WriteFile(b.packCfg, []byte(base+packProfile), 0o600); err != nil {
 		return err
 	}
 	if err := b.setup(ctx); err != nil {
@@ -255,7 +266,9 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 	return writeReport(out, mode, sz, results, mem)
 }
 
-// keelsonPackProfile is keelson's default profile with bin packing.
+// keelsonPackProfile is keelson's packing profile for saturation
+// (docs/scheduler.md, "Packing at saturation"): noderesourcesfit filters
+// only, the fragmentation plugin scores.
 const keelsonPackProfile = `profiles:
 - schedulerName: keelson
   plugins:
@@ -266,19 +279,17 @@ const keelsonPackProfile = `profiles:
   - {name: tainttoleration, weight: 3}
   - {name: nodeaffinity, weight: 2}
   - {name: nodeports}
-  - name: noderesourcesfit
-    weight: 1
-    args: {scoringStrategy: {type: MostAllocated}}
+  - {name: noderesourcesfit, extensionPoints: [Filter]}
+  - {name: fragmentation, weight: 1}
   - {name: podtopologyspread, weight: 2}
   - {name: interpodaffinity, weight: 2}
-  - {name: balancedallocation, weight: 1}
   - {name: defaultpreemption}
   - {name: gang}
   - {name: defaultbinder}
 `
 
 // kubePackProfile configures kube-scheduler's NodeResourcesFit with
-// MostAllocated (cpu and memory, weight 1 each, as keelson's).
+// MostAllocated (cpu and memory, weight 1 each).
 const kubePackProfile = `profiles:
 - schedulerName: default-scheduler
   pluginConfig:
