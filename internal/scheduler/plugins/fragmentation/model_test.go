@@ -189,4 +189,3 @@ func TestSaturationModel(t *testing.T) {
 		}
 	}
 }
-
