@@ -85,6 +85,9 @@ type Scheduler struct {
 	nominated *nominator
 	// shapes counts the requests of pending pods (framework.PendingSource).
 	shapes *pendingShapes
+	// reserved: the node of each preemptor's ledger reservation this
+	// instance made (under mu).
+	reserved map[types.UID]string
 	// statusBuf and feasibleBuf are schedulePod's per-node buffers.
 	statusBuf   []*framework.Status
 	feasibleBuf []*framework.NodeInfo
@@ -139,6 +142,7 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 		instanceID:  cfg.MultiInstance.InstanceID,
 		nominated:   newNominator(),
 		shapes:      newPendingShapes(),
+		reserved:    map[types.UID]string{},
 	}
 	if s.instanceID == "" {
 		host, _ := os.Hostname()
@@ -154,6 +158,7 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 		}
 		fw.SetNominator(s.nominated)
 		fw.SetPending(s.shapes)
+		fw.SetPreemptionReserver(s)
 		s.profiles[p.SchedulerName] = fw
 	}
 	s.ledger = opts.Ledger
@@ -558,6 +563,7 @@ func (s *Scheduler) ScheduleOne(ctx context.Context) error {
 	// is it counted among the pods still waiting for room.
 	s.nominated.remove(pod.UID)
 	s.shapes.assume(pod.UID, true)
+	s.placedReservation(qpi.PodInfo, host)
 	if st := fw.RunReservePluginsReserve(ctx, state, &api, host); !st.IsSuccess() {
 		fw.RunReservePluginsUnreserve(ctx, state, &api, host)
 		s.cache.ForgetPod(pod.UID)
@@ -855,6 +861,80 @@ func attemptsLabel(n int) string {
 // ledger's entries plus everything this instance's cache holds for the
 // node, that the pod still fits there.
 func (s *Scheduler) claim(ctx context.Context, pod *framework.PodInfo, host string) error {
+	return s.ledger.Claim(ctx, host, s.claimEntry(pod), func(entries []ClaimEntry) ([]types.UID, error) {
+		return s.checkClaim(ctx, pod, host, entries, nil)
+	})
+}
+
+// ReserveForPreemptor implements framework.PreemptionReserver: before a
+// preemptor's victims are evicted, its room on node is claimed in the
+// ledger like a binding, checked against the node without the victims.
+// Other instances then count it in their claims on the node (they may see
+// the victims leave before they see the nomination), and two preemptors
+// cannot both count on the same victims: the second one's check fails and
+// it evicts nothing. The preemptor's own claim when it binds there
+// replaces the entry; an entry for a pod bound elsewhere or deleted is
+// pruned like any other, and this instance releases the one it made when
+// the pod is placed on another node or reserves on another node. A write
+// that fails for another reason than the check leaves preemption as it
+// was without a reservation.
+func (s *Scheduler) ReserveForPreemptor(ctx context.Context, pod *framework.PodInfo, node string, victims []*framework.PodInfo) error {
+	if s.ledger == nil {
+		return nil
+	}
+	without := make(map[types.UID]bool, len(victims))
+	for _, v := range victims {
+		without[v.UID()] = true
+	}
+	err := s.ledger.Claim(ctx, node, s.claimEntry(pod), func(entries []ClaimEntry) ([]types.UID, error) {
+		return s.checkClaim(ctx, pod, node, entries, without)
+	})
+	switch {
+	case errors.Is(err, ErrClaimConflict):
+		return fmt.Errorf("reserving room for %s/%s on %s: %w: %w", pod.Pod.Namespace, pod.Pod.Name, node, framework.ErrRoomReserved, err)
+	case err != nil:
+		s.log.Warn("reserving room for preemptor", "pod", pod.Pod.Namespace+"/"+pod.Pod.Name, "node", node, "err", err)
+		return nil
+	}
+	s.mu.Lock()
+	prev := s.reserved[pod.UID()]
+	s.reserved[pod.UID()] = node
+	s.mu.Unlock()
+	if prev != "" && prev != node {
+		s.releaseReservation(pod, prev)
+	}
+	return nil
+}
+
+// placedReservation forgets pod's reservation once it is placed on host,
+// releasing it when it was made on another node.
+func (s *Scheduler) placedReservation(pod *framework.PodInfo, host string) {
+	s.mu.Lock()
+	prev, ok := s.reserved[pod.UID()]
+	delete(s.reserved, pod.UID())
+	s.mu.Unlock()
+	if ok && prev != host {
+		s.releaseReservation(pod, prev)
+	}
+}
+
+// releaseReservation removes this instance's entry for pod on node in the
+// background (a release that fails leaves an entry others prune once the
+// pod is bound).
+func (s *Scheduler) releaseReservation(pod *framework.PodInfo, node string) {
+	uid, name := pod.UID(), pod.Pod.Namespace+"/"+pod.Pod.Name
+	s.bindings.Add(1)
+	go func() {
+		defer s.bindings.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.ledger.Release(ctx, node, uid, s.instanceID); err != nil {
+			s.log.Warn("releasing preemptor's reservation", "pod", name, "node", node, "err", err)
+		}
+	}()
+}
+
+func (s *Scheduler) claimEntry(pod *framework.PodInfo) ClaimEntry {
 	r := pod.Requests
 	entry := ClaimEntry{
 		UID: pod.UID(), Pod: pod.Pod.Namespace + "/" + pod.Pod.Name,
@@ -870,9 +950,7 @@ func (s *Scheduler) claim(ctx context.Context, pod *framework.PodInfo, host stri
 	for _, p := range pod.HostPorts {
 		entry.Ports = append(entry.Ports, p.String())
 	}
-	return s.ledger.Claim(ctx, host, entry, func(entries []ClaimEntry) ([]types.UID, error) {
-		return s.checkClaim(ctx, pod, host, entries)
-	})
+	return entry
 }
 
 // claimVerifyAge is the age after which a ledger entry for a pod this
@@ -883,14 +961,18 @@ func (s *Scheduler) claim(ctx context.Context, pod *framework.PodInfo, host stri
 // this instance started).
 const claimVerifyAge = 30 * time.Second
 
-func (s *Scheduler) checkClaim(ctx context.Context, pod *framework.PodInfo, host string, entries []ClaimEntry) ([]types.UID, error) {
+func (s *Scheduler) checkClaim(ctx context.Context, pod *framework.PodInfo, host string, entries []ClaimEntry, without map[types.UID]bool) ([]types.UID, error) {
 	ni, ok := s.cache.NodeInfo(host)
 	if !ok {
 		return nil, fmt.Errorf("node %s is gone: %w", host, ErrClaimConflict)
 	}
 	// The cache already holds this pod (assumed); take it out, then add
-	// every claim the cache does not know about.
+	// every claim the cache does not know about. Pods in without (a
+	// preemptor's victims) are not counted, in the cache or the ledger.
 	ni.RemovePod(pod.UID())
+	for uid := range without {
+		ni.RemovePod(uid)
+	}
 	used := ni.Requested.Clone()
 	count := len(ni.Pods)
 	ports := append([]framework.HostPort(nil), ni.UsedPorts...)
@@ -904,7 +986,7 @@ func (s *Scheduler) checkClaim(ctx context.Context, pod *framework.PodInfo, host
 		// Entries of other instances for this same pod are not counted:
 		// only one binding of the pod can succeed, and it is counted
 		// once, below, as the pod being placed.
-		if e.UID == pod.UID() || inCache[e.UID] {
+		if e.UID == pod.UID() || inCache[e.UID] || without[e.UID] {
 			continue
 		}
 		if s.cache.recentlyDeleted(e.UID) {

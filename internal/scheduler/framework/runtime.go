@@ -81,6 +81,22 @@ type PendingHandle interface {
 	PendingShapes(max int) []PendingShape
 }
 
+// ErrRoomReserved is returned (wrapped) by ReserveForPreemptor when the
+// node, without the victims, has no room for the preemptor once the
+// ledger's entries (other instances' placements and reservations) are
+// counted.
+var ErrRoomReserved = errors.New("room already reserved on the node")
+
+// PreemptionReserver is implemented by handles that can hold a
+// preemptor's room on a node, for other scheduler instances to count,
+// before its victims are evicted (the scheduler's claim ledger).
+type PreemptionReserver interface {
+	// ReserveForPreemptor records pod's room on node, checked against the
+	// node without victims; an error wrapping ErrRoomReserved means the
+	// room is not there and nothing should be evicted.
+	ReserveForPreemptor(ctx context.Context, pod *PodInfo, node string, victims []*PodInfo) error
+}
+
 // DynamicHandle is implemented by handles that can reach custom
 // resources; plugins that need one assert it.
 type DynamicHandle interface {
@@ -99,6 +115,7 @@ type Framework struct {
 	waiting   *waitingPods
 	nominator atomic.Pointer[Nominator]
 	pending   atomic.Pointer[PendingSource]
+	reserver  atomic.Pointer[PreemptionReserver]
 
 	plugins    []Plugin
 	preEnqueue []PreEnqueuePlugin
@@ -250,6 +267,19 @@ func (f *Framework) SetPending(p PendingSource) { f.pending.Store(&p) }
 func (f *Framework) PendingShapes(max int) []PendingShape {
 	if p := f.pending.Load(); p != nil {
 		return (*p).PendingShapes(max)
+	}
+	return nil
+}
+
+// SetPreemptionReserver installs what holds preemptors' room (the
+// scheduler's ledger, with several instances).
+func (f *Framework) SetPreemptionReserver(r PreemptionReserver) { f.reserver.Store(&r) }
+
+// ReserveForPreemptor implements PreemptionReserver (nothing to do without
+// a reserver).
+func (f *Framework) ReserveForPreemptor(ctx context.Context, pod *PodInfo, node string, victims []*PodInfo) error {
+	if r := f.reserver.Load(); r != nil {
+		return (*r).ReserveForPreemptor(ctx, pod, node, victims)
 	}
 	return nil
 }
