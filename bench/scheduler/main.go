@@ -63,6 +63,8 @@ var (
 	memPodsFlag    int
 	// packProfileFile replaces keelsonPackProfile when set.
 	packProfileFile string
+	// keelsonExtraFile is added to every keelson config when set.
+	keelsonExtraFile string
 )
 
 const (
@@ -84,6 +86,7 @@ func main() {
 	scheds := flag.String("schedulers", "", "comma-separated schedulers to run: keelson, keelson×3 (or keelson3), kube-scheduler (default all)")
 	flag.StringVar(&profileDir, "profile-dir", "", "write CPU profiles (pprof) of the keelson instances and the kube-apiserver over --profile-seconds from each run's first scheduling attempt, and keelson's heap profile in the Memory step, here")
 	flag.IntVar(&profileSeconds, "profile-seconds", 10, "length of each CPU profile")
+	flag.StringVar(&keelsonExtraFile, "keelson-config", "", "file with top-level fields added to every keelson scheduler config (e.g. multiInstance settings), to compare settings")
 	flag.StringVar(&packProfileFile, "pack-profile", "", "file with the profiles section of keelson's config for Saturation, instead of the built-in packing profile (to compare profiles)")
 	flag.IntVar(&memPodsFlag, "mem-pods", 0, "bound pods in the Memory step (default: the mode's; 50000 is the issue's figure, on the same nodes as the workloads)")
 	flag.Parse()
@@ -182,6 +185,13 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 	b := &bench{log: log, env: env, client: client, dyn: dyn, sz: sz,
 		cfg: filepath.Join(env.Dir, "keelson-scheduler.yaml"), packCfg: filepath.Join(env.Dir, "keelson-scheduler-pack.yaml")}
 	base := fmt.Sprintf("apiVersion: keelson.dev/v1alpha1\nkind: SchedulerConfiguration\nclientQPS: %d\nclientBurst: %d\n", clientQP, clientBu)
+	if keelsonExtraFile != "" {
+		raw, err := os.ReadFile(keelsonExtraFile)
+		if err != nil {
+			return fmt.Errorf("reading --keelson-config: %w", err)
+		}
+		base += strings.TrimSuffix(string(raw), "\n") + "\n"
+	}
 	if err := os.WriteFile(b.cfg, []byte(base), 0o600); err != nil {
 		return err
 	}

@@ -64,6 +64,10 @@ type MultiInstanceConfig struct {
 	// StealAfter: an idle instance takes a pod another live instance owns
 	// once it has been pending this long here (gang members excepted).
 	StealAfter metav1.Duration `json:"stealAfter,omitempty"`
+	// ReservePreemptions makes a preemptor's instance claim its room in
+	// the ledger before evicting victims (docs/scheduler.md, Preemption).
+	// Off by default until measured in the three-instance benchmark.
+	ReservePreemptions bool `json:"reservePreemptions,omitempty"`
 }
 
 // DefaultProfile is the profile used when the config file names none.

@@ -214,6 +214,7 @@ func TestPreemptorRoomReservedAcrossInstances(t *testing.T) {
 	ledger := NewMemoryLedger()
 	cfg := testConfig()
 	cfg.MultiInstance.Enabled = true
+	cfg.MultiInstance.ReservePreemptions = true
 	clock := clocktesting.NewFakeClock(time.Unix(1_000_000, 0))
 	newInstance := func(id string, pods ...*v1.Pod) *Scheduler {
 		cfg.MultiInstance.InstanceID = id
@@ -285,6 +286,7 @@ func TestPreemptorReservationReleasedWhenPlacedElsewhere(t *testing.T) {
 	ledger := NewMemoryLedger()
 	cfg := testConfig()
 	cfg.MultiInstance.Enabled = true
+	cfg.MultiInstance.ReservePreemptions = true
 	cfg.MultiInstance.InstanceID = "s1"
 	s := newTestScheduler(t, cfg, Options{Client: client, Ledger: ledger, Clock: clocktesting.NewFakeClock(time.Unix(1_000_000, 0))})
 	s.OnNodeAdd(st.Node("a").Obj())

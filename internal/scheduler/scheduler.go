@@ -158,7 +158,9 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 		}
 		fw.SetNominator(s.nominated)
 		fw.SetPending(s.shapes)
-		fw.SetPreemptionReserver(s)
+		if cfg.MultiInstance.Enabled && cfg.MultiInstance.ReservePreemptions {
+			fw.SetPreemptionReserver(s)
+		}
 		s.profiles[p.SchedulerName] = fw
 	}
 	s.ledger = opts.Ledger
