@@ -71,6 +71,10 @@ var (
 	altKeelson string
 	repeat     int
 	benchJSON  bool
+	// packProfileFile replaces keelsonPackProfile when set.
+	packProfileFile string
+	// keelsonExtraFile is added to every keelson config when set.
+	keelsonExtraFile string
 )
 
 const (
@@ -107,6 +111,8 @@ func main() {
 	flag.IntVar(&qpsFlag, "qps", clientQP, "client QPS of every scheduler process (keelson's binding client, kube-scheduler's client); raise it with --burst to take the client rate limiter out of the way and measure the API server's ceiling")
 	flag.IntVar(&burstFlag, "burst", clientBu, "client burst of every scheduler process")
 	flag.Float64Var(&shareFlag, "share", 0, "multiInstance.shareFraction of each keelson×3 instance (0: off, every binding claims; one instance runs --single-instance either way)")
+	flag.StringVar(&keelsonExtraFile, "keelson-config", "", "file with top-level fields added to every keelson scheduler config (e.g. multiInstance settings), to compare settings")
+	flag.StringVar(&packProfileFile, "pack-profile", "", "file with the profiles section of keelson's config for Saturation, instead of the built-in packing profile (to compare profiles)")
 	flag.IntVar(&memPodsFlag, "mem-pods", 0, "bound pods in the Memory step (default: the mode's; 50000 is the issue's figure, on the same nodes as the workloads)")
 	flag.Parse()
 	if profileDir != "" {
@@ -134,7 +140,7 @@ type bench struct {
 	sz        sizes
 	cfg       string // keelson scheduler config file
 	// packCfg is keelson's config for the saturation workload
-	// (noderesourcesfit MostAllocated).
+	// (keelsonPackProfile).
 	packCfg string
 	nodes   []*corev1.Node
 }
@@ -238,10 +244,25 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 	if shareFlag > 0 {
 		base += fmt.Sprintf("multiInstance:\n  enabled: true\n  partition: true\n  shareFraction: %g\n", shareFlag)
 	}
+	if keelsonExtraFile != "" {
+		raw, err := os.ReadFile(keelsonExtraFile)
+		if err != nil {
+			return fmt.Errorf("reading --keelson-config: %w", err)
+		}
+		base += strings.TrimSuffix(string(raw), "\n") + "\n"
+	}
 	if err := os.WriteFile(b.cfg, []byte(base), 0o600); err != nil {
 		return err
 	}
-	if err := os.WriteFile(b.packCfg, []byte(base+keelsonPackProfile), 0o600); err != nil {
+	packProfile := keelsonPackProfile
+	if packProfileFile != "" {
+		raw, err := os.ReadFile(packProfileFile)
+		if err != nil {
+			return fmt.Errorf("reading --pack-profile: %w", err)
+		}
+		packProfile = string(raw)
+	}
+	if err := os.WriteFile(b.packCfg, []byte(base+packProfile), 0o600); err != nil {
 		return err
 	}
 	if err := b.setup(ctx); err != nil {
@@ -325,7 +346,9 @@ func run(ctx context.Context, log *slog.Logger, bin, mode, out, only, scheds str
 	return writeReport(out, mode, sz, results, mem, ceiling)
 }
 
-// keelsonPackProfile is keelson's default profile with bin packing.
+// keelsonPackProfile is keelson's packing profile for saturation
+// (docs/scheduler.md, "Packing at saturation"): noderesourcesfit filters
+// only, the fragmentation plugin scores.
 const keelsonPackProfile = `profiles:
 - schedulerName: keelson
   plugins:
@@ -336,19 +359,17 @@ const keelsonPackProfile = `profiles:
   - {name: tainttoleration, weight: 3}
   - {name: nodeaffinity, weight: 2}
   - {name: nodeports}
-  - name: noderesourcesfit
-    weight: 1
-    args: {scoringStrategy: {type: MostAllocated}}
+  - {name: noderesourcesfit, extensionPoints: [Filter]}
+  - {name: fragmentation, weight: 1}
   - {name: podtopologyspread, weight: 2}
   - {name: interpodaffinity, weight: 2}
-  - {name: balancedallocation, weight: 1}
   - {name: defaultpreemption}
   - {name: gang}
   - {name: defaultbinder}
 `
 
 // kubePackProfile configures kube-scheduler's NodeResourcesFit with
-// MostAllocated (cpu and memory, weight 1 each, as keelson's).
+// MostAllocated (cpu and memory, weight 1 each).
 const kubePackProfile = `profiles:
 - schedulerName: default-scheduler
   pluginConfig:

@@ -32,7 +32,7 @@ func writeReport(path, mode string, sz sizes, rs []result, mem []memResult, ceil
 	fmt.Fprintf(&b, "CPU is utime+stime of the scheduler processes over the same window (startup and informer sync excluded); ")
 	fmt.Fprintf(&b, "latency is from the window's start to each binding arriving on a watch (queue position included, as with any backlog). ")
 	fmt.Fprintf(&b, "kube-scheduler runs with its defaults (adaptive percentageOfNodesToScore) except in Saturation (NodeResourcesFit MostAllocated); ")
-	fmt.Fprintf(&b, "keelson evaluates every node (Saturation: noderesourcesfit MostAllocated). keelson×3 is three instances sharing the pods. ")
+	fmt.Fprintf(&b, "keelson evaluates every node (Saturation: the packing profile of docs/scheduler.md, fragmentation score). keelson×3 is three instances sharing the pods. ")
 	fmt.Fprintf(&b, "Every run's bindings are checked by the placement validator (violations column). ")
 	fmt.Fprintf(&b, "apiserver CPU is that of the kube-apiserver and the store over the window; keelson×3's RSS is its largest instance's.\n\n")
 	fmt.Fprintf(&b, "pods/s 10–90%% counts the bindings between the 10th and the 90th percentile binding (start and tail left out).\n\n")
@@ -63,7 +63,7 @@ func writeReport(path, mode string, sz sizes, rs []result, mem []memResult, ceil
 		fmt.Fprintf(&b, "\nSaturation: %d nodes offered pods of eight CPU/memory shapes asking for 1.25× their CPU.\n\n", sz.satNodes)
 		fmt.Fprintf(&b, "| scheduler | pods offered | bound | unschedulable | CPU allocated | memory allocated |\n|---|---:|---:|---:|---:|---:|\n")
 		for _, r := range sat {
-			fmt.Fprintf(&b, "| %s | %d | %d | %d | %.1f%% | %.1f%% |\n", r.scheduler, r.pods, r.pods-r.unschedulable, r.unschedulable, 100*r.cpuAlloc, 100*r.memAlloc)
+			fmt.Fprintf(&b, "| %s | %d | %d | %d | %.2f%% | %.2f%% |\n", r.scheduler, r.pods, r.pods-r.unschedulable, r.unschedulable, 100*r.cpuAlloc, 100*r.memAlloc)
 		}
 	}
 	if len(mem) > 0 {

@@ -81,6 +81,10 @@ type MultiInstanceConfig struct {
 	// every live instance's share free. Only with Partition. See
 	// docs/scheduler.md, "Shares".
 	ShareFraction float64 `json:"shareFraction,omitempty"`
+	// ReservePreemptions makes a preemptor's instance claim its room in
+	// the ledger before evicting victims (docs/scheduler.md, Preemption).
+	// Off by default until measured in the three-instance benchmark.
+	ReservePreemptions bool `json:"reservePreemptions,omitempty"`
 }
 
 // DefaultProfile is the profile used when the config file names none.

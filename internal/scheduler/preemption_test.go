@@ -199,3 +199,112 @@ func TestPreemptorWokenByVictimDeletion(t *testing.T) {
 		}
 	}
 }
+
+// TestPreemptorRoomReservedAcrossInstances: a preemptor's instance holds
+// its room in the shared ledger before evicting, so that another instance
+// that sees the victim leave before it sees the nomination neither binds
+// a pod into the room nor evicts for a second preemptor counting on the
+// same victim; the preemptor then binds into its room.
+func TestPreemptorRoomReservedAcrossInstances(t *testing.T) {
+	a1 := st.Pod("a1").UID("a1").Node("a").Priority(1).Req("cpu", "4").Obj()
+	p1 := st.Pod("p1").UID("p1").Priority(10).Req("cpu", "3").Obj()
+	p2 := st.Pod("p2").UID("p2").Priority(10).Req("cpu", "3").Obj()
+	q := st.Pod("q").UID("q").Req("cpu", "2").Obj()
+	client, b := newFakeClient(t, a1, p1, p2, q)
+	ledger := NewMemoryLedger()
+	cfg := testConfig()
+	cfg.MultiInstance.Enabled = true
+	cfg.MultiInstance.ReservePreemptions = true
+	clock := clocktesting.NewFakeClock(time.Unix(1_000_000, 0))
+	newInstance := func(id string, pods ...*v1.Pod) *Scheduler {
+		cfg.MultiInstance.InstanceID = id
+		s := newTestScheduler(t, cfg, Options{Client: client, Ledger: ledger, Clock: clock})
+		s.OnNodeAdd(st.Node("a").Obj()) // 4 CPUs
+		for _, p := range pods {
+			s.OnPodAdd(p)
+		}
+		return s
+	}
+	deletes := func() int {
+		n := 0
+		for _, a := range client.Actions() {
+			if d, ok := a.(clienttesting.DeleteAction); ok && d.GetResource().Resource == "pods" {
+				n++
+			}
+		}
+		return n
+	}
+	s1 := newInstance("s1", a1, p1)
+	drain(t, s1)
+	if n := deletes(); n != 1 {
+		t.Fatalf("%d evictions, want 1 (a1 for p1)", n)
+	}
+	entries := ledger.Entries("a")
+	if len(entries) != 1 || entries[0].UID != "p1" || entries[0].MilliCPU != 3000 {
+		t.Fatalf("ledger of a = %+v, want p1's reservation of 3 CPUs", entries)
+	}
+
+	// s2 has not seen a1 go: p2 would evict a1 too. Its reservation is
+	// refused, and it evicts nothing.
+	s2 := newInstance("s2", a1, p2)
+	drain(t, s2)
+	if n := deletes(); n != 1 {
+		t.Fatalf("%d evictions after the second preemptor, want still 1", n)
+	}
+	if _, left := s2.nominated.waiting(p2.UID, s2.cache.Has); left {
+		t.Fatal("p2 nominated with victims left, want no nomination")
+	}
+
+	// s3 sees a1 go but not p1's nomination: the room looks free, but its
+	// claim counts p1's reservation and fails.
+	s3 := newInstance("s3", a1, q)
+	s3.OnPodDelete(a1)
+	drain(t, s3)
+	if got, ok := b.snapshot()["default/q"]; ok {
+		t.Fatalf("q bound to %s, into the room reserved for p1", got)
+	}
+
+	// p1 binds into its room once its victim's deletion arrives; its
+	// claim replaces its reservation.
+	s1.OnPodDelete(a1)
+	drain(t, s1)
+	if got := b.snapshot()["default/p1"]; got != "a" {
+		t.Fatalf("p1 bound to %q, want a", got)
+	}
+	entries = ledger.Entries("a")
+	if len(entries) != 1 || entries[0].UID != "p1" || entries[0].By != "s1" {
+		t.Fatalf("ledger of a = %+v, want p1's one entry", entries)
+	}
+}
+
+// TestPreemptorReservationReleasedWhenPlacedElsewhere: a reservation on a
+// node the preemptor does not end up on is released by its instance.
+func TestPreemptorReservationReleasedWhenPlacedElsewhere(t *testing.T) {
+	a1 := st.Pod("a1").UID("a1").Node("a").Priority(1).Req("cpu", "4").Obj()
+	p1 := st.Pod("p1").UID("p1").Priority(10).Req("cpu", "3").Obj()
+	client, b := newFakeClient(t, a1, p1)
+	ledger := NewMemoryLedger()
+	cfg := testConfig()
+	cfg.MultiInstance.Enabled = true
+	cfg.MultiInstance.ReservePreemptions = true
+	cfg.MultiInstance.InstanceID = "s1"
+	s := newTestScheduler(t, cfg, Options{Client: client, Ledger: ledger, Clock: clocktesting.NewFakeClock(time.Unix(1_000_000, 0))})
+	s.OnNodeAdd(st.Node("a").Obj())
+	s.OnPodAdd(a1)
+	s.OnPodAdd(p1)
+	drain(t, s)
+	if len(ledger.Entries("a")) != 1 {
+		t.Fatalf("ledger of a = %+v, want p1's reservation", ledger.Entries("a"))
+	}
+	// A new node with room appears before the victim is gone: p1 goes
+	// there, and its reservation on a is released.
+	s.OnNodeAdd(st.Node("b").Obj())
+	s.queue.Activate(p1.UID) // the clock does not move: no backoff to wait
+	drain(t, s)
+	if got := b.snapshot()["default/p1"]; got != "b" {
+		t.Fatalf("p1 bound to %q, want b", got)
+	}
+	if e := ledger.Entries("a"); len(e) != 0 {
+		t.Fatalf("ledger of a = %+v, want the reservation released", e)
+	}
+}

@@ -84,6 +84,11 @@ type Scheduler struct {
 	queue   *Queue
 	// nominated are preemptors waiting for their victims to leave.
 	nominated *nominator
+	// shapes counts the requests of pending pods (framework.PendingSource).
+	shapes *pendingShapes
+	// reserved: the node of each preemptor's ledger reservation this
+	// instance made (under mu).
+	reserved map[types.UID]string
 	// statusBuf and feasibleBuf are schedulePod's per-node buffers.
 	statusBuf   []*framework.Status
 	feasibleBuf []*framework.NodeInfo
@@ -153,6 +158,8 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 		nominated:   newNominator(),
 
 		shareInflight: map[types.UID]string{},
+		shapes:        newPendingShapes(),
+		reserved:      map[types.UID]string{},
 	}
 	if s.instanceID == "" {
 		host, _ := os.Hostname()
@@ -167,6 +174,10 @@ func New(cfg Config, opts Options) (*Scheduler, error) {
 			return nil, err
 		}
 		fw.SetNominator(s.nominated)
+		fw.SetPending(s.shapes)
+		if cfg.MultiInstance.Enabled && cfg.MultiInstance.ReservePreemptions {
+			fw.SetPreemptionReserver(s)
+		}
 		s.profiles[p.SchedulerName] = fw
 	}
 	s.ledger = opts.Ledger
@@ -482,6 +493,7 @@ func (s *Scheduler) onPod(p *v1.Pod, action framework.ActionType) {
 		s.mu.Lock()
 		delete(s.pending, p.UID)
 		s.mu.Unlock()
+		s.shapes.remove(p.UID)
 		s.queue.Delete(p.UID)
 		s.nominated.remove(p.UID)
 		if action == framework.Add {
@@ -506,6 +518,7 @@ func (s *Scheduler) onPod(p *v1.Pod, action framework.ActionType) {
 		_, known := s.pending[p.UID]
 		s.pending[p.UID] = struct{}{}
 		s.mu.Unlock()
+		s.shapes.set(p.UID, podShape(p))
 		if known && s.queue.Has(p.UID) {
 			s.queue.Update(p)
 		} else if !known {
@@ -530,6 +543,7 @@ func (s *Scheduler) OnPodDelete(p *v1.Pod) {
 	s.mu.Lock()
 	delete(s.pending, p.UID)
 	s.mu.Unlock()
+	s.shapes.remove(p.UID)
 	s.queue.Delete(p.UID)
 	s.nominated.remove(p.UID)
 	if preemptor, last := s.nominated.victimGone(p.UID); last {
@@ -596,11 +610,15 @@ func (s *Scheduler) ScheduleOne(ctx context.Context) error {
 		s.fail(ctx, fw, qpi, cycle, err)
 		return nil
 	}
-	// Its room is taken by the assumed pod now, not reserved twice.
+	// Its room is taken by the assumed pod now, not reserved twice; nor
+	// is it counted among the pods still waiting for room.
 	s.nominated.remove(pod.UID)
+	s.shapes.assume(pod.UID, true)
+	s.placedReservation(qpi.PodInfo, host)
 	if st := fw.RunReservePluginsReserve(ctx, state, &api, host); !st.IsSuccess() {
 		fw.RunReservePluginsUnreserve(ctx, state, &api, host)
 		s.cache.ForgetPod(pod.UID)
+		s.shapes.assume(pod.UID, false)
 		s.observeAttempt(fw, "error", start)
 		s.fail(ctx, fw, qpi, cycle, st.Err())
 		return nil
@@ -608,6 +626,7 @@ func (s *Scheduler) ScheduleOne(ctx context.Context) error {
 	if st := fw.RunPermitPlugins(ctx, state, &api, host); !st.IsSuccess() && !st.IsWait() {
 		fw.RunReservePluginsUnreserve(ctx, state, &api, host)
 		s.cache.ForgetPod(pod.UID)
+		s.shapes.assume(pod.UID, false)
 		s.observeAttempt(fw, "unschedulable", start)
 		s.fail(ctx, fw, qpi, cycle, statusError(st))
 		return nil
@@ -817,6 +836,7 @@ func (s *Scheduler) bindingCycle(ctx context.Context, fw *framework.Framework, s
 		}
 		fw.RunReservePluginsUnreserve(ctx, state, pod, host)
 		s.cache.ForgetPod(pod.UID())
+		s.shapes.assume(pod.UID(), false)
 		// The room this pod held is free again: pods waiting for room
 		// (or for a gang's members to leave) may fit now.
 		s.queue.OnEvent(framework.ClusterEvent{Resource: framework.EventAssignedPod, Action: framework.Delete})
@@ -900,6 +920,92 @@ func attemptsLabel(n int) string {
 // ledger's entries plus everything this instance's cache holds for the
 // node, that the pod still fits there.
 func (s *Scheduler) claim(ctx context.Context, pod *framework.PodInfo, host string) error {
+	return s.ledgerClaim(ctx, host, s.claimEntry(pod), func(entries []ClaimEntry) ([]types.UID, error) {
+		return s.checkClaim(ctx, pod, host, entries, nil)
+	})
+}
+
+// ledgerClaim runs one ledger claim (a binding's or a preemptor's
+// reservation) registered with the membership: until it ends, share
+// holders seen from now on are not published as reserved (see
+// Members.BeginClaim).
+func (s *Scheduler) ledgerClaim(ctx context.Context, node string, entry ClaimEntry, check CheckFunc) error {
+	if s.members != nil {
+		v := s.members.BeginClaim()
+		defer s.members.EndClaim(v)
+	}
+	return s.ledger.Claim(ctx, node, entry, check)
+}
+
+// ReserveForPreemptor implements framework.PreemptionReserver: before a
+// preemptor's victims are evicted, its room on node is claimed in the
+// ledger like a binding, checked against the node without the victims.
+// Other instances then count it in their claims on the node (they may see
+// the victims leave before they see the nomination), and two preemptors
+// cannot both count on the same victims: the second one's check fails and
+// it evicts nothing. The preemptor's own claim when it binds there
+// replaces the entry; an entry for a pod bound elsewhere or deleted is
+// pruned like any other, and this instance releases the one it made when
+// the pod is placed on another node or reserves on another node. A write
+// that fails for another reason than the check leaves preemption as it
+// was without a reservation.
+func (s *Scheduler) ReserveForPreemptor(ctx context.Context, pod *framework.PodInfo, node string, victims []*framework.PodInfo) error {
+	if s.ledger == nil {
+		return nil
+	}
+	without := make(map[types.UID]bool, len(victims))
+	for _, v := range victims {
+		without[v.UID()] = true
+	}
+	err := s.ledgerClaim(ctx, node, s.claimEntry(pod), func(entries []ClaimEntry) ([]types.UID, error) {
+		return s.checkClaim(ctx, pod, node, entries, without)
+	})
+	switch {
+	case errors.Is(err, ErrClaimConflict):
+		return fmt.Errorf("reserving room for %s/%s on %s: %w: %w", pod.Pod.Namespace, pod.Pod.Name, node, framework.ErrRoomReserved, err)
+	case err != nil:
+		s.log.Warn("reserving room for preemptor", "pod", pod.Pod.Namespace+"/"+pod.Pod.Name, "node", node, "err", err)
+		return nil
+	}
+	s.mu.Lock()
+	prev := s.reserved[pod.UID()]
+	s.reserved[pod.UID()] = node
+	s.mu.Unlock()
+	if prev != "" && prev != node {
+		s.releaseReservation(pod, prev)
+	}
+	return nil
+}
+
+// placedReservation forgets pod's reservation once it is placed on host,
+// releasing it when it was made on another node.
+func (s *Scheduler) placedReservation(pod *framework.PodInfo, host string) {
+	s.mu.Lock()
+	prev, ok := s.reserved[pod.UID()]
+	delete(s.reserved, pod.UID())
+	s.mu.Unlock()
+	if ok && prev != host {
+		s.releaseReservation(pod, prev)
+	}
+}
+
+// releaseReservation removes this instance's entry for pod on node in the
+// background (a release that fails leaves an entry others prune once the
+// pod is bound).
+func (s *Scheduler) releaseReservation(pod *framework.PodInfo, node string) {
+	uid, name := pod.UID(), pod.Pod.Namespace+"/"+pod.Pod.Name
+	s.bindings.Add(1)
+	go func() {
+		defer s.bindings.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.ledger.Release(ctx, node, uid, s.instanceID); err != nil {
+			s.log.Warn("releasing preemptor's reservation", "pod", name, "node", node, "err", err)
+		}
+	}()
+}
+
+func (s *Scheduler) claimEntry(pod *framework.PodInfo) ClaimEntry {
 	r := pod.Requests
 	entry := ClaimEntry{
 		UID: pod.UID(), Pod: pod.Pod.Namespace + "/" + pod.Pod.Name,
@@ -915,15 +1021,7 @@ func (s *Scheduler) claim(ctx context.Context, pod *framework.PodInfo, host stri
 	for _, p := range pod.HostPorts {
 		entry.Ports = append(entry.Ports, p.String())
 	}
-	if s.members != nil {
-		// Until this claim ends, share holders seen from now on are not
-		// published as reserved (see Members.BeginClaim).
-		v := s.members.BeginClaim()
-		defer s.members.EndClaim(v)
-	}
-	return s.ledger.Claim(ctx, host, entry, func(entries []ClaimEntry) ([]types.UID, error) {
-		return s.checkClaim(ctx, pod, host, entries)
-	})
+	return entry
 }
 
 // claimVerifyAge is the age after which a ledger entry for a pod this
@@ -934,14 +1032,18 @@ func (s *Scheduler) claim(ctx context.Context, pod *framework.PodInfo, host stri
 // this instance started).
 const claimVerifyAge = 30 * time.Second
 
-func (s *Scheduler) checkClaim(ctx context.Context, pod *framework.PodInfo, host string, entries []ClaimEntry) ([]types.UID, error) {
+func (s *Scheduler) checkClaim(ctx context.Context, pod *framework.PodInfo, host string, entries []ClaimEntry, without map[types.UID]bool) ([]types.UID, error) {
 	ni, ok := s.cache.NodeInfo(host)
 	if !ok {
 		return nil, fmt.Errorf("node %s is gone: %w", host, ErrClaimConflict)
 	}
 	// The cache already holds this pod (assumed); take it out, then add
-	// every claim the cache does not know about.
+	// every claim the cache does not know about. Pods in without (a
+	// preemptor's victims) are not counted, in the cache or the ledger.
 	ni.RemovePod(pod.UID())
+	for uid := range without {
+		ni.RemovePod(uid)
+	}
 	used := ni.Requested.Clone()
 	count := len(ni.Pods)
 	ports := append([]framework.HostPort(nil), ni.UsedPorts...)
@@ -955,7 +1057,7 @@ func (s *Scheduler) checkClaim(ctx context.Context, pod *framework.PodInfo, host
 		// Entries of other instances for this same pod are not counted:
 		// only one binding of the pod can succeed, and it is counted
 		// once, below, as the pod being placed.
-		if e.UID == pod.UID() || inCache[e.UID] {
+		if e.UID == pod.UID() || inCache[e.UID] || without[e.UID] {
 			continue
 		}
 		if s.cache.recentlyDeleted(e.UID) {

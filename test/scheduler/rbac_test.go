@@ -23,22 +23,24 @@ import (
 // scheduler in a cluster.
 var rbacManifest = filepath.Join("..", "..", "deploy", "scheduler", "rbac.yaml")
 
-var (
-	rbacOnce       sync.Once
-	rbacKubeconfig string
-	rbacErr        error
-)
+// rbacState is the ServiceAccount kubeconfig of one environment (made
+// once per environment: with -count=N each run has its own).
+type rbacState struct {
+	once       sync.Once
+	kubeconfig string
+	err        error
+}
 
 // rbacScheduler returns a kubeconfig whose user is the ServiceAccount of
-// deploy/scheduler/rbac.yaml (applied once), so that a scheduler started
+// deploy/scheduler/rbac.yaml (applied once per environment), so that a scheduler started
 // with it has exactly the permissions the manifest grants.
 func (s *suite) rbacScheduler(t *testing.T) string {
 	t.Helper()
-	rbacOnce.Do(func() { rbacKubeconfig, rbacErr = s.applyRBAC(t) })
-	if rbacErr != nil {
-		t.Fatal(rbacErr)
+	s.rbac.once.Do(func() { s.rbac.kubeconfig, s.rbac.err = s.applyRBAC(t) })
+	if s.rbac.err != nil {
+		t.Fatal(s.rbac.err)
 	}
-	return rbacKubeconfig
+	return s.rbac.kubeconfig
 }
 
 func (s *suite) applyRBAC(t *testing.T) (string, error) {

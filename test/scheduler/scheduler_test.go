@@ -45,6 +45,7 @@ type suite struct {
 	env    *testenv.Env
 	client kubernetes.Interface
 	dyn    dynamic.Interface
+	rbac   rbacState
 }
 
 func TestScheduler(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/defaultbinder"
 	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/defaultpreemption"
+	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/fragmentation"
 	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/gang"
 	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/interpodaffinity"
 	_ "github.com/keelson-dev/keelson/internal/scheduler/plugins/loadaware"

@@ -60,6 +60,43 @@ type Nominator interface {
 	NominatedPods(node string, minPriority int32, exclude types.UID) []*PodInfo
 }
 
+// PendingShape is one request shape (CPU and memory) of the pods waiting
+// to be scheduled, with the number of pending pods that ask for it.
+type PendingShape struct {
+	MilliCPU, Memory int64
+	Count            int
+}
+
+// PendingSource answers PendingHandle for a Framework (the scheduler's record of
+// its pending pods).
+type PendingSource interface {
+	PendingShapes(max int) []PendingShape
+}
+
+// PendingHandle is implemented by handles that know the requests of the
+// pods waiting to be scheduled (not yet bound, not being bound).
+type PendingHandle interface {
+	// PendingShapes returns at most max shapes, the most requested first;
+	// the result must not be modified.
+	PendingShapes(max int) []PendingShape
+}
+
+// ErrRoomReserved is returned (wrapped) by ReserveForPreemptor when the
+// node, without the victims, has no room for the preemptor once the
+// ledger's entries (other instances' placements and reservations) are
+// counted.
+var ErrRoomReserved = errors.New("room already reserved on the node")
+
+// PreemptionReserver is implemented by handles that can hold a
+// preemptor's room on a node, for other scheduler instances to count,
+// before its victims are evicted (the scheduler's claim ledger).
+type PreemptionReserver interface {
+	// ReserveForPreemptor records pod's room on node, checked against the
+	// node without victims; an error wrapping ErrRoomReserved means the
+	// room is not there and nothing should be evicted.
+	ReserveForPreemptor(ctx context.Context, pod *PodInfo, node string, victims []*PodInfo) error
+}
+
 // DynamicHandle is implemented by handles that can reach custom
 // resources; plugins that need one assert it.
 type DynamicHandle interface {
@@ -77,6 +114,8 @@ type Framework struct {
 	snapshot  atomic.Pointer[Snapshot]
 	waiting   *waitingPods
 	nominator atomic.Pointer[Nominator]
+	pending   atomic.Pointer[PendingSource]
+	reserver  atomic.Pointer[PreemptionReserver]
 
 	plugins    []Plugin
 	preEnqueue []PreEnqueuePlugin
@@ -217,6 +256,30 @@ func (f *Framework) SetNominator(n Nominator) { f.nominator.Store(&n) }
 func (f *Framework) NominatedPods(node string, minPriority int32, exclude types.UID) []*PodInfo {
 	if n := f.nominator.Load(); n != nil {
 		return (*n).NominatedPods(node, minPriority, exclude)
+	}
+	return nil
+}
+
+// SetPending installs the source of pending pods' shapes (the scheduler's).
+func (f *Framework) SetPending(p PendingSource) { f.pending.Store(&p) }
+
+// PendingShapes implements PendingHandle (none without a source).
+func (f *Framework) PendingShapes(max int) []PendingShape {
+	if p := f.pending.Load(); p != nil {
+		return (*p).PendingShapes(max)
+	}
+	return nil
+}
+
+// SetPreemptionReserver installs what holds preemptors' room (the
+// scheduler's ledger, with several instances).
+func (f *Framework) SetPreemptionReserver(r PreemptionReserver) { f.reserver.Store(&r) }
+
+// ReserveForPreemptor implements PreemptionReserver (nothing to do without
+// a reserver).
+func (f *Framework) ReserveForPreemptor(ctx context.Context, pod *PodInfo, node string, victims []*PodInfo) error {
+	if r := f.reserver.Load(); r != nil {
+		return (*r).ReserveForPreemptor(ctx, pod, node, victims)
 	}
 	return nil
 }

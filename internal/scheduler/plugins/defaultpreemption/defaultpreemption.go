@@ -3,9 +3,12 @@ package defaultpreemption
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -119,9 +122,38 @@ func (p *Plugin) PostFilter(ctx context.Context, state *framework.CycleState, po
 	if err != nil {
 		return nil, framework.AsStatus(err)
 	}
-	best := p.FindCandidate(ctx, state, pod, diag, pdbs)
-	if best == nil {
-		return nil, framework.NewStatus(framework.Unschedulable, "Preemption is not helpful for scheduling.")
+	// With several instances, the room is held in the node's ledger
+	// before anything is evicted: another instance that sees the victims
+	// go before it sees the nomination must not bind its pods into it,
+	// and two preemptors must not both count on the same victims. A node
+	// whose room turns out to be reserved already is skipped for the next
+	// best one (a few times: the other preemptors' nominations reach this
+	// instance's cache soon after).
+	var best *Candidate
+	var reserved []string
+	for {
+		best = p.findCandidate(ctx, state, pod, diag, pdbs, reserved)
+		if best == nil {
+			if len(reserved) > 0 {
+				return nil, framework.NewStatus(framework.Unschedulable, fmt.Sprintf("Room on node(s) %s is reserved for other preemptors.", strings.Join(reserved, ", ")))
+			}
+			return nil, framework.NewStatus(framework.Unschedulable, "Preemption is not helpful for scheduling.")
+		}
+		r, ok := p.h.(framework.PreemptionReserver)
+		if !ok {
+			break
+		}
+		err := r.ReserveForPreemptor(ctx, pod, best.Node, best.Victims)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, framework.ErrRoomReserved) {
+			return nil, framework.AsStatus(err)
+		}
+		reserved = append(reserved, best.Node)
+		if len(reserved) == maxReservedTries {
+			return nil, framework.NewStatus(framework.Unschedulable, fmt.Sprintf("Room on node(s) %s is reserved for other preemptors.", strings.Join(reserved, ", ")))
+		}
 	}
 	if err := p.evict(ctx, pod.Pod, best); err != nil {
 		return nil, framework.AsStatus(err)
@@ -187,6 +219,15 @@ func violations(victims []*framework.PodInfo, pdbs []pdb) (n int, protected map[
 
 // FindCandidate returns the best node to preempt on, or nil.
 func (p *Plugin) FindCandidate(ctx context.Context, state *framework.CycleState, pod *framework.PodInfo, diag *framework.Diagnosis, pdbs []pdb) *Candidate {
+	return p.findCandidate(ctx, state, pod, diag, pdbs, nil)
+}
+
+// maxReservedTries bounds the candidates PostFilter tries when their room
+// is reserved for other preemptors.
+const maxReservedTries = 3
+
+// findCandidate is FindCandidate without the nodes in skip.
+func (p *Plugin) findCandidate(ctx context.Context, state *framework.CycleState, pod *framework.PodInfo, diag *framework.Diagnosis, pdbs []pdb, skip []string) *Candidate {
 	runner, ok := p.h.(framework.FilterRunner)
 	if !ok {
 		return nil
@@ -196,7 +237,7 @@ func (p *Plugin) FindCandidate(ctx context.Context, state *framework.CycleState,
 	nom, _ := p.h.(framework.NominatorHandle)
 	var best *Candidate
 	for name, st := range diag.NodeToStatus {
-		if st.Code() != framework.Unschedulable {
+		if st.Code() != framework.Unschedulable || slices.Contains(skip, name) {
 			continue
 		}
 		ni, ok := snap.Get(name)
