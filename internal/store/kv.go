@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"github.com/keelson-dev/keelson/internal/lagtrace"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -111,6 +112,7 @@ func (k *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 		return nil, toGRPCError(err)
 	}
 	k.s.fillHeader(resp.Header)
+	lagtrace.Mark("ack", resp.Header.Revision, 0, 0)
 	return resp, nil
 }
 

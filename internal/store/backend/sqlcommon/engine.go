@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"github.com/keelson-dev/keelson/internal/lagtrace"
 	"io"
 	"log/slog"
 	"net"
@@ -78,6 +79,8 @@ type Engine struct {
 	committing atomic.Int64
 	// local holds the events of recent local batches for Watch.
 	local localFeed
+	// reads shares change feed reads between concurrent Watch calls.
+	reads sharedReads
 	// cache is the write path's cache of current versions (committer only).
 	cache writeCache
 
@@ -811,6 +814,7 @@ func (e *Engine) complete(cs *commitStage) (results []error, err error, inDoubt 
 	st.conn.Release(false)
 	e.cache.rev = tx.rev
 	if tx.rev != cs.base {
+		lagtrace.Mark("commit_ok", tx.rev, cs.base, cs.flushed.UnixNano())
 		e.local.finish(cs.local, true)
 		e.head.observe(tx.rev)
 	}

@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/keelson-dev/keelson/internal/lagtrace"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keelson-dev/keelson/internal/store/backend"
 )
+
+var watchIDs atomic.Int64
 
 // headNotifier holds the newest revision known to be committed and wakes
 // waiters when it grows.
@@ -55,70 +59,147 @@ func (e *Engine) Events(ctx context.Context, fromRev, toRev int64) ([]backend.Ev
 	return evs, e.unavailable(err)
 }
 
+// sharedRead is one change feed read of the revisions from..upto that
+// concurrent Watch calls share.
+type sharedRead struct {
+	from int64
+	done chan struct{} // closed when the fields below are set
+	evs  []backend.Event
+	upto int64 // every revision from..upto was read (upto < from: none)
+	err  error
+}
+
+// sharedReads keeps the reads in flight and the most recent ones.
+type sharedReads struct {
+	mu     sync.Mutex
+	recent []*sharedRead // in the order they started
+}
+
+// sharedReadsKept bounds the reads kept for Watch calls that come later.
+const sharedReadsKept = 4
+
+// join returns the read starting at revision from, in flight or recent;
+// if there is none (or it failed) it starts one that the caller must
+// finish (own is true).
+func (s *sharedReads) join(from int64) (r *sharedRead, own bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.recent) - 1; i >= 0; i-- {
+		r := s.recent[i]
+		if r.from != from {
+			continue
+		}
+		select {
+		case <-r.done:
+			if r.err != nil || r.upto < from {
+				continue
+			}
+		default:
+		}
+		return r, false
+	}
+	r = &sharedRead{from: from, done: make(chan struct{})}
+	s.recent = append(s.recent, r)
+	if len(s.recent) > sharedReadsKept {
+		s.recent[0] = nil
+		s.recent = s.recent[1:]
+	}
+	return r, true
+}
+
+// finish records the outcome of a read started by join.
+func (s *sharedReads) finish(r *sharedRead, evs []backend.Event, upto int64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r.evs, r.upto, r.err = evs, upto, err
+	close(r.done)
+}
+
+// eventsSQL reads the meta row and the events of a revision range in one
+// statement, so in one snapshot and one round trip: a LEFT JOIN from the
+// meta row returns it (with NULL events) also when the range is empty.
+// Only revisions up to the snapshot's revision are returned.
+const eventsSQL = "SELECT m.rev, m.compact_rev, h.rev, h.k, h.del, h.create_rev, h.version, h.lease, h.value," +
+	" h.prev_rev, p.create_rev, p.version, p.lease, p.value" +
+	" FROM meta m" +
+	" LEFT JOIN kv_history h ON h.rev >= ? AND h.rev <= ? AND h.rev <= m.rev" +
+	" LEFT JOIN kv_history p ON p.k = h.k AND p.rev = h.prev_rev" +
+	" WHERE m.id = 1 ORDER BY h.rev, h.sub"
+
 // events reads events in [fromRev, toRev] within one snapshot and returns
 // them with the snapshot's revision (events above it are not returned).
+//
+// It is one statement outside any explicit transaction: the change feed
+// waits for it, and a read-only transaction (BEGIN and the meta read, the
+// events, ROLLBACK) cost three round trips where this costs one.
 func (e *Engine) events(ctx context.Context, fromRev, toRev int64) ([]backend.Event, int64, error) {
 	if e.closed.Load() {
 		return nil, 0, backend.ErrClosed
 	}
-	var evs []backend.Event
-	var snap int64
-	err := e.View(ctx, func(rtx backend.ReadTx) error {
-		tx := rtx.(*readTx)
-		snap = tx.rev
-		if fromRev < 1 {
-			fromRev = 1
-		}
-		if fromRev < tx.compact {
-			return fmt.Errorf("events from revision %d (compacted to %d): %w", fromRev, tx.compact, backend.ErrCompacted)
-		}
-		if toRev > tx.rev {
-			toRev = tx.rev
-		}
-		if fromRev > toRev {
-			return nil
-		}
-		rows, err := tx.run("SELECT h.rev, h.k, h.del, h.create_rev, h.version, h.lease, h.value,"+
-			" h.prev_rev, p.create_rev, p.version, p.lease, p.value"+
-			" FROM kv_history h LEFT JOIN kv_history p ON p.k = h.k AND p.rev = h.prev_rev"+
-			" WHERE h.rev >= ? AND h.rev <= ? ORDER BY h.rev, h.sub", fromRev, toRev)
-		if err != nil {
-			return fmt.Errorf("reading events: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var ev backend.Event
-			var del int64
-			var prevRev int64
-			var pCreate, pVersion, pLease *int64
-			var pValue []byte
-			kv := &ev.KV
-			if err := rows.Scan(&kv.ModRevision, &kv.Key, &del, &kv.CreateRevision, &kv.Version, &kv.Lease, &kv.Value,
-				&prevRev, &pCreate, &pVersion, &pLease, &pValue); err != nil {
-				return fmt.Errorf("reading events: %w", err)
-			}
-			kv.Key = nonNil(kv.Key)
-			if del != 0 {
-				ev.Type = backend.EventDelete
-				kv.Value = nil
-			} else {
-				kv.Value = nonNil(kv.Value)
-			}
-			if prevRev != 0 {
-				if pCreate == nil {
-					return fmt.Errorf("event at revision %d: previous version %d of %q missing: %w", kv.ModRevision, prevRev, kv.Key, backend.ErrCorrupt)
-				}
-				ev.PrevKV = &backend.KeyValue{Key: kv.Key, Value: nonNil(pValue), CreateRevision: *pCreate,
-					ModRevision: prevRev, Version: *pVersion, Lease: *pLease}
-			}
-			evs = append(evs, ev)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("reading events: %w", err)
-		}
-		return rows.Close()
-	})
+	fromRev = max(fromRev, 1)
+	conn, err := e.d.Acquire(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("acquiring connection: %w", err)
+	}
+	evs, snap, dbErr, err := readEvents(ctx, conn, fromRev, toRev)
+	conn.Release(dbErr)
 	return evs, snap, err
+}
+
+// readEvents runs eventsSQL on conn. dbErr says the connection may be
+// unusable (the error came from the database or the driver).
+func readEvents(ctx context.Context, conn Conn, fromRev, toRev int64) (evs []backend.Event, snap int64, dbErr bool, err error) {
+	rows, err := conn.Query(ctx, eventsSQL, fromRev, toRev)
+	if err != nil {
+		return nil, 0, true, fmt.Errorf("reading events: %w", err)
+	}
+	defer rows.Close()
+	first := true
+	for rows.Next() {
+		var compact int64
+		var hRev, del, create, version, lease, prevRev *int64
+		var key, value []byte
+		var pCreate, pVersion, pLease *int64
+		var pValue []byte
+		if err := rows.Scan(&snap, &compact, &hRev, &key, &del, &create, &version, &lease, &value,
+			&prevRev, &pCreate, &pVersion, &pLease, &pValue); err != nil {
+			return nil, 0, true, fmt.Errorf("reading events: %w", err)
+		}
+		if first {
+			first = false
+			if fromRev < compact {
+				return nil, 0, false, fmt.Errorf("events from revision %d (compacted to %d): %w", fromRev, compact, backend.ErrCompacted)
+			}
+		}
+		if hRev == nil {
+			continue // the range holds no committed revision
+		}
+		var ev backend.Event
+		ev.KV = backend.KeyValue{Key: nonNil(key), ModRevision: *hRev, CreateRevision: *create, Version: *version, Lease: *lease}
+		if *del != 0 {
+			ev.Type = backend.EventDelete
+		} else {
+			ev.KV.Value = nonNil(value)
+		}
+		if *prevRev != 0 {
+			if pCreate == nil {
+				return nil, 0, false, fmt.Errorf("event at revision %d: previous version %d of %q missing: %w", *hRev, *prevRev, key, backend.ErrCorrupt)
+			}
+			ev.PrevKV = &backend.KeyValue{Key: ev.KV.Key, Value: nonNil(pValue), CreateRevision: *pCreate,
+				ModRevision: *prevRev, Version: *pVersion, Lease: *pLease}
+		}
+		evs = append(evs, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, true, fmt.Errorf("reading events: %w", err)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, 0, true, fmt.Errorf("reading events: %w", err)
+	}
+	if first {
+		return nil, 0, false, fmt.Errorf("meta row missing: %w", backend.ErrCorrupt)
+	}
+	return evs, snap, false, nil
 }
 
 // Watch delivers every committed event above afterRev, in order, in
@@ -130,6 +211,7 @@ func (e *Engine) Watch(ctx context.Context, afterRev int64, fn func([]backend.Ev
 	e.addWatcher(1)
 	defer e.addWatcher(-1)
 	last := afterRev
+	wid := watchIDs.Add(1)
 	backoff := 10 * time.Millisecond
 	// The first read goes to the database, which checks afterRev against
 	// the compaction revision; later ones may come from the local feed.
@@ -149,15 +231,56 @@ func (e *Engine) Watch(ctx context.Context, afterRev int64, fn func([]backend.Ev
 					return backend.ErrClosed
 				}
 				if lb.ok {
+					lagtrace.Mark("local", lb.to, wid, lb.from)
 					fn(append([]backend.Event(nil), lb.events...))
 					last = lb.to
 					continue
 				}
 			}
 		}
+		if head > last && checked {
+			// Another Watch (the read cache's and the watch hub's run in
+			// every store) may be reading, or have just read, the same
+			// revisions: share its read instead of querying again.
+			r, own := e.reads.join(last + 1)
+			if !own {
+				select {
+				case <-r.done:
+				case <-ctx.Done():
+					return nil
+				}
+				if r.err == nil && r.upto >= last+1 {
+					lagtrace.Mark("shared", r.upto, wid, r.from)
+					if len(r.evs) > 0 {
+						fn(append([]backend.Event(nil), r.evs...))
+					}
+					last = r.upto
+					continue
+				}
+				// It failed (or read nothing): read on our own below, so
+				// that errors are handled as for any read.
+			} else {
+				to := min(head, last+e.opts.FeedChunk)
+				lagtrace.Mark("q_start", to, wid, last+1)
+				evs, snap, err := e.events(ctx, last+1, to)
+				lagtrace.Mark("q_done", min(to, snap), wid, int64(len(evs)))
+				e.reads.finish(r, evs, max(last, min(to, snap)), err)
+				if err == nil {
+					backoff = 10 * time.Millisecond
+					if len(evs) > 0 {
+						fn(append([]backend.Event(nil), evs...))
+					}
+					last = max(last, min(to, snap))
+					continue
+				}
+				// Handled below, by a read of our own.
+			}
+		}
 		if head > last {
 			to := min(head, last+e.opts.FeedChunk)
+			lagtrace.Mark("q_start", to, wid, last+1)
 			evs, snap, err := e.events(ctx, last+1, to)
+			lagtrace.Mark("q_done", min(to, snap), wid, int64(len(evs)))
 			if err != nil {
 				switch {
 				case ctx.Err() != nil:
@@ -184,6 +307,7 @@ func (e *Engine) Watch(ctx context.Context, afterRev int64, fn func([]backend.Ev
 			checked = true
 			if len(evs) > 0 {
 				fn(evs)
+				lagtrace.Mark("fn_done", min(to, snap), wid, 0)
 			}
 			// Every revision up to min(to, snap) has been read.
 			last = max(last, min(to, snap))
