@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -244,14 +242,6 @@ func runKube(ctx context.Context, s Sizes, writeEP, watchEP string, afterLists f
 			continue
 		}
 		lags = append(lags, max(0, got.Sub(ack)))
-	}
-	if d := os.Getenv("KEELSON_LAGTRACE"); d != "" {
-		if f, err := os.Create(filepath.Join(d, "bench.lag")); err == nil {
-			for rk, ack := range acks {
-				fmt.Fprintf(f, "%d %d %d\n", rk.rev, ack.UnixNano(), w.got[rk].UnixNano())
-			}
-			f.Close()
-		}
 	}
 	res.WatchEvents = w.count
 	res.WatchDup = w.dups

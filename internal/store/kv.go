@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"github.com/keelson-dev/keelson/internal/lagtrace"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -112,7 +111,6 @@ func (k *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 		return nil, toGRPCError(err)
 	}
 	k.s.fillHeader(resp.Header)
-	lagtrace.Mark("ack", resp.Header.Revision, 0, 0)
 	return resp, nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/keelson-dev/keelson/internal/lagtrace"
 	"io"
 	"log/slog"
 	"slices"
@@ -148,7 +147,6 @@ func (h *watchHub) deliver(evs []backend.Event) {
 	if !advanced {
 		return
 	}
-	lagtrace.Mark("hub", h.rev, int64(len(evs)), 0)
 	if len(h.ring) > h.maxCount || h.bytes > ringMaxBytes {
 		h.trim()
 	}
@@ -563,7 +561,6 @@ func (st *watchStream) catchUp(ctx context.Context, hubRev int64) error {
 			if err := st.send(r, w.fragment); err != nil {
 				return err
 			}
-			lagtrace.Mark("sent", upto, int64(len(out)), 0)
 			st.s.metrics.eventsSent.Add(float64(len(out)))
 		}
 	}

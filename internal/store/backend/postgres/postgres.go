@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/keelson-dev/keelson/internal/lagtrace"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -325,7 +324,6 @@ func (d *dialect) listen(ctx context.Context, h sqlcommon.FeedHooks) (connected 
 				return true, err
 			}
 			if r, perr := strconv.ParseInt(n.Payload, 10, 64); perr == nil {
-				lagtrace.Mark("notify", r, 0, 0)
 				h.Observe(r)
 			}
 		}

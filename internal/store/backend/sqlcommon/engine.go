@@ -5,7 +5,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"github.com/keelson-dev/keelson/internal/lagtrace"
 	"io"
 	"log/slog"
 	"net"
@@ -814,7 +813,6 @@ func (e *Engine) complete(cs *commitStage) (results []error, err error, inDoubt 
 	st.conn.Release(false)
 	e.cache.rev = tx.rev
 	if tx.rev != cs.base {
-		lagtrace.Mark("commit_ok", tx.rev, cs.base, cs.flushed.UnixNano())
 		e.local.finish(cs.local, true)
 		e.head.observe(tx.rev)
 	}

@@ -4,15 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/keelson-dev/keelson/internal/lagtrace"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/keelson-dev/keelson/internal/store/backend"
 )
-
-var watchIDs atomic.Int64
 
 // headNotifier holds the newest revision known to be committed and wakes
 // waiters when it grows.
@@ -211,7 +207,6 @@ func (e *Engine) Watch(ctx context.Context, afterRev int64, fn func([]backend.Ev
 	e.addWatcher(1)
 	defer e.addWatcher(-1)
 	last := afterRev
-	wid := watchIDs.Add(1)
 	backoff := 10 * time.Millisecond
 	// The first read goes to the database, which checks afterRev against
 	// the compaction revision; later ones may come from the local feed.
@@ -231,56 +226,43 @@ func (e *Engine) Watch(ctx context.Context, afterRev int64, fn func([]backend.Ev
 					return backend.ErrClosed
 				}
 				if lb.ok {
-					lagtrace.Mark("local", lb.to, wid, lb.from)
 					fn(append([]backend.Event(nil), lb.events...))
 					last = lb.to
 					continue
 				}
 			}
 		}
-		if head > last && checked {
-			// Another Watch (the read cache's and the watch hub's run in
-			// every store) may be reading, or have just read, the same
-			// revisions: share its read instead of querying again.
-			r, own := e.reads.join(last + 1)
-			if !own {
-				select {
-				case <-r.done:
-				case <-ctx.Done():
-					return nil
-				}
-				if r.err == nil && r.upto >= last+1 {
-					lagtrace.Mark("shared", r.upto, wid, r.from)
-					if len(r.evs) > 0 {
-						fn(append([]backend.Event(nil), r.evs...))
-					}
-					last = r.upto
-					continue
-				}
-				// It failed (or read nothing): read on our own below, so
-				// that errors are handled as for any read.
-			} else {
-				to := min(head, last+e.opts.FeedChunk)
-				lagtrace.Mark("q_start", to, wid, last+1)
-				evs, snap, err := e.events(ctx, last+1, to)
-				lagtrace.Mark("q_done", min(to, snap), wid, int64(len(evs)))
-				e.reads.finish(r, evs, max(last, min(to, snap)), err)
-				if err == nil {
-					backoff = 10 * time.Millisecond
-					if len(evs) > 0 {
-						fn(append([]backend.Event(nil), evs...))
-					}
-					last = max(last, min(to, snap))
-					continue
-				}
-				// Handled below, by a read of our own.
-			}
-		}
 		if head > last {
+			// Another Watch (the read cache's and the watch hub's run in
+			// every SQL store) may be reading, or have just read, the same
+			// revisions: share its read instead of querying again.
+			var shared *sharedRead
+			if checked {
+				r, own := e.reads.join(last + 1)
+				if !own {
+					select {
+					case <-r.done:
+					case <-ctx.Done():
+						return nil
+					}
+					if r.err == nil && r.upto > last {
+						if len(r.evs) > 0 {
+							fn(append([]backend.Event(nil), r.evs...))
+						}
+						last = r.upto
+						continue
+					}
+					// It failed or found nothing: read on our own, so
+					// that errors are handled as for any read.
+				} else {
+					shared = r
+				}
+			}
 			to := min(head, last+e.opts.FeedChunk)
-			lagtrace.Mark("q_start", to, wid, last+1)
 			evs, snap, err := e.events(ctx, last+1, to)
-			lagtrace.Mark("q_done", min(to, snap), wid, int64(len(evs)))
+			if shared != nil {
+				e.reads.finish(shared, evs, max(last, min(to, snap)), err)
+			}
 			if err != nil {
 				switch {
 				case ctx.Err() != nil:
@@ -306,8 +288,7 @@ func (e *Engine) Watch(ctx context.Context, afterRev int64, fn func([]backend.Ev
 			backoff = 10 * time.Millisecond
 			checked = true
 			if len(evs) > 0 {
-				fn(evs)
-				lagtrace.Mark("fn_done", min(to, snap), wid, 0)
+				fn(append([]backend.Event(nil), evs...))
 			}
 			// Every revision up to min(to, snap) has been read.
 			last = max(last, min(to, snap))
