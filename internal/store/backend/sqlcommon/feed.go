@@ -1,9 +1,11 @@
 package sqlcommon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -114,13 +116,16 @@ func (s *sharedReads) finish(r *sharedRead, evs []backend.Event, upto int64, err
 // eventsSQL reads the meta row and the events of a revision range in one
 // statement, so in one snapshot and one round trip: a LEFT JOIN from the
 // meta row returns it (with NULL events) also when the range is empty.
-// Only revisions up to the snapshot's revision are returned.
-const eventsSQL = "SELECT m.rev, m.compact_rev, h.rev, h.k, h.del, h.create_rev, h.version, h.lease, h.value," +
+// Only revisions up to the snapshot's revision are returned. The rows are
+// put in (rev, sub) order by readEvents: with an ORDER BY, MariaDB sorts
+// the outer join's rows, values included, through a temporary table
+// (three times the cost of the query without it, for 50 revisions).
+const eventsSQL = "SELECT m.rev, m.compact_rev, h.rev, h.sub, h.k, h.del, h.create_rev, h.version, h.lease, h.value," +
 	" h.prev_rev, p.create_rev, p.version, p.lease, p.value" +
 	" FROM meta m" +
 	" LEFT JOIN kv_history h ON h.rev >= ? AND h.rev <= ? AND h.rev <= m.rev" +
 	" LEFT JOIN kv_history p ON p.k = h.k AND p.rev = h.prev_rev" +
-	" WHERE m.id = 1 ORDER BY h.rev, h.sub"
+	" WHERE m.id = 1"
 
 // events reads events in [fromRev, toRev] within one snapshot and returns
 // them with the snapshot's revision (events above it are not returned).
@@ -142,6 +147,35 @@ func (e *Engine) events(ctx context.Context, fromRev, toRev int64) ([]backend.Ev
 	return evs, snap, err
 }
 
+// sortEvents puts evs in (revision, sub-index) order, the order of
+// kv_history's primary key; subs holds each event's sub-index. The rows
+// usually come in that order already.
+func sortEvents(evs []backend.Event, subs []int64) {
+	sorted := true
+	for i := 1; i < len(evs) && sorted; i++ {
+		a, b := evs[i-1].KV.ModRevision, evs[i].KV.ModRevision
+		sorted = a < b || (a == b && subs[i-1] < subs[i])
+	}
+	if sorted {
+		return
+	}
+	idx := make([]int, len(evs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(i, j int) int {
+		if c := cmp.Compare(evs[i].KV.ModRevision, evs[j].KV.ModRevision); c != 0 {
+			return c
+		}
+		return cmp.Compare(subs[i], subs[j])
+	})
+	out := make([]backend.Event, len(evs))
+	for i, k := range idx {
+		out[i] = evs[k]
+	}
+	copy(evs, out)
+}
+
 // readEvents runs eventsSQL on conn. dbErr says the connection may be
 // unusable (the error came from the database or the driver).
 func readEvents(ctx context.Context, conn Conn, fromRev, toRev int64) (evs []backend.Event, snap int64, dbErr bool, err error) {
@@ -151,13 +185,14 @@ func readEvents(ctx context.Context, conn Conn, fromRev, toRev int64) (evs []bac
 	}
 	defer rows.Close()
 	first := true
+	var subs []int64
 	for rows.Next() {
 		var compact int64
-		var hRev, del, create, version, lease, prevRev *int64
+		var hRev, sub, del, create, version, lease, prevRev *int64
 		var key, value []byte
 		var pCreate, pVersion, pLease *int64
 		var pValue []byte
-		if err := rows.Scan(&snap, &compact, &hRev, &key, &del, &create, &version, &lease, &value,
+		if err := rows.Scan(&snap, &compact, &hRev, &sub, &key, &del, &create, &version, &lease, &value,
 			&prevRev, &pCreate, &pVersion, &pLease, &pValue); err != nil {
 			return nil, 0, true, fmt.Errorf("reading events: %w", err)
 		}
@@ -185,10 +220,12 @@ func readEvents(ctx context.Context, conn Conn, fromRev, toRev int64) (evs []bac
 				ModRevision: *prevRev, Version: *pVersion, Lease: *pLease}
 		}
 		evs = append(evs, ev)
+		subs = append(subs, *sub)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, 0, true, fmt.Errorf("reading events: %w", err)
 	}
+	sortEvents(evs, subs)
 	if err := rows.Close(); err != nil {
 		return nil, 0, true, fmt.Errorf("reading events: %w", err)
 	}

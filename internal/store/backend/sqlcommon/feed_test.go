@@ -46,3 +46,18 @@ func TestSharedReads(t *testing.T) {
 		t.Fatalf("%d reads kept, want %d", len(s.recent), sharedReadsKept)
 	}
 }
+
+func TestSortEvents(t *testing.T) {
+	ev := func(rev int64, key string) backend.Event {
+		return backend.Event{KV: backend.KeyValue{ModRevision: rev, Key: []byte(key)}}
+	}
+	evs := []backend.Event{ev(3, "3.1"), ev(2, "2.0"), ev(3, "3.0"), ev(1, "1.0"), ev(2, "2.1")}
+	subs := []int64{1, 0, 0, 0, 1}
+	sortEvents(evs, subs)
+	want := []string{"1.0", "2.0", "2.1", "3.0", "3.1"}
+	for i, e := range evs {
+		if string(e.KV.Key) != want[i] {
+			t.Fatalf("event %d after sorting is %s, want order %v", i, e.KV.Key, want)
+		}
+	}
+}
