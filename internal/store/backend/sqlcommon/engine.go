@@ -78,6 +78,8 @@ type Engine struct {
 	committing atomic.Int64
 	// local holds the events of recent local batches for Watch.
 	local localFeed
+	// reads shares change feed reads between concurrent Watch calls.
+	reads sharedReads
 	// cache is the write path's cache of current versions (committer only).
 	cache writeCache
 

@@ -347,13 +347,15 @@ func (w *watchAll) wait(t testing.TB, rev int64) {
 
 // testTwoInstances writes through two instances on one database; each
 // instance's Watch sees every revision once, in order, with the events
-// each writer acknowledged.
+// each writer acknowledged. Each instance has two watches, as a store has
+// (the read cache's and the watch hub's), and they share change feed reads.
 func testTwoInstances(t *testing.T, db DB) {
 	url := db.NewURL(t)
 	a, b := db.open(t, url), db.open(t, url)
 	ctx := ctxT(t)
 	start := backendtest.CurrentRev(t, a)
 	wa, wb := startWatch(t, a, start), startWatch(t, b, start)
+	wa2, wb2 := startWatch(t, a, start), startWatch(t, b, start)
 	w := &writer{acks: map[int64]string{}}
 	errs := make(chan error, 100)
 	var wg sync.WaitGroup
@@ -373,7 +375,7 @@ func testTwoInstances(t *testing.T, db DB) {
 	if end-start != int64(len(w.acks)) {
 		t.Errorf("revision advanced by %d, %d writes acknowledged", end-start, len(w.acks))
 	}
-	for _, wt := range []*watchAll{wa, wb} {
+	for _, wt := range []*watchAll{wa, wb, wa2, wb2} {
 		wt.wait(t, end)
 		for rev, key := range w.acks {
 			ev, ok := wt.events[rev]
