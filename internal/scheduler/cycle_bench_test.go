@@ -27,6 +27,11 @@ const (
 const zoneKey = "topology.kubernetes.io/zone"
 
 func benchCluster(b *testing.B, existing func(i int, node string) *v1.Pod) (*Scheduler, *framework.Framework) {
+	return benchClusterOf(b, benchZones, benchPods, existing)
+}
+
+// benchClusterOf is benchCluster with zones zones and pods existing pods.
+func benchClusterOf(b *testing.B, zones, pods int, existing func(i int, node string) *v1.Pod) (*Scheduler, *framework.Framework) {
 	b.Helper()
 	cfg := testConfig()
 	cfg.Parallelism = 2
@@ -37,9 +42,9 @@ func benchCluster(b *testing.B, existing func(i int, node string) *v1.Pod) (*Sch
 	for i := range benchNodes {
 		s.cache.AddNode(st.Node(fmt.Sprintf("node-%d", i)).
 			Cap("cpu", "64", "memory", "256Gi", "pods", "110").
-			Label(zoneKey, fmt.Sprintf("zone-%d", i%benchZones)).Obj())
+			Label(zoneKey, fmt.Sprintf("zone-%d", i%zones)).Obj())
 	}
-	for i := range benchPods {
+	for i := range pods {
 		node := fmt.Sprintf("node-%d", i%benchNodes)
 		p := existing(i, node)
 		p.UID = types.UID(fmt.Sprintf("existing-%d", i))
@@ -111,6 +116,17 @@ func BenchmarkCycle(b *testing.B) {
 			return plainPod(i).Obj()
 		})
 		runCycles(b, s, fw, func(i int) *v1.Pod { return affine(i).Obj() })
+	})
+	// As upstream scheduler_perf's SchedulingPodAffinity: 10 zones, 5,000
+	// existing pods (one per node, namespace "init") and new pods all
+	// requiring a zone shared with a blue pod of either namespace.
+	b.Run("SchedulingPodAffinityUpstream", func(b *testing.B) {
+		affine := func(i int, ns string) *st.PodWrapper {
+			return plainPod(i).Namespace(ns).Label("color", "blue").
+				PodAffinity(st.Term(zoneKey, "color", "blue", "default", "init"))
+		}
+		s, fw := benchClusterOf(b, 10, benchNodes, func(i int, _ string) *v1.Pod { return affine(i, "init").Obj() })
+		runCycles(b, s, fw, func(i int) *v1.Pod { return affine(i, "default").Obj() })
 	})
 	// Existing pods of one group (one per node on half the nodes) repel
 	// each other per host; new pods are members of the group.

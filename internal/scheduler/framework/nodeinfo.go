@@ -212,6 +212,9 @@ type Snapshot struct {
 	// perNode: topology key → whether no two nodes share a value of it,
 	// built and dropped with domains.
 	perNode map[string]bool
+	// domainIDs: topology key → each node's domain number, built and
+	// dropped with domains.
+	domainIDs map[string]*DomainIndex
 	// gens[i] is NodeInfos[i].Generation, in one array so that finding the
 	// nodes changed since an earlier cycle reads no NodeInfo.
 	gens []int64
@@ -264,6 +267,52 @@ func (s *Snapshot) NodesInDomain(topologyKey, value string) []int32 {
 		s.domains[topologyKey] = byValue
 	}
 	return byValue[value]
+}
+
+// DomainIndex numbers the domains of one topology key: plugins that
+// compute a verdict or a score per domain (a few zones) in PreFilter or
+// PreScore then read it per node from an array instead of looking the
+// node's label up in a map.
+type DomainIndex struct {
+	// IDs[i] is the domain number of NodeInfos[i], -1 if that node does
+	// not have the label.
+	IDs []int32
+	// Values[d] is the label value of domain d; ID is the reverse.
+	Values []string
+	ID     map[string]int32
+}
+
+// Domains returns the domain numbering of topologyKey for this snapshot's
+// node list. It belongs to the snapshot (do not change it) and stays valid
+// until the node list or a node's labels change, which replaces it. Call
+// it only from PreFilter or PreScore (not concurrently).
+func (s *Snapshot) Domains(topologyKey string) *DomainIndex {
+	if x, ok := s.domainIDs[topologyKey]; ok {
+		return x
+	}
+	s.NodesInDomain(topologyKey, "")
+	byValue := s.domains[topologyKey]
+	x := &DomainIndex{
+		IDs:    make([]int32, len(s.NodeInfos)),
+		Values: make([]string, 0, len(byValue)),
+		ID:     make(map[string]int32, len(byValue)),
+	}
+	for i := range x.IDs {
+		x.IDs[i] = -1
+	}
+	for v, nodes := range byValue {
+		d := int32(len(x.Values))
+		x.Values = append(x.Values, v)
+		x.ID[v] = d
+		for _, i := range nodes {
+			x.IDs[i] = d
+		}
+	}
+	if s.domainIDs == nil {
+		s.domainIDs = map[string]*DomainIndex{}
+	}
+	s.domainIDs[topologyKey] = x
+	return x
 }
 
 // PerNodeDomains reports whether no two nodes share a value of
@@ -331,7 +380,7 @@ func (s *Snapshot) Reset(nodes []*NodeInfo) {
 	for _, n := range old {
 		s.indexNode(n, nil)
 	}
-	s.domains, s.perNode = nil, nil
+	s.domains, s.perNode, s.domainIDs = nil, nil, nil
 	s.reindexAffinity()
 }
 
@@ -364,7 +413,7 @@ func (s *Snapshot) Replace(nodes []*NodeInfo) bool {
 			affinityChanged = true
 		}
 		if old.node != n.node && !sameLabels(old.node.Labels, n.node.Labels) {
-			s.domains, s.perNode = nil, nil
+			s.domains, s.perNode, s.domainIDs = nil, nil, nil
 		}
 		n.pos = i + 1
 		if old.preferNoSchedule {

@@ -68,6 +68,30 @@ type domainSource struct {
 	maps   []map[string]int32
 	extra  map[string]int64
 	weight int64
+	// dom and byDomain, set by dense: the key's domain numbering and the
+	// count per domain number, so that a node's count is two array reads.
+	dom      *framework.DomainIndex
+	byDomain []int64
+}
+
+// dense fills dom and byDomain. Its cost is the size of the count maps
+// plus one slot per domain, whatever the number of nodes.
+func (d *domainSource) dense(snap *framework.Snapshot) {
+	d.dom = snap.Domains(d.key)
+	d.byDomain = make([]int64, len(d.dom.Values))
+	add := func(v string, n int64) {
+		if id, ok := d.dom.ID[v]; ok {
+			d.byDomain[id] += n
+		}
+	}
+	for _, m := range d.maps {
+		for v, n := range m {
+			add(v, int64(n))
+		}
+	}
+	for v, n := range d.extra {
+		add(v, n)
+	}
 }
 
 func (d *domainSource) get(v string) int64 {
@@ -154,9 +178,15 @@ type filterState struct {
 	// local: the verdict on a node depends only on the pods of that node
 	// (see perNode), so kept verdicts may be reused.
 	local bool
+	// dense: every source has per-domain counts (domainSource.dense), so
+	// Filter reads arrays by the node's position in snap. Set when the
+	// verdicts are not local: every node is then filtered in each cycle,
+	// and a few zones' verdicts are computed once instead of per node.
+	dense bool
 }
 
 var (
+	statusAffinity     = framework.NewStatus(framework.UnschedulableAndUnresolvable, ReasonAffinity).WithPlugin(Name)
 	statusAnti         = framework.NewStatus(framework.Unschedulable, ReasonAntiAffinity).WithPlugin(Name)
 	statusExistingAnti = framework.NewStatus(framework.Unschedulable, ReasonExistingAntiAffn).WithPlugin(Name)
 )
@@ -301,10 +331,54 @@ func (p *Plugin) PreFilter(_ context.Context, state *framework.CycleState, pod *
 }
 
 // prepareBlock lets Filter build blocked (see canBlock) for a pod without
-// required affinity terms.
+// required affinity terms, and makes the sources dense (see dense) for a
+// pod with them when the verdicts are not local.
 func (s *filterState) prepareBlock(snap *framework.Snapshot) {
 	s.snap = snap
 	s.canBlock = len(s.affinity) == 0 && (len(s.anti) > 0 || len(s.existingAnti) > 0)
+	if s.canBlock || s.local {
+		return
+	}
+	s.dense = true
+	for _, srcs := range [][]domainSource{s.affinity, s.anti, s.existingAnti} {
+		for i := range srcs {
+			srcs[i].dense(snap)
+		}
+	}
+}
+
+// filterAt is Filter for the node at position i of the snapshot, from the
+// per-domain counts.
+func (s *filterState) filterAt(i int) *framework.Status {
+	if len(s.affinity) > 0 {
+		found := true
+		for j := range s.affinity {
+			src := &s.affinity[j]
+			d := src.dom.IDs[i]
+			if d < 0 {
+				return statusAffinity
+			}
+			if src.byDomain[d] <= 0 {
+				found = false
+			}
+		}
+		if !found && !(!s.affinityFound && s.selfMatch) {
+			return statusAffinity
+		}
+	}
+	for j := range s.anti {
+		src := &s.anti[j]
+		if d := src.dom.IDs[i]; d >= 0 && src.byDomain[d] > 0 {
+			return statusAnti
+		}
+	}
+	for j := range s.existingAnti {
+		src := &s.existingAnti[j]
+		if d := src.dom.IDs[i]; d >= 0 && src.byDomain[d] > 0 {
+			return statusExistingAnti
+		}
+	}
+	return nil
 }
 
 // Filter checks the node's domains against the gathered counts.
@@ -327,6 +401,11 @@ func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, pod *fra
 				return statusExistingAnti
 			}
 			return nil
+		}
+	}
+	if s.dense {
+		if i, ok := s.snap.Position(node); ok {
+			return s.filterAt(i)
 		}
 	}
 	nodeLabels := node.Node().Labels
@@ -364,6 +443,16 @@ type scoreState struct {
 	sources []domainSource
 	// local: every term scored counts pods per node (perNode).
 	local bool
+	// byKey, when not local: per topology key of the sources, the
+	// weighted sum of their counts per domain, read by the node's
+	// position in snap.
+	byKey []domainSum
+	snap  *framework.Snapshot
+}
+
+type domainSum struct {
+	dom *framework.DomainIndex
+	sum []int64
 }
 
 func (s *scoreState) Clone() framework.StateData { return s }
@@ -413,7 +502,25 @@ func (p *Plugin) PreScore(_ context.Context, state *framework.CycleState, pod *f
 	if len(sources) == 0 {
 		return framework.NewStatus(framework.Skip)
 	}
-	state.Write(scoreKey, &scoreState{sources: sources, local: local})
+	ss := &scoreState{sources: sources, local: local}
+	if !local {
+		ss.snap = snap
+		for i := range sources {
+			src := &sources[i]
+			src.dense(snap)
+			k := 0
+			for k < len(ss.byKey) && ss.byKey[k].dom != src.dom {
+				k++
+			}
+			if k == len(ss.byKey) {
+				ss.byKey = append(ss.byKey, domainSum{dom: src.dom, sum: make([]int64, len(src.dom.Values))})
+			}
+			for d, n := range src.byDomain {
+				ss.byKey[k].sum[d] += src.weight * n
+			}
+		}
+	}
+	state.Write(scoreKey, ss)
 	return nil
 }
 
@@ -424,6 +531,16 @@ func (p *Plugin) Score(_ context.Context, state *framework.CycleState, _ *framew
 		return 0, framework.AsStatus(err)
 	}
 	var v int64
+	if s.byKey != nil {
+		if i, ok := s.snap.Position(node); ok {
+			for k := range s.byKey {
+				if d := s.byKey[k].dom.IDs[i]; d >= 0 {
+					v += s.byKey[k].sum[d]
+				}
+			}
+			return v, nil
+		}
+	}
 	nodeLabels := node.Node().Labels
 	for i := range s.sources {
 		if lv, ok := nodeLabels[s.sources[i].key]; ok {

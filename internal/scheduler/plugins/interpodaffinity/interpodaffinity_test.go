@@ -149,18 +149,27 @@ func BenchmarkPreFilterAntiAffinity(b *testing.B) {
 }
 
 // TestFilterPositionsAgreeWithLookups checks that the per-position
-// anti-affinity verdicts PreFilter precomputes give what the per-node
-// lookups give (a NodeInfo the snapshot does not list takes that path),
-// also after a node moves to another zone.
+// anti-affinity verdicts and the per-domain counts PreFilter and PreScore
+// precompute give what the per-node lookups give (a NodeInfo the snapshot
+// does not list takes that path), for Filter and Score, also after a node
+// moves to another zone.
 func TestFilterPositionsAgreeWithLookups(t *testing.T) {
 	existing := []*v1.Pod{
 		st.Pod("e1").Node("a").Label("app", "web").Obj(),
 		st.Pod("e2").Node("c").PodAntiAffinity(st.Term(zone, "app", "api")).Obj(),
+		st.Pod("e3").Node("b").Label("app", "web").PreferredPodAffinity(5, st.Term(zone, "app", "api")).Obj(),
+		st.Pod("e4").Node("c").Label("app", "db").PodAffinity(st.Term(zone, "app", "api")).Obj(),
 	}
 	pods := []*v1.Pod{
 		st.Pod("p1").PodAntiAffinity(st.Term(zone, "app", "web")).Obj(),
 		st.Pod("p2").Label("app", "api").Obj(),
 		st.Pod("p3").Label("app", "api").PodAntiAffinity(st.Term(host, "app", "web")).Obj(),
+		// Required affinity: the per-domain counts.
+		st.Pod("p4").PodAffinity(st.Term(zone, "app", "web")).Obj(),
+		st.Pod("p5").Label("app", "api").PodAffinity(st.Term(zone, "app", "web")).PodAntiAffinity(st.Term(host, "app", "web")).Obj(),
+		st.Pod("p6").Label("app", "new").PodAffinity(st.Term(zone, "app", "new")).Obj(),
+		st.Pod("p7").Label("app", "web").PodAffinity(st.Term(zone, "app", "web")).PodAffinity(st.Term(host, "app", "web")).Obj(),
+		st.Pod("p8").PodAffinity(st.Term(host, "app", "db")).PreferredPodAntiAffinity(3, st.Term(zone, "app", "web")).Obj(),
 	}
 	check := func(snap *framework.Snapshot) {
 		t.Helper()
@@ -183,6 +192,20 @@ func TestFilterPositionsAgreeWithLookups(t *testing.T) {
 				fast, slow := pl.Filter(t.Context(), state, pi, ni), pl.Filter(t.Context(), state, pi, outside)
 				if fast.Code() != slow.Code() || fast.Message() != slow.Message() {
 					t.Errorf("pod %s node %s: %v by position, %v by lookup", p.Name, ni.Name(), fast, slow)
+				}
+			}
+			if s := pl.PreScore(t.Context(), state, pi, snap.NodeInfos); s.IsSkip() {
+				continue
+			} else if !s.IsSuccess() {
+				t.Fatalf("PreScore %s: %v", p.Name, s)
+			}
+			for _, ni := range snap.NodeInfos {
+				outside := framework.NewNodeInfo(ni.Pods...)
+				outside.SetNode(ni.Node())
+				fast, s1 := pl.Score(t.Context(), state, pi, ni)
+				slow, s2 := pl.Score(t.Context(), state, pi, outside)
+				if !s1.IsSuccess() || !s2.IsSuccess() || fast != slow {
+					t.Errorf("pod %s node %s: score %d (%v) by position, %d (%v) by lookup", p.Name, ni.Name(), fast, s1, slow, s2)
 				}
 			}
 		}
