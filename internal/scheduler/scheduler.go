@@ -1072,12 +1072,7 @@ func (s *Scheduler) checkClaim(ctx context.Context, pod *framework.PodInfo, host
 			prune = append(prune, e.UID)
 			continue
 		}
-		used.MilliCPU += e.MilliCPU
-		used.Memory += e.Memory
-		used.EphemeralStorage += e.EphemeralStorage
-		for k, v := range e.Scalar {
-			used.AddScalar(v1.ResourceName(k), v)
-		}
+		addClaimed(&used, e)
 		count++
 		for _, p := range e.Ports {
 			if hp, ok := parseHostPort(p); ok {
@@ -1267,12 +1262,7 @@ func (s *Scheduler) placeInShare(state *framework.CycleState, pod *framework.Pod
 			if bn, ok := s.cache.BoundNode(e.UID); ok && bn != host {
 				continue
 			}
-			used.MilliCPU += e.MilliCPU
-			used.Memory += e.Memory
-			used.EphemeralStorage += e.EphemeralStorage
-			for k, v := range e.Scalar {
-				used.AddScalar(v1.ResourceName(k), v)
-			}
+			addClaimed(&used, e)
 			count++
 		}
 	}
@@ -1340,5 +1330,15 @@ func (s *Scheduler) reserveShares(ni *framework.NodeInfo, used *framework.Resour
 			used.AddScalar(k, max(0, v-u.Scalar[k]))
 		}
 		*count += int(max(0, limit.AllowedPodNumber-int64(n)))
+	}
+}
+
+// addClaimed adds a ledger entry's requests to used.
+func addClaimed(used *framework.Resource, e ClaimEntry) {
+	used.MilliCPU += e.MilliCPU
+	used.Memory += e.Memory
+	used.EphemeralStorage += e.EphemeralStorage
+	for k, v := range e.Scalar {
+		used.AddScalar(v1.ResourceName(k), v)
 	}
 }
