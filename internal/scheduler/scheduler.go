@@ -260,8 +260,14 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		return errors.New("scheduler has no client")
 	}
 	if s.broadcaster != nil {
-		s.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.eventClient.CoreV1().Events("")})
-		defer s.broadcaster.Shutdown()
+		sink := newAsyncSink(&typedcorev1.EventSinkImpl{Interface: s.eventClient.CoreV1().Events("")}, s.log)
+		s.broadcaster.StartRecordingToSink(sink)
+		defer func() {
+			s.broadcaster.Shutdown()
+			if !sink.drain(5 * time.Second) {
+				s.log.Warn("events still being posted at exit; left")
+			}
+		}()
 	}
 	if s.members != nil {
 		// Membership first: the first pods the informer delivers are
