@@ -264,7 +264,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		s.broadcaster.StartRecordingToSink(sink)
 		defer func() {
 			s.broadcaster.Shutdown()
-			if !sink.drain(5 * time.Second) {
+			if !sink.close(5 * time.Second) {
 				s.log.Warn("events still being posted at exit; left")
 			}
 		}()
