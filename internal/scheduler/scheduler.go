@@ -509,9 +509,7 @@ func (s *Scheduler) onPod(p *v1.Pod, action framework.ActionType) {
 		}
 		// Counted through the cache from now on (its annotation says
 		// whose share it is in).
-		s.shareMu.Lock()
-		delete(s.shareInflight, p.UID)
-		s.shareMu.Unlock()
+		s.forgetShare(p.UID)
 		s.queue.OnEvent(framework.ClusterEvent{Resource: framework.EventAssignedPod, Action: action})
 	case s.ours(p):
 		if p.Status.NominatedNodeName != "" {
@@ -541,11 +539,7 @@ func (s *Scheduler) onPod(p *v1.Pod, action framework.ActionType) {
 // OnPodDelete handles a pod informer delete (and terminal pods).
 func (s *Scheduler) OnPodDelete(p *v1.Pod) {
 	defer s.notePodRV(p)
-	defer func() {
-		s.shareMu.Lock()
-		delete(s.shareInflight, p.UID)
-		s.shareMu.Unlock()
-	}()
+	defer s.forgetShare(p.UID)
 	s.mu.Lock()
 	delete(s.pending, p.UID)
 	s.mu.Unlock()
@@ -827,9 +821,7 @@ func (s *Scheduler) bindingCycle(ctx context.Context, fw *framework.Framework, s
 	claimed, shared := false, false
 	abort := func(err error, requeueNow bool) {
 		if shared {
-			s.shareMu.Lock()
-			delete(s.shareInflight, pod.UID())
-			s.shareMu.Unlock()
+			s.forgetShare(pod.UID())
 		}
 		if claimed {
 			if rerr := s.ledger.Release(context.WithoutCancel(ctx), host, pod.UID(), s.instanceID); rerr != nil {
@@ -1279,6 +1271,14 @@ func (s *Scheduler) placeInShare(state *framework.CycleState, pod *framework.Pod
 	s.shareInflight[pod.UID()] = host
 	state.Write(framework.BindingAnnotationsKey, framework.BindingAnnotations{ShareOfAnnotation: s.instanceID})
 	return true
+}
+
+// forgetShare drops uid from this instance's share placements in flight
+// (bound and seen by the informer, deleted, or its binding failed).
+func (s *Scheduler) forgetShare(uid types.UID) {
+	s.shareMu.Lock()
+	delete(s.shareInflight, uid)
+	s.shareMu.Unlock()
 }
 
 // shareCap is fraction f of alloc, per resource and pod count, rounded
