@@ -356,6 +356,20 @@ func (s *suite) testGang(t *testing.T) {
 
 // ---- several instances ----
 
+// waitAllLive waits until every one of scheds counts all of them as live
+// instances (pending pods are shared out only between instances that know
+// each other). The deadline only bounds a hung run.
+func (s *suite) waitAllLive(t *testing.T, scheds []*testenv.KeelsonScheduler) {
+	s.poll(t, 3*time.Minute, fmt.Sprintf("every instance sees %d live instances", len(scheds)), func(ctx context.Context) (bool, error) {
+		for _, ks := range scheds {
+			if metricValue(t, ks.MetricsURL, "keelson_scheduler_live_instances") != float64(len(scheds)) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+}
+
 func (s *suite) testThreeInstances(t *testing.T) {
 	const (
 		nodes     = 5
@@ -384,14 +398,7 @@ func (s *suite) testThreeInstances(t *testing.T) {
 	// Pending pods are shared out only between instances that know each
 	// other: wait until every one sees all three membership Leases. The
 	// deadlines below only bound a hung run; nothing asserts speed.
-	s.poll(t, 3*time.Minute, "every instance sees three live instances", func(ctx context.Context) (bool, error) {
-		for _, ks := range scheds {
-			if metricValue(t, ks.MetricsURL, "keelson_scheduler_live_instances") != instances {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
+	s.waitAllLive(t, scheds)
 	memberChanges := func() float64 {
 		var n float64
 		for _, ks := range scheds {
@@ -506,14 +513,11 @@ func (s *suite) testShares(t *testing.T) {
 		running[name] = s.startScheduler(t, name, "--config="+cfg)
 	}
 	allLive := func() {
-		s.poll(t, 3*time.Minute, "every instance sees the others", func(ctx context.Context) (bool, error) {
-			for _, ks := range running {
-				if metricValue(t, ks.MetricsURL, "keelson_scheduler_live_instances") != float64(len(running)) {
-					return false, nil
-				}
-			}
-			return true, nil
-		})
+		var ks []*testenv.KeelsonScheduler
+		for _, k := range running {
+			ks = append(ks, k)
+		}
+		s.waitAllLive(t, ks)
 	}
 	shared := map[string]float64{}
 	for i := range 3 {
